@@ -1,0 +1,47 @@
+# medvqa: two commands do all set-up on a fresh machine (Python 3.11, CPU):
+#   make reports   install into .venv, then run the main job on the embedded default
+#   make test      install into .venv, then run every test
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.medvqa-installed
+# CPU machines: a CPU torch wheel (an unpinned torch pulls a multi-GB CUDA build)
+TORCH  ?= torch==2.13.0
+QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
+RUN    ?= default
+
+.PHONY: install test test-fast reports lab export clean-nbs sync-check browser
+
+$(STAMP): pyproject.toml settings.ini
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
+	$(BIN)/pip install -q "$(TORCH)" 2>&1 | $(QUIET_PIP)
+	$(BIN)/pip install -q -e ".[dev]" 2>&1 | $(QUIET_PIP)
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## all tests: notebooks' own tests (nbdev_test), export in sync, then tests/ (pytest)
+test: install
+	$(BIN)/nbdev_test --n_workers 2 --timing
+	$(BIN)/pytest -q -p no:cacheprovider tests
+
+## only the notebooks' fast tests
+test-fast: install
+	$(BIN)/nbdev_test --n_workers 2
+
+## the main job: both tiny models on the shipped data, on CPU, then the HTML report
+reports: install
+	$(BIN)/medvqa run --models tiny-qwen2vl,tiny-qwen3vl --out reports/$(RUN)
+	$(BIN)/medvqa report reports/$(RUN)
+
+lab: install
+	$(BIN)/jupyter lab nbs
+
+export: install
+	$(BIN)/nbdev_export
+
+clean-nbs: install
+	$(BIN)/nbdev_clean
