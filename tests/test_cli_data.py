@@ -1,0 +1,45 @@
+"`medvqa data stats` and `medvqa data curriculum` from the shell, on fixtures written in every real layout."
+import json, subprocess, sys
+from pathlib import Path
+import pytest
+from medvqa.data import FIXTURE_KINDS, write_layout_fixture, write_input_fixture
+from medvqa.synthetic import default_data
+
+MEDVQA = str(Path(sys.executable).parent / "medvqa")
+
+
+def cli(*args, ok=True):
+    r = subprocess.run([MEDVQA, *map(str, args)], capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    if ok: assert r.returncode == 0, r.stderr[-2000:]
+    return r
+
+
+@pytest.mark.parametrize("kind", FIXTURE_KINDS)
+def test_data_stats_every_layout(kind, tmp_path):
+    path = write_layout_fixture(kind, tmp_path / kind)
+    s = json.loads(cli("data", "stats", path, "--format", kind).stdout)
+    for k in ("samples", "open", "closed", "images", "skipped", "duplicates", "by_source"): assert k in s, (kind, k)
+    assert s["samples"] > 0 and s["open"] + s["closed"] == s["samples"]
+
+
+def test_data_stats_leakage_shipped():
+    d = default_data()
+    s = json.loads(cli("data", "stats", d, "--split", "train", "--test", d, "--test-split", "test").stdout)
+    assert s["leakage"] is not None and "same_image" in s["leakage"]
+
+
+def test_data_stats_bad_image_is_counted(tmp_path):
+    path = write_input_fixture("corrupt_image", tmp_path / "bad")
+    s = json.loads(cli("data", "stats", path).stdout)
+    assert s["skipped"] >= 1
+
+
+def test_curriculum_plan_json():
+    out = json.loads(cli("data", "curriculum", default_data(), "--strategy", "open_then_closed").stdout)
+    assert [st["name"] for st in out] == ["open", "closed"]
+    assert out[0]["open"] > 0 and out[0]["closed"] == 0 and out[1]["closed"] > 0
+
+
+def test_unknown_strategy_is_one_clear_line():
+    r = cli("data", "curriculum", default_data(), "--strategy", "nonsense", ok=False)
+    assert r.returncode == 2 and "medvqa: error:" in r.stderr and "open_then_closed" in r.stderr
