@@ -1,5 +1,5 @@
 "`medvqa data stats` and `medvqa data curriculum` from the shell, on fixtures written in every real layout."
-import json, subprocess, sys
+import json, os, subprocess, sys
 from pathlib import Path
 import pytest
 from medvqa.data import FIXTURE_KINDS, write_layout_fixture, write_input_fixture
@@ -9,7 +9,7 @@ MEDVQA = str(Path(sys.executable).parent / "medvqa")
 
 
 def cli(*args, ok=True):
-    r = subprocess.run([MEDVQA, *map(str, args)], capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    r = subprocess.run([MEDVQA, *map(str, args)], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if ok: assert r.returncode == 0, r.stderr[-2000:]
     return r
 
