@@ -25,8 +25,8 @@ install: $(STAMP)
 
 ## all tests: notebooks' own tests (nbdev_test), export in sync, then tests/ (pytest)
 test: install
-	$(BIN)/nbdev_test --n_workers 2 --timing
-	$(BIN)/pytest -q -p no:cacheprovider tests
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/nbdev_test --n_workers 2 --timing
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -p no:cacheprovider tests
 
 ## only the notebooks' fast tests
 test-fast: install
@@ -34,14 +34,15 @@ test-fast: install
 
 ## the main job: both tiny models on the shipped data, on CPU, then the HTML report
 reports: install
-	$(BIN)/medvqa run --models tiny-qwen2vl,tiny-qwen3vl --out reports/$(RUN)
-	$(BIN)/medvqa report reports/$(RUN)
+	HF_HUB_OFFLINE=1 $(BIN)/medvqa run --models tiny-qwen2vl,tiny-qwen3vl --out reports/$(RUN)
 
 lab: install
 	$(BIN)/jupyter lab nbs
 
+## notebooks -> package (and the packaged copy of the run notebook)
 export: install
 	$(BIN)/nbdev_export
+	cp nbs/train.ipynb medvqa/templates/train.ipynb
 
 clean-nbs: install
 	$(BIN)/nbdev_clean

@@ -47,12 +47,16 @@ def infer_answer_type(question: Any, answer: Any) -> str:
     return "open"
 
 # %% ../nbs/00_core.ipynb #e9060e3d
+def _umask() -> int:
+    m = os.umask(0); os.umask(m); return m
+
 def atomic_write_text(path, text: str) -> Path:
     "Write `text` to `path` atomically (temporary file + rename)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f: f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())          # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.unlink(tmp)

@@ -1,0 +1,49 @@
+"""Project hygiene: the exported package is in sync with the notebooks, notebooks are clean,
+and papermill's `parameters` tag survives `nbdev_clean`."""
+import json, shutil, subprocess, sys, filecmp
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _copy_project(tmp):
+    dst = tmp / "proj"
+    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".venv", ".git", "reports", "__pycache__", ".whl", "_proc", "_docs", "*.egg-info"))
+    return dst
+
+
+def test_export_in_sync(tmp_path):
+    "nbdev_export on a copy of the project writes exactly the committed medvqa/*.py."
+    proj = _copy_project(tmp_path)
+    subprocess.run([str(BIN / "nbdev_export")], cwd=proj, check=True, capture_output=True)
+    cmp = filecmp.dircmp(ROOT / "medvqa", proj / "medvqa", ignore=["__pycache__", "fixtures", "templates"])
+    assert not cmp.diff_files, f"medvqa/ out of sync with nbs/ (run nbdev_export): {cmp.diff_files}"
+    assert not cmp.right_only, f"nbdev_export creates files not committed: {cmp.right_only}"
+
+
+def test_notebooks_clean():
+    "No outputs or execution counts in git: `nbdev_clean` was run."
+    for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
+        for i, c in enumerate(json.loads(nb.read_text())["cells"]):
+            if c["cell_type"] != "code": continue
+            assert c.get("execution_count") is None, f"{nb.name} cell {i} has an execution count"
+            assert not c.get("outputs"), f"{nb.name} cell {i} has outputs"
+
+
+def test_parameters_tag_survives_clean(tmp_path):
+    "nbdev_clean keeps cell tags (allowed_cell_metadata_keys = tags), so papermill still finds `parameters`."
+    proj = _copy_project(tmp_path)
+    nb = proj / "nbs" / "train.ipynb"
+    d = json.loads(nb.read_text())
+    for c in d["cells"]:                       # dirty it as a run in JupyterLab would
+        if c["cell_type"] == "code": c["execution_count"] = 7; c["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["x"]}]
+        c["metadata"]["collapsed"] = True
+    nb.write_text(json.dumps(d))
+    subprocess.run([str(BIN / "nbdev_clean"), "--fname", str(nb)], cwd=proj, check=True, capture_output=True)
+    cleaned = json.loads(nb.read_text())
+    tagged = [c for c in cleaned["cells"] if "parameters" in c["metadata"].get("tags", [])]
+    assert len(tagged) == 1, "papermill's parameters cell lost its tag"
+    assert all(c.get("execution_count") is None for c in cleaned["cells"] if c["cell_type"] == "code")
+    assert all("collapsed" not in c["metadata"] for c in cleaned["cells"])
+    assert cleaned["metadata"]["kernelspec"]["name"] == "python3"
