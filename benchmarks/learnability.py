@@ -36,6 +36,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--registry-only", action="store_true", help="use the registry's LoRA targets unchanged")
     ap.add_argument("--drop", default="", help="comma-separated LoRA targets to leave out, e.g. q_proj,k_proj")
+    ap.add_argument("--modules-to-save", default="", help="comma-separated modules trained in full instead of through "
+                    "LoRA, e.g. visual (LoRA targets inside them are dropped)")
     ap.add_argument("--tag", default="")
     ap.add_argument("--keep", default=None, help="folder to keep the adapter and predictions in")
     a = ap.parse_args(argv)
@@ -51,12 +53,18 @@ def main(argv=None):
     if a.drop:
         from dataclasses import replace
         spec = replace(spec, target_modules=tuple(t for t in spec.target_modules if t not in a.drop.split(",")))
+    mts = tuple(m for m in a.modules_to_save.split(",") if m)
+    if mts:
+        from dataclasses import replace
+        from medvqa.models import VISION_TARGETS
+        spec = replace(spec, target_modules=tuple(t for t in spec.target_modules if t not in VISION_TARGETS))
     train_recs = make_synthetic(a.n_train, seed=a.seed, size=a.size, split="train", explain=0.0)
     test_recs = make_synthetic(a.n_test, seed=a.seed, size=a.size, split="test", explain=0.0)
     work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="medvqa-learnability-"))
     if work.exists() and a.keep: shutil.rmtree(work)
     res = learn(spec, train_recs, test_recs, work, max_steps=a.steps, learning_rate=a.lr, batch_size=a.batch_size,
-                grad_accum=a.grad_accum, curriculum=a.curriculum, seed=a.seed)
+                grad_accum=a.grad_accum, curriculum=a.curriculum, seed=a.seed,
+                **({"modules_to_save": mts} if mts else {}))
     wall = time.time() - t0
     out = {"benchmark": "learnability", "model": a.model, "device": f"cpu ({torch.get_num_threads()} threads, "
            f"{os.cpu_count()} cores, {platform.machine()})",

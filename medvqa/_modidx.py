@@ -295,4 +295,5 @@ d = { 'settings': { 'branch': 'main',
                               'medvqa.train.torch_total_memory_gib': ('train.html#torch_total_memory_gib', 'medvqa/train.py'),
                               'medvqa.train.train': ('train.html#train', 'medvqa/train.py'),
                               'medvqa.train.usable': ('train.html#usable', 'medvqa/train.py'),
+                              'medvqa.train.world_size': ('train.html#world_size', 'medvqa/train.py'),
                               'medvqa.train.write_log_history': ('train.html#write_log_history', 'medvqa/train.py')}}}

@@ -185,3 +185,6 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("medvqa: interrupted (finished work is kept; run again with --resume where offered)", file=sys.stderr); return 130
     return 0
+
+# %% ../nbs/10_cli.ipynb #072d1215
+if __name__ == "__main__" and "ipykernel" not in sys.modules: sys.exit(main())

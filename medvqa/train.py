@@ -16,7 +16,7 @@ __all__ = ['TRAIN_BACKENDS', 'H100_BF16_FLOPS', 'pick_backend', 'pick_optimizer'
            'resolve_batch', 'torch_total_memory_gib', 'load_train_data', 'usable', 'to_conversation',
            'conversation_stream', 'stage_of', 'write_log_history', 'last_checkpoint', 'CountingCollator',
            'count_params', 'count_4bit', 'peak_memory_gib', 'mfu', 'lora_settings', 'model_with_adapter', 'train',
-           'device_name', 'export_merged', 'kill_and_resume']
+           'world_size', 'device_name', 'export_merged', 'kill_and_resume']
 
 # %% ../nbs/05_train.ipynb #81d5ba2e
 TRAIN_BACKENDS = ("auto", "hf", "unsloth")
@@ -142,7 +142,7 @@ def _callback(bounds, out_dir):
             if self.first_step_s is None: self.first_step_s = time.time() - self.t_begin
         def on_log(self, args, state, control, logs=None, **kw):
             if state.log_history: state.log_history[-1].setdefault("stage", stage_of(state.global_step, bounds))
-            write_log_history(state.log_history, bounds, out_dir)
+            if state.is_world_process_zero: write_log_history(state.log_history, bounds, out_dir)
     return StageCallback()
 
 def write_log_history(history, bounds, out_dir) -> list[dict]:
@@ -203,10 +203,11 @@ def lora_settings(spec) -> dict:
     return {"r": spec.lora_r, "lora_alpha": spec.lora_alpha, "lora_dropout": spec.lora_dropout, "bias": spec.lora_bias,
             "target_modules": list(spec.target_modules), "finetune_vision": spec.finetune_vision}
 
-def _peft_hf(spec, model, seed, gradient_checkpointing):
+def _peft_hf(spec, model, seed, gradient_checkpointing, modules_to_save=None):
     from peft import LoraConfig, get_peft_model
     cfg = LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=spec.lora_dropout, bias=spec.lora_bias,
-                     target_modules=list(spec.target_modules), task_type="CAUSAL_LM")
+                     target_modules=list(spec.target_modules), task_type="CAUSAL_LM",
+                     modules_to_save=list(modules_to_save) if modules_to_save else None)
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
@@ -221,17 +222,20 @@ def _peft_unsloth(spec, model, seed):
     FastVisionModel.for_training(model)
     return model
 
-def model_with_adapter(spec, backend, model_path=None, load_in_4bit=None, seed=0, gradient_checkpointing=None):
+def model_with_adapter(spec, backend, model_path=None, load_in_4bit=None, seed=0, gradient_checkpointing=None,
+                       modules_to_save=None):
     "(peft model, processor, load seconds) for training."
     import torch
+    if modules_to_save and backend == "unsloth": raise ConfigError("modules_to_save needs the hf backend")
     if backend == "unsloth": import unsloth  # noqa: F401  (before transformers/trl are used)
     t0 = time.time()
     torch.manual_seed(seed)
     model, processor = load_model(spec.key, model_path=model_path, backend=backend, for_training=True, load_in_4bit=load_in_4bit)
-    model = _peft_unsloth(spec, model, seed) if backend == "unsloth" else _peft_hf(spec, model, seed, gradient_checkpointing)
+    model = (_peft_unsloth(spec, model, seed) if backend == "unsloth"
+             else _peft_hf(spec, model, seed, gradient_checkpointing, modules_to_save))
     return model, processor, time.time() - t0
 
-# %% ../nbs/05_train.ipynb #c268c8c5
+# %% ../nbs/05_train.ipynb #c30837cd
 def _sft_config(spec, out_dir, backend, has_cuda, max_steps, batch, accum, lr, optim, save_steps, seed, tensorboard,
                 gradient_checkpointing):
     from trl import SFTConfig
@@ -262,11 +266,11 @@ def _trainer(backend, model, processor, args, train_ds, callback):
     trainer.data_collator = CountingCollator(trainer.data_collator)
     return trainer
 
-# %% ../nbs/05_train.ipynb #c30837cd
+# %% ../nbs/05_train.ipynb #55af3efc
 def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output_dir="runs/train", max_steps=None,
           backend="auto", resume=False, seed=0, batch_size=None, grad_accum=None, save_steps=None, model_path=None,
           stage_data=None, shares=None, tensorboard=False, split="train", learning_rate=None, load_in_4bit=None,
-          memory_bound_gib=None, gradient_checkpointing=None) -> dict:
+          memory_bound_gib=None, gradient_checkpointing=None, modules_to_save=None) -> dict:
     "Train a LoRA adapter for registry model `model` on `data` in curriculum order; returns the summary."
     t_start = time.time()
     log = get_logger()
@@ -285,12 +289,15 @@ def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output
                   for i, s in enumerate(stage_data)] if stage_data is not None else None
     stages = make_stages(ds, curriculum, seed=seed, shares=shares, stage_data=stage_data)
     batch_size, grad_accum = resolve_batch(spec, batch_size, grad_accum, has_cuda, load_in_4bit, memory_bound_gib)
-    effective = batch_size * grad_accum
+    world = world_size()
+    effective = batch_size * grad_accum * world
     stream, bounds = build_stream(stages, max_steps, effective, seed=seed)
-    log.info(f"{spec.key}: {backend} backend, {max_steps} steps of {batch_size}x{grad_accum}={effective} samples; "
+    log.info(f"{spec.key}: {backend} backend, {max_steps} steps of {batch_size}x{grad_accum}"
+             + (f"x{world} processes" if world > 1 else "") + f"={effective} samples; "
              + ", ".join(f"{b['stage']} {b['first_step']}-{b['last_step']}" for b in bounds))
     # model
-    peft_model, processor, load_s = model_with_adapter(spec, backend, model_path, load_in_4bit, seed, gradient_checkpointing)
+    peft_model, processor, load_s = model_with_adapter(spec, backend, model_path, load_in_4bit, seed, gradient_checkpointing,
+                                                       modules_to_save)
     optim = pick_optimizer(spec.optim, has_cuda)
     args = _sft_config(spec, out, backend, has_cuda, max_steps, batch_size, grad_accum, learning_rate or spec.learning_rate,
                        optim, save_steps or max(1, max_steps // 4), seed, tensorboard, gradient_checkpointing)
@@ -311,20 +318,21 @@ def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output
                               f"grad_accum={grad_accum * 2} or smaller images") from e
         raise
     train_s = time.time() - t0
-    # outputs
+    # outputs: written once, by the main process, when several run under torchrun / accelerate launch
+    if not trainer.is_world_process_zero(): return {"rank": int(os.environ.get("RANK", 0)), "steps": trainer.state.global_step}
     trainer.model.save_pretrained(str(out), safe_serialization=True)
     rows = write_log_history(trainer.state.log_history, bounds, out)
     cc = trainer.data_collator
     params = count_params(peft_model)
-    tps = cc.tokens / train_s if train_s > 0 else 0.0
+    tps = cc.tokens * world / train_s if train_s > 0 else 0.0   # each process counts its own share
     losses = [r["loss"] for r in rows]
     summary = {"model": spec.key, "hub_id": spec.hub_id, "model_path": resolve_model_path(spec.key, model_path) if (model_path or spec.tiny) else None,
                "backend": backend, "curriculum": curriculum, "output_dir": str(out), "stages": bounds, "plan": plan(stages),
                "max_steps": max_steps, "steps": trainer.state.global_step, "resumed_from": str(ckpt) if ckpt else None,
-               "batch_size": batch_size, "grad_accum": grad_accum, "effective_batch": effective,
+               "batch_size": batch_size, "grad_accum": grad_accum, "world_size": world, "effective_batch": effective,
                "optimizer": optim, "learning_rate": learning_rate or spec.learning_rate,
                "load_in_4bit": bool(load_in_4bit if load_in_4bit is not None else spec.load_in_4bit and has_cuda),
-               "samples_per_s": round(cc.samples / train_s, 4), "tokens_per_s": round(tps, 2),
+               "samples_per_s": round(cc.samples * world / train_s, 4), "tokens_per_s": round(tps, 2),
                "samples_seen": cc.samples, "tokens_seen": cc.tokens, "max_seq_len": cc.max_len,
                "peak_memory_gib": round(peak_memory_gib(has_cuda), 3), "wall_s": round(time.time() - t_start, 2),
                "load_s": round(load_s, 2), "train_s": round(train_s, 2),
@@ -332,19 +340,23 @@ def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output
                "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None,
                "loss_finite": all(math.isfinite(l) for l in losses), "params": params, "linear4bit": count_4bit(peft_model), "mfu": mfu(params, tps, has_cuda),
                "skipped": len(skipped), "seed": seed, "device": device_name(has_cuda),
-               "lora": lora_settings(spec), "gradient_checkpointing": bool(gradient_checkpointing),
+               "lora": dict(lora_settings(spec), modules_to_save=list(modules_to_save or ())), "gradient_checkpointing": bool(gradient_checkpointing),
                "versions": library_versions()}
     atomic_write_json(out / "train_summary.json", summary)
     log.info(f"trained {spec.key}: {summary['steps']} steps, loss {summary['first_loss']} -> {summary['final_loss']}, "
              f"{summary['samples_per_s']} samples/s; adapter in {out}")
     return summary
 
+def world_size() -> int:
+    "Processes training together (torchrun / accelerate launch set WORLD_SIZE; 1 otherwise)."
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
 def device_name(has_cuda: bool) -> str:
     import platform, torch
     if has_cuda: return torch.cuda.get_device_name(0)
     return f"cpu ({os.cpu_count()} cores, {platform.machine()})"
 
-# %% ../nbs/05_train.ipynb #c9fa78c5
+# %% ../nbs/05_train.ipynb #df04f670
 def _probe_batch(processor, spec):
     from PIL import Image
     from medvqa.models import render_prompt
@@ -381,7 +393,7 @@ def export_merged(model_key, adapter_dir, out_dir, model_path=None, dtype="bfloa
     get_logger().info(f"merged {adapter_dir} into {spec.key}: {out} (max logit error {merge_error:.2g})")
     return info
 
-# %% ../nbs/05_train.ipynb #d1bc2fb6
+# %% ../nbs/05_train.ipynb #b49fb84d
 def kill_and_resume(workdir, key="tiny-qwen2vl", max_steps=8, save_steps=2, kill_after=4, timeout=600) -> dict:
     "Start a training run in a subprocess, SIGKILL it once checkpoint `kill_after` is complete, resume it; report both."
     import signal, subprocess
