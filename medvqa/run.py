@@ -79,11 +79,10 @@ def check_params(p: dict) -> dict:
 
 # %% ../nbs/09_run.ipynb #5e518ffb
 def prepare_backend(backend: str = "auto") -> str | None:
-    "Import unsloth now if this process will train with it (backend unsloth, or auto with a GPU); returns 'unsloth' or None."
-    import importlib.util, sys
-    if backend not in ("auto", "unsloth") or importlib.util.find_spec("unsloth") is None: return None
-    import torch
-    if not torch.cuda.is_available(): return None
+    "Import unsloth now if this process will train with it (`medvqa.train.pick_backend` decides); returns 'unsloth' or None."
+    import sys
+    from medvqa.train import pick_backend          # light: imports neither transformers nor trl
+    if pick_backend(backend) != "unsloth": return None
     if "transformers" in sys.modules: log.warning("transformers was imported before unsloth: unsloth cannot patch it fully")
     import unsloth  # noqa: F401
     return "unsloth"

@@ -130,22 +130,12 @@ _MODALITY = {"CT": ("ct", "A computed tomography slice: bone is bright because i
              "MR": ("mr", "A magnetic resonance image: contrast comes from tissue relaxation times, not X-ray attenuation.")}
 
 def dicom_to_png_array(path, max_side: int = 128) -> tuple[np.ndarray, str]:
-    "Read a single-frame DICOM, rescale, window (DICOM window or 1st-99.5th percentile) to uint8; returns (array, Modality)."
+    "A DICOM file as medvqa reads every DICOM (`data.open_image`: rescaled, windowed, 8-bit), at most `max_side`; returns (array, Modality)."
     import pydicom
-    ds = pydicom.dcmread(path)
-    a = ds.pixel_array.astype(np.float32) * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
-    if a.ndim != 2: raise DataError(f"{path}: expected one grayscale frame, got shape {a.shape}")
-    wc, ww = ds.get("WindowCenter"), ds.get("WindowWidth")
-    if wc is not None and ww is not None:
-        wc, ww = (float(v[0]) if isinstance(v, pydicom.multival.MultiValue) else float(v) for v in (wc, ww))
-        lo, hi = wc - ww / 2, wc + ww / 2
-    else: lo, hi = np.percentile(a, [1, 99.5])
-    u8 = (np.clip((a - lo) / max(hi - lo, 1e-6), 0, 1) * 255).round().astype(np.uint8)
-    if ds.get("PhotometricInterpretation") == "MONOCHROME1": u8 = 255 - u8
-    img = Image.fromarray(u8)
-    if max(img.size) > max_side:
-        img.thumbnail((max_side, max_side), Image.LANCZOS)
-    return np.asarray(img), str(ds.Modality)
+    from medvqa.data import open_image
+    img = open_image(path)
+    if max(img.size) > max_side: img.thumbnail((max_side, max_side), Image.LANCZOS)
+    return np.asarray(img), str(pydicom.dcmread(path, stop_before_pixels=True).Modality)
 
 _VIEWS = {"orig": lambda a: a, "flip": np.fliplr, "rot90": lambda a: np.rot90(a, 1), "rot270": lambda a: np.rot90(a, 3)}
 
