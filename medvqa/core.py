@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 # %% auto #0
-__all__ = ['YES_NO', 'MedVQAError', 'DataError', 'ConfigError', 'normalise', 'infer_answer_type', 'atomic_write_text', 'to_json',
-           'atomic_write_json', 'append_jsonl', 'read_jsonl', 'get_logger', 'package_dir', 'cache_dir',
-           'library_versions']
+__all__ = ['YES_NO', 'MedVQAError', 'DataError', 'ConfigError', 'normalise', 'infer_answer_type', 'atomic_write_bytes',
+           'atomic_write_text', 'to_json', 'atomic_write_json', 'append_jsonl', 'read_jsonl', 'get_logger',
+           'package_dir', 'cache_dir', 'library_versions']
 
 # %% ../nbs/00_core.ipynb #5da0b6dd
 class MedVQAError(Exception):
@@ -50,18 +50,22 @@ def infer_answer_type(question: Any, answer: Any) -> str:
 def _umask() -> int:
     m = os.umask(0); os.umask(m); return m
 
-def atomic_write_text(path, text: str) -> Path:
-    "Write `text` to `path` atomically (temporary file + rename)."
+def atomic_write_bytes(path, data: bytes) -> Path:
+    "Write `data` to `path` atomically (temporary file in the same folder + rename)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f: f.write(text)
+        with os.fdopen(fd, "wb") as f: f.write(data)
         os.chmod(tmp, 0o666 & ~_umask())          # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.unlink(tmp)
         raise
     return path
+
+def atomic_write_text(path, text: str) -> Path:
+    "Write `text` (UTF-8) to `path` atomically."
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 def _default(o):
     if isinstance(o, Path): return str(o)

@@ -8,7 +8,7 @@ import hashlib, io, os, tempfile, zlib
 from pathlib import Path
 import numpy as np
 from PIL import Image
-from .core import DataError, ConfigError, atomic_write_text, to_json, infer_answer_type, package_dir, get_logger
+from .core import DataError, ConfigError, atomic_write_bytes, atomic_write_text, to_json, infer_answer_type, package_dir, get_logger
 
 # %% auto #0
 __all__ = ['ANSWERS', 'DEMO_DICOM', 'DEMO_README', 'synthetic_scan', 'make_synthetic', 'text_only_ceiling', 'write_records',
@@ -97,9 +97,7 @@ def text_only_ceiling(records) -> float:
 # %% ../nbs/02_synthetic.ipynb #894ea6c7
 def _write_png(img: Image.Image, path: Path) -> None:
     buf = io.BytesIO(); img.save(buf, format="PNG", optimize=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as f: f.write(buf.getvalue())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.getvalue())
 
 def write_records(out_dir, split: str, records: list[dict]) -> Path:
     "Write `records` (PIL images) as `out_dir/<split>.jsonl` + `out_dir/images/<id>.png` (each distinct image once); returns the jsonl path."
