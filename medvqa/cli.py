@@ -187,4 +187,5 @@ def main(argv=None) -> int:
     return 0
 
 # %% ../nbs/10_cli.ipynb #072d1215
-if __name__ == "__main__" and "ipykernel" not in sys.modules: sys.exit(main())
+#| eval: false
+if __name__ == "__main__": sys.exit(main())

@@ -47,3 +47,19 @@ def test_parameters_tag_survives_clean(tmp_path):
     assert all(c.get("execution_count") is None for c in cleaned["cells"] if c["cell_type"] == "code")
     assert all("collapsed" not in c["metadata"] for c in cleaned["cells"])
     assert cleaned["metadata"]["kernelspec"]["name"] == "python3"
+
+
+def test_cli_notebook_alone():
+    "`nbdev_test` on 10_cli by itself: its `__main__` guard must never run `main()` inside a notebook kernel."
+    r = subprocess.run([str(BIN / "nbdev_test"), "--path", "nbs/10_cli.ipynb"], cwd=ROOT, capture_output=True, text=True,
+                       env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def test_no_notebook_exports_while_tested():
+    "A notebook that calls nbdev_export() under nbdev_test rewrites medvqa/ while other notebooks import it: such cells are `eval: false`."
+    for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
+        for c in json.loads(nb.read_text())["cells"]:
+            src = "".join(c["source"])
+            if c["cell_type"] == "code" and ("nbdev_export()" in src or "sys.exit(main())" in src):
+                assert "#| eval: false" in src, f"{nb.name}: a cell runs {src.splitlines()[-1]!r} under nbdev_test"
