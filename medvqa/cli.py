@@ -64,7 +64,8 @@ def cmd_train(a):
     from medvqa.train import train
     s = train(a.model, data=a.data, curriculum=a.curriculum, output_dir=a.output, max_steps=a.max_steps,
               backend=a.backend, resume=a.resume, seed=a.seed, batch_size=a.batch_size, grad_accum=a.grad_accum,
-              save_steps=a.save_steps, model_path=a.model_path, tensorboard=a.tensorboard, split=a.split)
+              save_steps=a.save_steps, model_path=a.model_path, tensorboard=a.tensorboard, split=a.split, method=a.method,
+              learning_rate=a.learning_rate, eval_data=a.eval_data, eval_every=a.eval_every)
     _print(s)
 
 def cmd_export(a):
@@ -136,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true"); t.add_argument("--seed", type=int, default=0)
     t.add_argument("--batch-size", type=int); t.add_argument("--grad-accum", type=int); t.add_argument("--save-steps", type=int)
     t.add_argument("--model-path"); t.add_argument("--tensorboard", action="store_true")
+    t.add_argument("--method", choices=["lora", "full"], help="lora: an adapter; full: every weight (default: the model's own)")
+    t.add_argument("--learning-rate", type=float, help="default: the model's own")
+    t.add_argument("--eval-every", type=int, help="score --eval-data's test split every N steps (curve.json)")
+    t.add_argument("--eval-data", help="held-out data for --eval-every (default: the demo data)")
     t.set_defaults(func=cmd_train)
 
     x = sub.add_parser("export", help="merge an adapter into its base model (16-bit) for serving")

@@ -14,7 +14,8 @@ from .metrics import score
 from .models import get_spec, load_model, render_prompt, REGISTRY
 
 # %% auto #0
-__all__ = ['to_images', 'answer_part', 'generate_batch', 'check_adapter', 'load_adapter', 'Specialist', 'evaluate']
+__all__ = ['to_images', 'answer_part', 'generate_batch', 'is_model_folder', 'check_adapter', 'load_adapter', 'Specialist',
+           'predict_rows', 'score_in_memory', 'evaluate']
 
 # %% ../nbs/07_evaluate.ipynb #e0be1aae
 def to_images(images: Any, max_pixels: int) -> list:
@@ -68,19 +69,30 @@ def _registry_key(name: str) -> str | None:
         if name in (s.key, s.hub_id, s.unsloth_id): return s.key
     return None
 
+def is_model_folder(path) -> bool:
+    "A fully fine-tuned model folder (`train(method='full')`): weights and config, no LoRA adapter."
+    p = Path(path)
+    return (p / "config.json").exists() and not (p / "adapter_config.json").exists()
+
 def check_adapter(adapter, key: str, model=None) -> dict:
-    "Check that the LoRA adapter folder `adapter` fits registry model `key` (and loaded `model`); ConfigError if not. Returns its adapter_config."
+    "Check that the trained folder `adapter` (LoRA adapter or full model) fits registry model `key` (and loaded `model`); ConfigError if not. Returns its adapter_config ({} for a model folder)."
     spec, adapter = get_spec(key), Path(adapter)
-    cfg_path = adapter / "adapter_config.json"
-    if not cfg_path.exists():
-        raise ConfigError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)")
-    try: cfg = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as e: raise ConfigError(f"{cfg_path}: bad JSON ({e.msg})") from None
     summary = adapter / "train_summary.json"
     if summary.exists():
         trained = json.loads(summary.read_text()).get("model")
         if trained and trained != spec.key:
-            raise ConfigError(f"adapter {adapter} was trained for model {trained!r}, not {spec.key!r}: pass --model {trained}")
+            raise ConfigError(f"{adapter} was trained for model {trained!r}, not {spec.key!r}: pass --model {trained}")
+    if is_model_folder(adapter):
+        cfg = json.loads((adapter / "config.json").read_text())
+        want = {"qwen2_vl": "qwen2_vl", "qwen3_vl": "qwen3_vl"}[spec.family]
+        if cfg.get("model_type") != want:
+            raise ConfigError(f"model folder {adapter} holds a {cfg.get('model_type')!r} model, not {spec.key!r} ({want})")
+        return {}
+    cfg_path = adapter / "adapter_config.json"
+    if not cfg_path.exists():
+        raise ConfigError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json) nor a model folder (no config.json)")
+    try: cfg = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as e: raise ConfigError(f"{cfg_path}: bad JSON ({e.msg})") from None
     base = str(cfg.get("base_model_name_or_path") or "")
     other = _registry_key(base)
     if other and other != spec.key and REGISTRY[other].hub_id != spec.hub_id:
@@ -115,13 +127,15 @@ def load_adapter(model, adapter, key: str):
 
 # %% ../nbs/07_evaluate.ipynb #b301d36c
 class Specialist:
-    "A loaded model (+ LoRA adapter) that answers questions about medical images."
+    "A loaded model (+ LoRA adapter, or a fully fine-tuned model folder) that answers questions about medical images."
     def __init__(self, model: str, adapter=None, model_path=None, max_new_tokens: int = 32, backend: str = "hf",
                  dtype=None, device=None):
         self.spec = get_spec(model)
         if adapter is not None: check_adapter(adapter, self.spec.key)      # fail before a long model load
-        self.model, self.processor = load_model(self.spec.key, model_path=model_path, backend=backend, dtype=dtype, device=device)
-        if adapter is not None: self.model = load_adapter(self.model, adapter, self.spec.key)
+        full = adapter is not None and is_model_folder(adapter)          # a fully fine-tuned model: load it as the model
+        self.model, self.processor = load_model(self.spec.key, model_path=adapter if full else model_path, backend=backend,
+                                                dtype=dtype, device=device)
+        if adapter is not None and not full: self.model = load_adapter(self.model, adapter, self.spec.key)
         self.model.eval()
         self.adapter, self.max_new_tokens = (str(adapter) if adapter else None), max_new_tokens
 
@@ -171,6 +185,26 @@ def _done_predictions(path: Path, ids: set) -> dict:
                           "it belongs to another evaluation; use another output_dir")
     return done
 
+# %% ../nbs/07_evaluate.ipynb #fdc7a5ee
+def predict_rows(model, processor, spec, batch, max_new_tokens: int = 32, **generate_kwargs) -> list[dict]:
+    "Greedy predictions for a `datasets` batch of samples, as the rows `predictions.jsonl` holds."
+    ims = [to_images(x, spec.max_pixels) for x in batch["images"]]
+    outs = generate_batch(model, processor, ims, batch["question"], max_new_tokens, **generate_kwargs)
+    cols = [c for c in ("id", "question", "answer", "answer_type", "source") if c in batch.column_names]
+    return [{"id": str(r.get("id", "")), "question": r["question"], "answer": r["answer"], "prediction": answer_part(o),
+             "output": o, "answer_type": r.get("answer_type") or None, "source": r.get("source") or "unknown"}
+            for r, o in zip(batch.select_columns(cols), outs)]
+
+def score_in_memory(model, processor, spec, ds, batch_size: int = 64, max_new_tokens: int = 8) -> dict:
+    "Metrics of a model in memory on a small `datasets` set (no files): the points of a learning curve during training."
+    was_training = model.training
+    model.eval()
+    try:
+        rows = [r for i in range(0, len(ds), batch_size)
+                for r in predict_rows(model, processor, spec, ds.select(range(i, min(i + batch_size, len(ds)))), max_new_tokens)]
+    finally: model.train(was_training)
+    return score(rows)
+
 # %% ../nbs/07_evaluate.ipynb #44ebef3f
 def evaluate(model, data=None, adapter=None, split: str | None = "test", output_dir=None, batch_size: int = 16,
              max_new_tokens: int = 32, resume: bool = False, model_path=None, max_samples: int | None = None,
@@ -203,13 +237,8 @@ def evaluate(model, data=None, adapter=None, split: str | None = "test", output_
     t0, n_new = time.perf_counter(), 0
     bar = tqdm(total=len(todo), desc=f"evaluate {sp.spec.key}", unit="sample", disable=not progress)
     for b, start in enumerate(range(0, len(todo), batch_size)):
-        batch = ds.select(todo[start:start + batch_size])
-        ims = [to_images(x, sp.spec.max_pixels) for x in batch["images"]]
-        outs = generate_batch(sp.model, sp.processor, ims, batch["question"], max_new_tokens, **generate_kwargs)
-        rows = [{"id": str(r["id"]), "question": r["question"], "answer": r["answer"], "prediction": answer_part(o),
-                 "output": o, "answer_type": r.get("answer_type") or None, "source": r.get("source") or "unknown"}
-                for r, o in zip(batch.select_columns([c for c in ("id", "question", "answer", "answer_type", "source")
-                                                       if c in batch.column_names]), outs)]
+        rows = predict_rows(sp.model, sp.processor, sp.spec, ds.select(todo[start:start + batch_size]), max_new_tokens,
+                            **generate_kwargs)
         append_jsonl(pred_path, rows); n_new += len(rows); bar.update(len(rows))
         if on_batch is not None: on_batch(b, rows)
     bar.close(); wall = time.perf_counter() - t0

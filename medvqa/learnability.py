@@ -5,7 +5,6 @@
 # %% ../nbs/11_learnability.ipynb #68bcefd6
 from __future__ import annotations
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +13,7 @@ from .core import ConfigError, infer_answer_type
 from .models import ModelSpec, get_spec
 
 # %% auto #0
-__all__ = ['LEARNABLE_EXTRA_TARGETS', 'LEARNABLE_LR', 'MEMO_ROWS', 'learnable_spec', 'memorisation_set', 'majority_baseline',
-           'learn', 'memorise']
-
-# %% ../nbs/11_learnability.ipynb #749b350a
-LEARNABLE_EXTRA_TARGETS = ("lm_head", "embed_tokens")
-LEARNABLE_LR = 5e-3
-
-def learnable_spec(key="tiny-qwen3vl", learning_rate: float = LEARNABLE_LR) -> ModelSpec:
-    "Registry spec `key` with LoRA also on the output head and input embeddings (tiny models only)."
-    spec = get_spec(key)
-    if not spec.tiny: raise ConfigError(f"learnable_spec is for the tiny random models, not {spec.key!r}")
-    extra = tuple(t for t in LEARNABLE_EXTRA_TARGETS if t not in spec.target_modules)
-    return replace(spec, target_modules=tuple(spec.target_modules) + extra, learning_rate=learning_rate)
+__all__ = ['MEMO_ROWS', 'memorisation_set', 'majority_baseline', 'learn', 'memorise']
 
 # %% ../nbs/11_learnability.ipynb #00128234
 MEMO_ROWS = (("left", "Is there a lesion?", "yes"), ("normal", "Is there a lesion?", "no"),
@@ -76,9 +63,9 @@ def learn(model, train_records, test_records, out_dir, max_steps: int, curriculu
 
 # %% ../nbs/11_learnability.ipynb #95b14ecd
 def memorise(model="tiny-qwen3vl", out_dir=None, max_steps: int = 100, seed: int = 0) -> dict:
-    "Train `learnable_spec(model)` on `memorisation_set()` and evaluate on the same samples; returns `learn`'s result."
+    "Train `model` (its registry settings) on `memorisation_set()` and evaluate on the same samples; returns `learn`'s result."
     import tempfile
     recs = memorisation_set(seed=seed)
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="medvqa-memorise-"))
-    return learn(learnable_spec(model), recs, recs, out, max_steps=max_steps, curriculum="mixed", seed=seed,
+    return learn(model, recs, recs, out, max_steps=max_steps, curriculum="mixed", seed=seed,
                  batch_size=len(recs), grad_accum=1)

@@ -11,16 +11,18 @@ from pathlib import Path
 from .core import ConfigError, cache_dir, get_logger
 
 # %% auto #0
-__all__ = ['SEED_TARGETS', 'VISION_TARGETS', 'REGISTRY', 'QWEN_SPECIAL_TOKENS', 'QWEN_PATTERN', 'QWEN2_VL_TEMPLATE',
-           'QWEN3_VL_TEMPLATE', 'TOKENIZER_VERSION', 'TINY_CONFIGS', 'TINY_VERSION', 'FULL_CONFIGS', 'BACKENDS',
-           'ModelSpec', 'get_spec', 'prompt_messages', 'completion_messages', 'render_prompt', 'build_qwen_tokenizer',
-           'cached_build', 'qwen_tokenizer_dir', 'processor_class', 'load_processor', 'tiny_model_dir',
-           'build_random_full', 'env_var', 'resolve_model_path', 'cuda_available', 'load_model']
+__all__ = ['SEED_TARGETS', 'VISION_TARGETS', 'METHODS', 'REGISTRY', 'QWEN_SPECIAL_TOKENS', 'QWEN_PATTERN', 'QWEN2_VL_TEMPLATE',
+           'QWEN3_VL_TEMPLATE', 'TOKENIZER_VERSION', 'TINY_CONFIGS', 'TINY_IMAGE_GAIN', 'TINY_VERSION', 'FULL_CONFIGS',
+           'BACKENDS', 'ModelSpec', 'get_spec', 'prompt_messages', 'completion_messages', 'render_prompt',
+           'build_qwen_tokenizer', 'cached_build', 'qwen_tokenizer_dir', 'processor_class', 'load_processor',
+           'scale_image_path', 'tiny_model_dir', 'build_random_full', 'env_var', 'resolve_model_path', 'cuda_available',
+           'load_model']
 
 # %% ../nbs/04_models.ipynb #3cf0e559
 SEED_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # vision-tower and merger projections of Qwen2-VL (qkv, attn.proj, fc1/fc2, merger mlp.0/2) and Qwen3-VL (linear_fc1/2)
 VISION_TARGETS = ("qkv", "attn.proj", "fc1", "fc2", "linear_fc1", "linear_fc2", "mlp.0", "mlp.2")
+METHODS = ("lora", "full")          # LoRA adapter | every weight trained (full fine-tuning)
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -45,6 +47,7 @@ class ModelSpec:
     max_pixels: int = 448 * 448
     min_pixels: int = 56 * 56
     tiny: bool = False
+    method: str = "lora"             # "lora" (an adapter over frozen weights) | "full" (every weight trained)
     finetune_vision: bool = False    # LoRA on the vision tower too (Unsloth's finetune_vision_layers)
     params_b: float | None = None    # parameters in billions (for reports)
 
@@ -61,12 +64,12 @@ REGISTRY: dict[str, ModelSpec] = {s.key: s for s in [
               load_in_4bit=True, lora_dropout=0.01, max_steps=50, params_b=8.3),
     ModelSpec("qwen2vl2b-4bit", "Qwen/Qwen2-VL-2B-Instruct", "unsloth/Qwen2-VL-2B-Instruct-unsloth-bnb-4bit", "qwen2_vl",
               load_in_4bit=True, lora_dropout=0.05, max_steps=60, params_b=2.2),
-    ModelSpec("tiny-qwen2vl", "medvqa/tiny-qwen2vl", None, "qwen2_vl", lora_dropout=0.0, max_steps=60,
-              target_modules=SEED_TARGETS + VISION_TARGETS, finetune_vision=True, learning_rate=2e-3,
-              optim="adamw_torch", max_pixels=112 * 112, min_pixels=56 * 56, tiny=True),
-    ModelSpec("tiny-qwen3vl", "medvqa/tiny-qwen3vl", None, "qwen3_vl", lora_dropout=0.0, max_steps=60,
-              target_modules=SEED_TARGETS + VISION_TARGETS, finetune_vision=True, learning_rate=2e-3,
-              optim="adamw_torch", max_pixels=128 * 128, min_pixels=64 * 64, tiny=True),
+    ModelSpec("tiny-qwen2vl", "medvqa/tiny-qwen2vl", None, "qwen2_vl", method="full", max_steps=300, learning_rate=1e-3,
+              warmup_steps=30, batch_size=16, grad_accum=1, optim="adamw_torch", max_pixels=112 * 112, min_pixels=56 * 56,
+              target_modules=SEED_TARGETS + VISION_TARGETS, finetune_vision=True, tiny=True),
+    ModelSpec("tiny-qwen3vl", "medvqa/tiny-qwen3vl", None, "qwen3_vl", method="full", max_steps=300, learning_rate=1e-3,
+              warmup_steps=30, batch_size=16, grad_accum=1, optim="adamw_torch", max_pixels=128 * 128, min_pixels=64 * 64,
+              target_modules=SEED_TARGETS + VISION_TARGETS, finetune_vision=True, tiny=True),
 ]}
 
 def get_spec(key) -> ModelSpec:
@@ -226,14 +229,24 @@ def _model_class(family):
     from transformers import Qwen2VLForConditionalGeneration, Qwen3VLForConditionalGeneration
     return {"qwen2_vl": Qwen2VLForConditionalGeneration, "qwen3_vl": Qwen3VLForConditionalGeneration}[family]
 
-def _save_random(spec: ModelSpec, config_kwargs: dict, out_dir, dtype=None, device=None, seed=0):
-    "Build `spec`'s architecture from `config_kwargs` with random weights; save model + processor to `out_dir`."
+def scale_image_path(model, gain: float) -> list[str]:
+    "Multiply the weight matrices of the vision merger(s) — the layers that turn patches into the language model's image tokens — by `gain`; returns their names."
+    import torch
+    names = [n for n, p in model.named_parameters() if ".visual." in f".{n}" and "merger" in n and p.dim() == 2]
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n in names: p.mul_(gain)
+    return names
+
+def _save_random(spec: ModelSpec, config_kwargs: dict, out_dir, dtype=None, device=None, seed=0, image_gain: float = 1.0):
+    "Build `spec`'s architecture from `config_kwargs` with random weights (merger scaled by `image_gain`); save model + processor to `out_dir`."
     import torch
     cfg = _config_class(spec.family)(**config_kwargs)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         with torch.device(device or "cpu"):
             model = _model_class(spec.family)(cfg)
+    if image_gain != 1: scale_image_path(model, image_gain)
     if dtype is not None: model = model.to(dtype)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer_src = qwen_tokenizer_dir()
@@ -246,12 +259,13 @@ def _tokenizer_from(path):
     from transformers import AutoTokenizer
     return AutoTokenizer.from_pretrained(path)
 
-TINY_VERSION = "v2"
+TINY_IMAGE_GAIN = 30.0     # see "Why the tiny models' image path is scaled" below
+TINY_VERSION = "v3"
 def tiny_model_dir(key: str) -> Path:
     "The cached folder of tiny model `key`, built on first use (≈ 2 s once the tokenizer exists)."
     spec = get_spec(key)
     if not spec.tiny: raise ConfigError(f"{key!r} is not a tiny model; tiny models: {', '.join(k for k in REGISTRY if REGISTRY[k].tiny)}")
-    return cached_build(cache_dir() / "models" / f"{key}-{TINY_VERSION}", lambda d: _save_random(spec, TINY_CONFIGS[key], d))
+    return cached_build(cache_dir() / "models" / f"{key}-{TINY_VERSION}", lambda d: _save_random(spec, TINY_CONFIGS[key], d, image_gain=TINY_IMAGE_GAIN))
 
 # %% ../nbs/04_models.ipynb #05b17385
 _Q2_TEXT = dict(vocab_size=151936, hidden_act="silu", max_position_embeddings=32768, rms_norm_eps=1e-6,
@@ -327,8 +341,8 @@ def _dtype(dtype, has_cuda):
     return getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
 def load_model(key, model_path=None, backend="hf", for_training=False, load_in_4bit=None, dtype=None, device=None,
-               trust_remote_code=False, gradient_checkpointing=None):
-    "Load registry model `key` -> (model, processor)."
+               trust_remote_code=False, gradient_checkpointing=None, full_finetuning=False):
+    "Load registry model `key` -> (model, processor); `full_finetuning` prepares Unsloth's model for training every weight."
     log = get_logger()
     spec = get_spec(key)
     has_cuda = cuda_available() if device is None else str(device).startswith("cuda")
@@ -339,7 +353,8 @@ def load_model(key, model_path=None, backend="hf", for_training=False, load_in_4
     path = resolve_model_path(spec.key, model_path)
     torch_dtype = _dtype(dtype, has_cuda)
     if backend == "unsloth":
-        model, processor = _load_unsloth(spec, path, model_path, load_in_4bit, torch_dtype, for_training, trust_remote_code, gradient_checkpointing)
+        model, processor = _load_unsloth(spec, path, model_path, load_in_4bit, torch_dtype, for_training, trust_remote_code,
+                                         gradient_checkpointing, full_finetuning)
     else:
         model = _load_hf(spec, path, load_in_4bit, torch_dtype, device or ("cuda" if has_cuda else "cpu"), trust_remote_code)
         processor = load_processor(spec, path)
@@ -360,12 +375,14 @@ def _load_hf(spec, path, load_in_4bit, torch_dtype, device, trust_remote_code):
     if not load_in_4bit: model = model.to(device)
     return model
 
-def _load_unsloth(spec, path, model_path, load_in_4bit, torch_dtype, for_training, trust_remote_code, gradient_checkpointing):
+def _load_unsloth(spec, path, model_path, load_in_4bit, torch_dtype, for_training, trust_remote_code, gradient_checkpointing,
+                  full_finetuning=False):
     import unsloth  # noqa: F401  (must come before transformers' models are used; needs a GPU)
     from unsloth import FastVisionModel
     name = path
     if load_in_4bit and path == spec.hub_id and spec.unsloth_id: name = spec.unsloth_id
     gc = ("unsloth" if for_training else False) if gradient_checkpointing is None else gradient_checkpointing
     model, _ = FastVisionModel.from_pretrained(model_name=name, load_in_4bit=load_in_4bit, dtype=torch_dtype,
-                                               use_gradient_checkpointing=gc, trust_remote_code=trust_remote_code)
+                                               use_gradient_checkpointing=gc, trust_remote_code=trust_remote_code,
+                                               full_finetuning=full_finetuning)
     return model, load_processor(spec, path)

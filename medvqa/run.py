@@ -24,7 +24,7 @@ def train_notebook() -> Path:
     raise ConfigError("the run notebook train.ipynb is missing (neither nbs/train.ipynb nor medvqa/templates/train.ipynb)")
 
 # %% ../nbs/09_run.ipynb #ddc39d90
-_POSITIVE = ("max_steps", "batch_size", "grad_accum", "max_new_tokens", "eval_batch_size", "max_eval_samples", "n_gallery")
+_POSITIVE = ("max_steps", "batch_size", "grad_accum", "max_new_tokens", "eval_batch_size", "max_eval_samples", "n_gallery", "eval_every")
 _HUB = re.compile(r"[\w.-]+/[\w.-]+")       # 'owner/name' that is not a local path: a hub dataset (as medvqa.data reads it)
 
 def _int_or_none(v):
@@ -44,7 +44,7 @@ def _data_path(v, name, problems):
 
 def check_params(p: dict) -> dict:
     "Validate the run notebook's parameters; ConfigError listing every problem, else the cleaned parameters."
-    from medvqa.models import REGISTRY, BACKENDS
+    from medvqa.models import REGISTRY, BACKENDS, METHODS
     from medvqa.curriculum import STRATEGIES
     p, problems = dict(p), []
     if p.get("model") not in REGISTRY:
@@ -53,6 +53,8 @@ def check_params(p: dict) -> dict:
         problems.append(f"unknown curriculum {p.get('curriculum')!r} (known: {', '.join(STRATEGIES)})")
     if p.get("backend", "auto") not in ("auto",) + tuple(BACKENDS):
         problems.append(f"unknown backend {p.get('backend')!r} (known: auto, {', '.join(BACKENDS)})")
+    if p.get("method") not in (None,) + tuple(METHODS):
+        problems.append(f"unknown method {p.get('method')!r} (known: {', '.join(METHODS)}; None: the model's own)")
     for k in _POSITIVE:
         if k not in p: continue
         try:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #c7048eea
 from __future__ import annotations
-import importlib.util, json, math, os, re, resource, shutil, sys, time
+import functools, importlib.util, json, math, os, re, resource, shutil, sys, time
 from pathlib import Path
 
 from .core import (ConfigError, DataError, MedVQAError, atomic_write_json, get_logger, library_versions)
@@ -14,9 +14,10 @@ from .models import (get_spec, load_model, prompt_messages, completion_messages,
 # %% auto #0
 __all__ = ['TRAIN_BACKENDS', 'H100_BF16_FLOPS', 'pick_backend', 'pick_optimizer', 'estimate_memory_gib', 'pick_batch',
            'resolve_batch', 'torch_total_memory_gib', 'load_train_data', 'usable', 'to_conversation',
-           'conversation_stream', 'stage_of', 'write_log_history', 'last_checkpoint', 'CountingCollator',
-           'count_params', 'count_4bit', 'peak_memory_gib', 'mfu', 'lora_settings', 'model_with_adapter', 'train',
-           'world_size', 'device_name', 'export_merged', 'kill_and_resume']
+           'conversation_stream', 'stage_of', 'write_log_history', 'curve_point', 'last_checkpoint', 'CountingCollator',
+           'count_params', 'count_4bit', 'peak_memory_gib', 'mfu', 'lora_settings', 'trainable_params', 'check_method',
+           'trainable_model', 'answer_only_loss', 'patch_answer_only_loss', 'train', 'world_size', 'device_name',
+           'export_merged', 'kill_and_resume']
 
 # %% ../nbs/05_train.ipynb #81d5ba2e
 TRAIN_BACKENDS = ("auto", "hf", "unsloth")
@@ -117,12 +118,16 @@ def stage_of(step: int, bounds: list[dict]) -> str:
         if b["first_step"] <= step <= b["last_step"]: return b["stage"]
     return bounds[-1]["stage"] if bounds else ""
 
-def _ordered(trainer_cls):
-    "A subclass of `trainer_cls` that feeds the training set in order (no shuffling)."
+def _ordered(trainer_cls, answer_only: bool = False):
+    "A subclass of `trainer_cls` that feeds the training set in order (no shuffling); `answer_only`: the model computes its own loss (`patch_answer_only_loss`), so TRL's per-token metrics over full logits are skipped."
     from torch.utils.data import SequentialSampler
+    from transformers import Trainer
     class OrderedTrainer(trainer_cls):
         def _get_train_sampler(self, train_dataset=None, *args, **kwargs):
             return SequentialSampler(train_dataset if train_dataset is not None else self.train_dataset)
+        if answer_only:
+            def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+                return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
     OrderedTrainer.__name__ = f"Ordered{trainer_cls.__name__}"
     return OrderedTrainer
 
@@ -151,15 +156,42 @@ def write_log_history(history, bounds, out_dir) -> list[dict]:
     atomic_write_json(Path(out_dir) / "log_history.json", rows)
     return rows
 
+# %% ../nbs/05_train.ipynb #c80f960f
+def curve_point(step: int, metrics: dict) -> dict:
+    "One point of a learning curve from `medvqa.metrics.score`'s result."
+    return {"step": int(step), "closed_accuracy": metrics["closed"]["accuracy"], "open_exact_match": metrics["open"]["exact_match"],
+            "exact_match": metrics["exact_match"], "closed_invalid": metrics["closed"]["invalid"], "n": metrics["n"]}
+
+def _curve_callback(spec, processor, data, every: int, max_steps: int, out_dir, max_new_tokens: int = 8):
+    from transformers import TrainerCallback
+    from medvqa.evaluate import score_in_memory
+    path = Path(out_dir) / "curve.json"
+    class CurveCallback(TrainerCallback):
+        def __init__(self): self.points, self.seconds = [], 0.0
+        def _add(self, step, model):
+            t0 = time.time()
+            self.points.append(curve_point(step, score_in_memory(model, processor, spec, data, max_new_tokens=max_new_tokens)))
+            atomic_write_json(path, self.points)
+            self.seconds += time.time() - t0
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            if not state.is_world_process_zero: return
+            if path.exists(): self.points = [p for p in json.loads(path.read_text()) if p["step"] <= state.global_step]
+            if not self.points: self._add(state.global_step, model)
+        def on_step_end(self, args, state, control, model=None, **kw):
+            if state.is_world_process_zero and (state.global_step % every == 0 or state.global_step == max_steps):
+                self._add(state.global_step, model)
+    return CurveCallback()
+
 # %% ../nbs/05_train.ipynb #e443fe3a
-_CKPT_FILES = ("adapter_model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json")
+_CKPT_FILES = ("optimizer.pt", "scheduler.pt", "trainer_state.json")
+_WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json")   # LoRA | full
 
 def last_checkpoint(out_dir) -> Path | None:
     "The newest complete `checkpoint-N` folder in `out_dir`, or None."
     found = []
     for p in Path(out_dir).glob("checkpoint-*"):
         m = re.fullmatch(r"checkpoint-(\d+)", p.name)
-        if not m or not all((p / f).exists() for f in _CKPT_FILES): continue
+        if not m or not all((p / f).exists() for f in _CKPT_FILES) or not any((p / f).exists() for f in _WEIGHT_FILES): continue
         try: state = json.loads((p / "trainer_state.json").read_text())
         except (OSError, json.JSONDecodeError): continue
         if state.get("global_step") == int(m.group(1)): found.append((int(m.group(1)), p))
@@ -222,17 +254,44 @@ def _peft_unsloth(spec, model, seed):
     FastVisionModel.for_training(model)
     return model
 
-def model_with_adapter(spec, backend, model_path=None, load_in_4bit=None, seed=0, gradient_checkpointing=None,
-                       modules_to_save=None):
-    "(peft model, processor, load seconds) for training."
+def _full(model, backend, gradient_checkpointing):
+    "Every weight trainable (full fine-tuning); Unsloth's loader already prepared its model (`full_finetuning=True`)."
+    if backend == "unsloth":
+        from unsloth import FastVisionModel
+        FastVisionModel.for_training(model)
+    for p in model.parameters(): p.requires_grad_(True)
+    if gradient_checkpointing and backend == "hf":
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model
+
+def trainable_params(model) -> int:
+    "Parameters the optimiser updates."
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+def check_method(method: str, load_in_4bit: bool = False) -> str:
+    "A known training method; full fine-tuning refuses 4-bit weights (they cannot be updated)."
+    from medvqa.models import METHODS
+    if method not in METHODS: raise ConfigError(f"unknown method {method!r}; known methods: {', '.join(METHODS)} (--method)")
+    if method == "full" and load_in_4bit:
+        raise ConfigError("full fine-tuning needs 16/32-bit weights, not 4-bit ones: use --method lora for a 4-bit model, "
+                          "or load it unquantised (load_in_4bit=False)")
+    return method
+
+def trainable_model(spec, backend, method="lora", model_path=None, load_in_4bit=None, seed=0, gradient_checkpointing=None,
+                    modules_to_save=None):
+    "(model ready to train, processor, load seconds): a LoRA adapter over frozen weights, or every weight (`method='full'`)."
     import torch
-    if modules_to_save and backend == "unsloth": raise ConfigError("modules_to_save needs the hf backend")
+    if modules_to_save and (backend == "unsloth" or method == "full"):
+        raise ConfigError("modules_to_save needs the hf backend and method 'lora'")
     if backend == "unsloth": import unsloth  # noqa: F401  (before transformers/trl are used)
     t0 = time.time()
     torch.manual_seed(seed)
-    model, processor = load_model(spec.key, model_path=model_path, backend=backend, for_training=True, load_in_4bit=load_in_4bit)
-    model = (_peft_unsloth(spec, model, seed) if backend == "unsloth"
-             else _peft_hf(spec, model, seed, gradient_checkpointing, modules_to_save))
+    model, processor = load_model(spec.key, model_path=model_path, backend=backend, for_training=True, load_in_4bit=load_in_4bit,
+                                  full_finetuning=method == "full")
+    if method == "full": model = _full(model, backend, gradient_checkpointing)
+    else:
+        model = (_peft_unsloth(spec, model, seed) if backend == "unsloth"
+                 else _peft_hf(spec, model, seed, gradient_checkpointing, modules_to_save))
     return model, processor, time.time() - t0
 
 # %% ../nbs/05_train.ipynb #c30837cd
@@ -250,28 +309,55 @@ def _sft_config(spec, out_dir, backend, has_cuda, max_steps, batch, accum, lr, o
               gradient_checkpointing=bool(gradient_checkpointing) and backend == "hf",
               gradient_checkpointing_kwargs={"use_reentrant": False}, disable_tqdm=False)
     if backend == "unsloth": kw["dataset_text_field"] = ""
-    import dataclasses
-    if not has_cuda and "loss_type" in {f.name for f in dataclasses.fields(SFTConfig)}:
-        kw["loss_type"] = "nll"          # TRL's chunked loss saves GPU memory but is slower on a CPU
+    # hf: medvqa's answer-only loss (`patch_answer_only_loss`) on TRL's plain path; unsloth: TRL's chunked loss
+    kw["loss_type"] = "nll" if backend == "hf" else "chunked_nll"
     return SFTConfig(**kw)
 
-def _trainer(backend, model, processor, args, train_ds, callback):
+def _trainer(backend, model, processor, args, train_ds, callbacks):
     if backend == "unsloth":
         from unsloth.trainer import UnslothVisionDataCollator
         collator = UnslothVisionDataCollator(model, processor, resize="max", completion_only_loss=True)
-    else: collator = None          # TRL's vision collator, completion-only loss for prompt/completion data
+    else:
+        collator = None          # TRL's vision collator, completion-only loss for prompt/completion data
+        patch_answer_only_loss(model)
     from trl import SFTTrainer
-    trainer = _ordered(SFTTrainer)(model=model, args=args, train_dataset=train_ds, processing_class=processor,
-                                   data_collator=collator, callbacks=[callback])
+    trainer = _ordered(SFTTrainer, answer_only=backend == "hf")(model=model, args=args, train_dataset=train_ds,
+                                   processing_class=processor, data_collator=collator, callbacks=callbacks)
     trainer.data_collator = CountingCollator(trainer.data_collator)
     return trainer
+
+# %% ../nbs/05_train.ipynb #85e88a8d
+def answer_only_loss(hidden, labels, head, num_items_in_batch=None):
+    "Next-token cross-entropy of `head(hidden)` over the labelled positions only (sum / `num_items_in_batch`, else mean)."
+    import torch.nn.functional as F
+    keep = labels[:, 1:] != -100
+    logits = head(hidden[:, :-1][keep]).float()
+    loss = F.cross_entropy(logits, labels[:, 1:][keep], reduction="sum")
+    return loss / (num_items_in_batch if num_items_in_batch is not None else keep.sum().clamp(min=1))
+
+def patch_answer_only_loss(model):
+    "Make `model`'s forward compute `answer_only_loss` when given labels (PEFT wrappers: their base model is patched)."
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if getattr(target, "_medvqa_answer_only", False): return model
+    original = target.forward
+    @functools.wraps(original)                       # generate() reads the forward's signature
+    def forward(*args, labels=None, num_items_in_batch=None, **kwargs):
+        if labels is None: return original(*args, **kwargs)
+        kwargs.pop("use_cache", None); kwargs.pop("logits_to_keep", None)
+        out = target.model(*args, use_cache=False, **kwargs)
+        return CausalLMOutputWithPast(loss=answer_only_loss(out.last_hidden_state, labels, target.get_output_embeddings(),
+                                                            num_items_in_batch))
+    target.forward, target._medvqa_answer_only = forward, True
+    return model
 
 # %% ../nbs/05_train.ipynb #55af3efc
 def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output_dir="runs/train", max_steps=None,
           backend="auto", resume=False, seed=0, batch_size=None, grad_accum=None, save_steps=None, model_path=None,
           stage_data=None, shares=None, tensorboard=False, split="train", learning_rate=None, load_in_4bit=None,
-          memory_bound_gib=None, gradient_checkpointing=None, modules_to_save=None) -> dict:
-    "Train a LoRA adapter for registry model `model` on `data` in curriculum order; returns the summary."
+          memory_bound_gib=None, gradient_checkpointing=None, modules_to_save=None, method=None, eval_data=None,
+          eval_every=None, eval_split="test") -> dict:
+    "Train registry model `model` (LoRA adapter or, `method='full'`, every weight) on `data` in curriculum order; returns the summary."
     t_start = time.time()
     log = get_logger()
     spec = get_spec(model)
@@ -280,6 +366,8 @@ def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output
     has_cuda = cuda_available()
     out = Path(output_dir); out.mkdir(parents=True, exist_ok=True)
     max_steps = int(max_steps or spec.max_steps)
+    q4 = bool(spec.load_in_4bit and has_cuda if load_in_4bit is None else load_in_4bit)
+    method = check_method(method or spec.method, q4)
     gradient_checkpointing = has_cuda if gradient_checkpointing is None else gradient_checkpointing
     # data -> stages -> ordered stream
     from medvqa.curriculum import make_stages, build_stream, plan
@@ -296,13 +384,17 @@ def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output
              + (f"x{world} processes" if world > 1 else "") + f"={effective} samples; "
              + ", ".join(f"{b['stage']} {b['first_step']}-{b['last_step']}" for b in bounds))
     # model
-    peft_model, processor, load_s = model_with_adapter(spec, backend, model_path, load_in_4bit, seed, gradient_checkpointing,
-                                                       modules_to_save)
+    peft_model, processor, load_s = trainable_model(spec, backend, method, model_path, load_in_4bit, seed, gradient_checkpointing,
+                                                    modules_to_save)
     optim = pick_optimizer(spec.optim, has_cuda)
     args = _sft_config(spec, out, backend, has_cuda, max_steps, batch_size, grad_accum, learning_rate or spec.learning_rate,
                        optim, save_steps or max(1, max_steps // 4), seed, tensorboard, gradient_checkpointing)
-    cb = _callback(bounds, out)
-    trainer = _trainer(backend, peft_model, processor, args, conversation_stream(stream, spec.max_pixels), cb)
+    cb, curve = _callback(bounds, out), None
+    if eval_every:           # first in line, so that its evaluations stay out of the stage callback's step timing
+        held_out = usable(load_train_data(eval_data, split=eval_split), f"eval_data {eval_data or 'demo data'}")
+        curve = _curve_callback(spec, processor, held_out, int(eval_every), max_steps, out)
+    trainer = _trainer(backend, peft_model, processor, args, conversation_stream(stream, spec.max_pixels),
+                       [c for c in (curve, cb) if c is not None])
     ckpt = None
     if resume:
         ckpt = last_checkpoint(out)
@@ -317,10 +409,12 @@ def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output
                               f"{trainer.data_collator.max_len} tokens; try batch_size={max(1, batch_size // 2)}, "
                               f"grad_accum={grad_accum * 2} or smaller images") from e
         raise
-    train_s = time.time() - t0
+    curve_s = curve.seconds if curve is not None else 0.0
+    train_s = time.time() - t0 - curve_s                 # learning-curve evaluations are not training time
     # outputs: written once, by the main process, when several run under torchrun / accelerate launch
     if not trainer.is_world_process_zero(): return {"rank": int(os.environ.get("RANK", 0)), "steps": trainer.state.global_step}
     trainer.model.save_pretrained(str(out), safe_serialization=True)
+    if method == "full": processor.save_pretrained(str(out))        # a complete model folder: loadable as model_path
     rows = write_log_history(trainer.state.log_history, bounds, out)
     cc = trainer.data_collator
     params = count_params(peft_model)
@@ -331,20 +425,21 @@ def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output
                "max_steps": max_steps, "steps": trainer.state.global_step, "resumed_from": str(ckpt) if ckpt else None,
                "batch_size": batch_size, "grad_accum": grad_accum, "world_size": world, "effective_batch": effective,
                "optimizer": optim, "learning_rate": learning_rate or spec.learning_rate,
-               "load_in_4bit": bool(load_in_4bit if load_in_4bit is not None else spec.load_in_4bit and has_cuda),
+               "method": method, "trainable_params": trainable_params(peft_model), "load_in_4bit": q4,
                "samples_per_s": round(cc.samples * world / train_s, 4), "tokens_per_s": round(tps, 2),
                "samples_seen": cc.samples, "tokens_seen": cc.tokens, "max_seq_len": cc.max_len,
                "peak_memory_gib": round(peak_memory_gib(has_cuda), 3), "wall_s": round(time.time() - t_start, 2),
-               "load_s": round(load_s, 2), "train_s": round(train_s, 2),
+               "load_s": round(load_s, 2), "train_s": round(train_s, 2), "curve_s": round(curve_s, 2),
                "first_step_s": round(cb.first_step_s, 2) if cb.first_step_s is not None else None,
                "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None,
                "loss_finite": all(math.isfinite(l) for l in losses), "params": params, "linear4bit": count_4bit(peft_model), "mfu": mfu(params, tps, has_cuda),
                "skipped": len(skipped), "seed": seed, "device": device_name(has_cuda),
-               "lora": dict(lora_settings(spec), modules_to_save=list(modules_to_save or ())), "gradient_checkpointing": bool(gradient_checkpointing),
+               "lora": dict(lora_settings(spec), modules_to_save=list(modules_to_save or ())) if method == "lora" else None,
+               "gradient_checkpointing": bool(gradient_checkpointing),
                "versions": library_versions()}
     atomic_write_json(out / "train_summary.json", summary)
     log.info(f"trained {spec.key}: {summary['steps']} steps, loss {summary['first_loss']} -> {summary['final_loss']}, "
-             f"{summary['samples_per_s']} samples/s; adapter in {out}")
+             f"{summary['samples_per_s']} samples/s; {'adapter' if method == 'lora' else 'model'} in {out}")
     return summary
 
 def world_size() -> int:
@@ -369,6 +464,11 @@ def export_merged(model_key, adapter_dir, out_dir, model_path=None, dtype="bfloa
     import torch
     from peft import PeftModel
     spec = get_spec(model_key)
+    from medvqa.evaluate import check_adapter, is_model_folder
+    check_adapter(adapter_dir, spec.key)
+    if is_model_folder(adapter_dir):
+        raise ConfigError(f"{adapter_dir} is a fully fine-tuned model folder, not an adapter: it needs no merge; "
+                          f"serve or evaluate it as it is (--adapter {adapter_dir}, or --model-path {adapter_dir})")
     base, processor = load_model(spec.key, model_path=model_path, backend="hf", load_in_4bit=False, dtype="float32",
                                  device="cpu" if not cuda_available() else None)
     probe = {k: v.to(base.device) for k, v in _probe_batch(processor, spec).items()}
