@@ -376,7 +376,9 @@ def plot_curves(entries: list[dict]):
             if any(len(v) > 1 for _, v in pts):
                 ax.fill_between(xs, [min(v) for _, v in pts], [max(v) for _, v in pts], color=pal[c], alpha=0.2, lw=0)
         ax.set_ylim(0, 1.05); ax.set_xlabel("step"); ax.set_title(name)
-    axes[0].set_ylabel("score"); axes[-1].legend(fontsize=8, loc="lower right")
+    from matplotlib.ticker import MaxNLocator
+    for ax in axes: ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_ylabel("score"); axes[-1].legend(fontsize=8, loc="best")
     fig.suptitle("Evaluated during training (line: mean over seeds; band: lowest to highest seed)", fontsize=10)
     return fig
 
@@ -452,7 +454,8 @@ def fmt_end(entries: list[dict], key: str) -> str:
     vals = [get_path(e["metrics"], key) for e in entries]
     mi = mean_interval(vals)
     if mi is None: return fmt_spread(vals)
-    return f"{mi[0]:.2f} [{mi[1]:.2f}, {mi[2]:.2f}] (± {statistics.stdev([v for v in map(_num, vals) if v is not None]):.2f})"
+    lo, hi = max(0.0, mi[1]), min(1.0, mi[2])                  # scores are shares: the interval is cut to [0, 1]
+    return f"{mi[0]:.2f} [{lo:.2f}, {hi:.2f}] (± {statistics.stdev([v for v in map(_num, vals) if v is not None]):.2f})"
 
 # %% ../nbs/08_report.ipynb #c790acd3
 _DATA_URI = re.compile(r"^data:image/(png|jpeg);base64,[A-Za-z0-9+/=]+$")
@@ -518,7 +521,7 @@ nav a{margin-right:1em} .meta{color:#57606a}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em;background:#fff;max-width:100%}
 th,td{border:1px solid #d0d7de;padding:4px 7px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 th{background:#f0f3f6} td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.baseline td{background:#f6f8fa;color:#57606a;font-style:italic}
+tr.baseline td{background:#f6f8fa;color:#57606a;font-style:italic} .ci{color:#57606a;font-size:.85em;white-space:nowrap}
 th.lenient,td.lenient{background:#fff8e6} .ok{color:#1a7f37;font-weight:600} .failed{color:#cf222e;font-weight:600}
 .incomplete,.running{color:#9a6700;font-weight:600} .flag{color:#9a6700}
 img.fig{max-width:100%;height:auto;border:1px solid #e5e9ee;background:#fff;margin:.5em 0}
@@ -575,7 +578,7 @@ for comparison with published figures; they are higher than strict scores and no
 {% if t.caption %}<h3>{{ t.caption }}</h3>{% endif %}
 <table><thead><tr><th>run</th><th>samples</th>{% for k in t.cols %}<th class="{{ 'lenient' if k.lenient else '' }}" title="{{ k.description }}">{{ k.label }}</th>{% endfor %}</tr></thead><tbody>
 {% for row in t.rows %}<tr class="{{ row.cls }}"><td>{{ row.label }}{% if row.flag %} <span class="flag" title="{{ row.flag }}">⚠</span>{% endif %}</td><td class="num">{{ row.samples }}</td>
-{% for c in row.cells %}<td class="num{{ ' lenient' if c.lenient else '' }}">{{ c.text }}</td>{% endfor %}</tr>
+{% for c in row.cells %}<td class="num{{ ' lenient' if c.lenient else '' }}">{{ c.value }}{% if c.ci %}<br><span class="ci">{{ c.ci }}</span>{% endif %}</td>{% endfor %}</tr>
 {% endfor %}</tbody></table>
 {% endfor %}
 <details><summary>All metrics</summary>
@@ -647,12 +650,17 @@ RESULT_COLUMNS = ("closed.accuracy", "closed.invalid", "closed.f1", "open.recall
 def _samples(m) -> str:
     return f'{m.get("n", "—")} ({get_path(m, "closed.n") or 0} closed, {get_path(m, "open.n") or 0} open)' if m else "—"
 
+def _cell(v, ci, lenient=False) -> dict:
+    "A table cell: the value, and its interval on a line of its own."
+    full = fmt_ci(v, ci)
+    return {"value": fmt_num(v), "ci": full[len(fmt_num(v)):].strip(), "lenient": lenient}
+
 def _result_rows(entries, keys, sets, flags) -> list[dict]:
     rows = []
     for e in entries:
         m = e["metrics"] or {}; ci = m.get("ci") or {}
         rows.append({"label": e["label"], "cls": "baseline" if e["ctx"]["method"] == "untrained" else "", "flag": flags.get(e["label"]),
-                     "samples": _samples(m), "cells": [{"text": fmt_ci(get_path(m, k), ci.get(k)), "lenient": is_lenient(k)} for k in keys]})
+                     "samples": _samples(m), "cells": [_cell(get_path(m, k), ci.get(k), is_lenient(k)) for k in keys]})
     return rows
 
 def _baseline_row(b: dict, keys) -> dict:
@@ -661,7 +669,7 @@ def _baseline_row(b: dict, keys) -> dict:
     why = [f"closed: always '{b['closed.majority']}'" if b["closed.majority"] else "", f"open: always '{b['open.majority']}'" if b["open.majority"] else ""]
     return {"label": "majority baseline (" + "; ".join(w for w in why if w) + ")", "cls": "baseline", "flag": None,
             "samples": f'{b["closed.n"] + b["open.n"]} ({b["closed.n"]} closed, {b["open.n"]} open)',
-            "cells": [{"text": fmt_num(vals.get(k)) if k in vals else "—", "lenient": is_lenient(k)} for k in keys]}
+            "cells": [_cell(vals.get(k), None, is_lenient(k)) if k in vals else _cell(None, None, is_lenient(k)) for k in keys]}
 
 def _all_tables(entries) -> list[dict]:
     ok = [e for e in entries if e["metrics"]]; out = []
@@ -755,9 +763,6 @@ def render_report(entries: list[dict], title: str = "run") -> str:
         if b: rows.append(_baseline_row(b, keys))
         tables.append({"caption": f"Set {set_of[es[0]['label']]}: {_short(s[0])} [{s[1]}]" if set_of else "",
                        "cols": [_key(k) for k in keys], "rows": rows})
-    no_metrics = [e for e in entries if not e["metrics"]]
-    if no_metrics: tables.append({"caption": "Without metrics" if tables else "", "cols": [_key(k) for k in keys],
-                                  "rows": _result_rows(no_metrics, keys, set_of, flags)})
     groups = curriculum_groups(entries)
     curricula = []
     for model, cs in groups.items():
