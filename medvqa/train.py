@@ -15,9 +15,9 @@ from .models import (get_spec, load_model, prompt_messages, completion_messages,
 __all__ = ['TRAIN_BACKENDS', 'H100_BF16_FLOPS', 'pick_backend', 'pick_optimizer', 'estimate_memory_gib', 'pick_batch',
            'resolve_batch', 'torch_total_memory_gib', 'load_train_data', 'usable', 'to_conversation',
            'conversation_stream', 'stage_of', 'write_log_history', 'last_checkpoint', 'holds_run', 'check_output_dir',
-           'trained_for', 'check_trained_for', 'check_export', 'CountingCollator', 'count_params', 'count_4bit',
-           'peak_memory_gib', 'mfu', 'lora_settings', 'model_with_adapter', 'train', 'world_size', 'device_name',
-           'export_merged', 'kill_and_resume']
+           'trained_for', 'check_trained_for', 'check_export', 'describe_data', 'CountingCollator', 'count_params',
+           'count_4bit', 'peak_memory_gib', 'mfu', 'lora_settings', 'model_with_adapter', 'train', 'world_size',
+           'device_name', 'export_merged', 'kill_and_resume']
 
 # %% ../nbs/05_train.ipynb #81d5ba2e
 TRAIN_BACKENDS = ("auto", "hf", "unsloth")
@@ -236,6 +236,18 @@ def check_export(model_key, adapter_dir, out_dir, overwrite: bool = False) -> No
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"{out} is not empty: pass --overwrite (overwrite=True) to write into it, or choose another --output")
 
+# %% ../nbs/05_train.ipynb #554c73be
+def describe_data(data) -> str:
+    "What training data was, for summaries and model cards: a path (resolved), a loaded set's origin, or its kind and size."
+    if data is None:
+        from medvqa.synthetic import default_data
+        return f"{default_data()} (the shipped demo data)"
+    if isinstance(data, (str, Path)):
+        p = Path(data); return str(p.resolve()) if p.exists() else str(data)
+    if isinstance(data, list): return f"a list of {len(data)} records"
+    from medvqa.data import load_info
+    return load_info(data).get("origin") or f"a {type(data).__name__} of {len(data)} records"
+
 # %% ../nbs/05_train.ipynb #0780311b
 H100_BF16_FLOPS = 790e12
 
@@ -401,7 +413,7 @@ def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output
     tps = cc.tokens * world / train_s if train_s > 0 else 0.0   # each process counts its own share
     losses = [r["loss"] for r in rows]
     summary = {"model": spec.key, "hub_id": spec.hub_id, "model_path": resolve_model_path(spec.key, model_path) if (model_path or spec.tiny) else None,
-               "backend": backend, "curriculum": curriculum, "output_dir": str(out), "stages": bounds, "plan": plan(stages),
+               "backend": backend, "curriculum": curriculum, "data": describe_data(data), "split": split, "output_dir": str(out), "stages": bounds, "plan": plan(stages),
                "max_steps": max_steps, "steps": trainer.state.global_step, "resumed_from": str(ckpt) if ckpt else None,
                "batch_size": batch_size, "grad_accum": grad_accum, "world_size": world, "effective_batch": effective,
                "optimizer": optim, "learning_rate": learning_rate or spec.learning_rate,

@@ -72,6 +72,7 @@ def test_train_prints_only_json_and_keeps_the_run(tmp_path):
     assert s["steps"] == 2 and s["model"] == "tiny-qwen2vl"
     card = (out / "README.md").read_text()                    # the model card describes this run, not PEFT's template
     assert "# medvqa run: tiny-qwen2vl, open_then_closed" in card and "| steps | 2 of 2" in card and "[More Information Needed]" not in card
+    assert "| trained on | " in card and " [train] · " in card and "| method | LoRA r 16, alpha 32 |" in card
     before = sorted(p.name for p in out.iterdir())
     one_line_error(cli("train", "--model", "tiny-qwen2vl", "--output", out, "--max-steps", "2"),
                    "already holds a finished training run: pass --resume (resume=True) to continue it, --overwrite")
@@ -81,3 +82,11 @@ def test_train_prints_only_json_and_keeps_the_run(tmp_path):
     one_line_error(cli("export", "--model", "tiny-qwen3vl", "--adapter", out, "--output", tmp_path / "merged"),
                    "trained for model 'tiny-qwen2vl', not 'tiny-qwen3vl': pass --model tiny-qwen2vl")
     assert not (tmp_path / "merged").exists()
+
+
+def test_registry_model_without_weights_says_how_to_point_at_them(tmp_path):
+    from PIL import Image
+    Image.new("L", (64, 64), 90).save(tmp_path / "scan.png")
+    last = one_line_error(cli("ask", "--model", "qwen3vl2b", tmp_path / "scan.png", "Is there a mass?"),
+                          "no weights for 'qwen3vl2b'")
+    assert "--model-path DIR" in last and "MEDVQA_MODEL_PATH_QWEN3VL2B=DIR" in last
