@@ -197,6 +197,13 @@ class _Help(argparse.RawDescriptionHelpFormatter):
             h += " (default: %(default)s)"
         return h
 
+def _positive(s: str) -> int:
+    "An argparse type: a whole number of at least 1."
+    try: v = int(s)
+    except ValueError: v = 0
+    if v < 1: raise argparse.ArgumentTypeError(f"expected a positive whole number, got {s!r}")
+    return v
+
 def _data_options(p, what="the data"):
     "--format and the --*-column options of a command that reads data."
     p.add_argument("--format", choices=FORMATS, metavar="FORMAT", help=f"the layout of {what}, one of: {', '.join(FORMATS)} (detected when not given)")
@@ -250,15 +257,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--split", default="train", help="the split of --data to train on")
     _data_options(t, "--data")
     t.add_argument("--curriculum", default="open_then_closed", choices=STRATEGIES, help="the order of training samples")
-    t.add_argument("--max-steps", type=int, metavar="N", help="optimizer steps (default: the model's, see medvqa models)")
+    t.add_argument("--max-steps", type=_positive, metavar="N", help="optimizer steps (default: the model's, see medvqa models)")
     t.add_argument("--output", required=True, metavar="DIR", help="the run folder: weights, checkpoints, train_summary.json")
     t.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace a run already in --output (its checkpoints are deleted)")
     t.add_argument("--backend", default="auto", choices=TRAIN_BACKENDS, help="auto: unsloth on a CUDA GPU when installed, else hf")
     t.add_argument("--seed", type=int, default=0, help="seed of initialisation and data order")
-    t.add_argument("--batch-size", type=int, metavar="N", help="per-device batch (default: from the model's effective batch and the GPU's memory)")
-    t.add_argument("--grad-accum", type=int, metavar="N", help="gradient accumulation steps (default: effective batch / --batch-size)")
-    t.add_argument("--save-steps", type=int, metavar="N", help="write a checkpoint every N steps (default: a quarter of the steps)")
+    t.add_argument("--batch-size", type=_positive, metavar="N", help="per-device batch (default: from the model's effective batch and the GPU's memory)")
+    t.add_argument("--grad-accum", type=_positive, metavar="N", help="gradient accumulation steps (default: effective batch / --batch-size)")
+    t.add_argument("--save-steps", type=_positive, metavar="N", help="write a checkpoint every N steps (default: a quarter of the steps)")
     t.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard in --output")
     t.set_defaults(func=cmd_train)
 
@@ -276,9 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     _data_options(e, "--data")
     e.add_argument("--output", required=True, metavar="DIR", help="where to write predictions.jsonl, metrics.json and eval_summary.json")
     e.add_argument("--resume", action="store_true", help="continue the predictions already in --output")
-    e.add_argument("--batch-size", type=int, default=16, metavar="N", help="questions answered per batch")
-    e.add_argument("--max-new-tokens", type=int, default=32, metavar="N", help="longest answer generated, in tokens")
-    e.add_argument("--max-samples", type=int, metavar="N", help="only the first N samples (default: the whole split)")
+    e.add_argument("--batch-size", type=_positive, default=16, metavar="N", help="questions answered per batch")
+    e.add_argument("--max-new-tokens", type=_positive, default=32, metavar="N", help="longest answer generated, in tokens")
+    e.add_argument("--max-samples", type=_positive, metavar="N", help="only the first N samples (default: the whole split)")
     e.set_defaults(func=cmd_evaluate)
 
     sc = sub.add_parser("score", help="metrics of a predictions.jsonl as JSON", **sub_kw)
