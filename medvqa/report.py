@@ -349,20 +349,20 @@ def plot_by_source(entries: list[dict], metrics=("closed.accuracy", "open.recall
 # %% ../nbs/08_report.ipynb #4866ddcc
 CURVE_METRICS = (("closed_accuracy", "closed accuracy"), ("open_exact_match", "open exact match"))
 
-def curve_table(entries: list[dict]) -> dict:
-    "{curriculum: {metric: {step: [value per seed]}}} from the runs' curve.json points."
+def curve_table(entries: list[dict], by: str = "curriculum") -> dict:
+    "{curriculum (or run label, `by='label'`): {metric: {step: [value per seed]}}} from the runs' curve.json points."
     out = {}
     for e in entries:
         for r in e.get("curve") or []:
             for k, _ in CURVE_METRICS:
                 v = _num(r.get(k))
                 if v is None: continue
-                out.setdefault(e["curriculum"] or e["label"], {}).setdefault(k, {}).setdefault(float(r["step"]), []).append(v)
+                out.setdefault(e.get(by) or e["label"], {}).setdefault(k, {}).setdefault(float(r["step"]), []).append(v)
     return out
 
-def plot_curves(entries: list[dict]):
+def plot_curves(entries: list[dict], by: str = "curriculum"):
     "Closed accuracy and open exact match against the step, one line per curriculum (mean over seeds, band: seeds' range); None without curves."
-    table = curve_table(entries)
+    table = curve_table(entries, by)
     if not table: return None
     sns = _sns()
     fig = new_figure(10, 3.4); axes = fig.subplots(1, len(CURVE_METRICS), squeeze=False)[0]
@@ -379,7 +379,7 @@ def plot_curves(entries: list[dict]):
     from matplotlib.ticker import MaxNLocator
     for ax in axes: ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_ylabel("score"); axes[-1].legend(fontsize=8, loc="best")
-    fig.suptitle("Evaluated during training (line: mean over seeds; band: lowest to highest seed)", fontsize=10)
+    fig.suptitle("Evaluated during training" + (" (line: mean over seeds; band: lowest to highest seed)" if by == "curriculum" else ""), fontsize=10)
     return fig
 
 # %% ../nbs/08_report.ipynb #343ecb2c
@@ -600,7 +600,7 @@ for comparison with published figures; they are higher than strict scores and no
 {% endfor %}</section>{% endif %}
 
 <section id="training"><h2>Training</h2>
-{{ fig(figs.loss) }}
+{{ fig(figs.loss) }}{{ fig(figs.curves) }}
 <table><thead><tr>{% for h in train_head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
 {% for r in runs %}<tr>{% for v in r.train_cells %}<td>{{ v }}</td>{% endfor %}<td>{{ links(r) }}</td></tr>{% endfor %}
 </tbody></table>
@@ -783,7 +783,8 @@ def render_report(entries: list[dict], title: str = "run") -> str:
     except ImportError: ver = "?"
     figs = {"results": _figure(plot_open_closed(with_metrics, colors=colors), "closed and open metrics per run"),
             "sources": _figure(plot_by_source(with_metrics), "metrics per data source"),
-            "loss": _figure(plot_loss(entries, colors), "training loss curves")}
+            "loss": _figure(plot_loss(entries, colors), "training loss curves"),
+            "curves": _figure(plot_curves([e for e in entries if e["model"] not in groups], by="label"), "evaluations during training")}
     return _environment().from_string(TEMPLATE).render(
         csp=CSP, css=CSS, title=title, when=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), version=ver,
         runs=runs, n_ok=len(ok), n_bad=len(entries) - len(ok), nav=nav, warnings=set_warn + _warnings(entries),
