@@ -189,6 +189,11 @@ def cmd_report(a):
     _print({"report": str(write_report(a.run_dir))})
 
 # %% ../nbs/10_cli.ipynb #b68b313a
+class _Parser(argparse.ArgumentParser):
+    "A usage mistake is one line, as medvqa's own errors are, and says where the options are listed."
+    def error(self, message):
+        self.exit(2, f"medvqa: error: {message} (see {self.prog} --help)\n")
+
 class _Help(argparse.RawDescriptionHelpFormatter):
     "Help that states each option's default (when it has one)."
     def _get_help_string(self, action):
@@ -220,7 +225,7 @@ def _model_options(p, adapter=None):
 def build_parser() -> argparse.ArgumentParser:
     from medvqa.train import TRAIN_BACKENDS
     sub_kw = dict(formatter_class=_Help)
-    p = argparse.ArgumentParser(prog="medvqa", formatter_class=_Help,
+    p = _Parser(prog="medvqa", formatter_class=_Help,
                                 description="Fine-tune Qwen-VL models for medical VQA and compare training recipes. "
                                             "Data goes to stdout as JSON; logs and progress go to stderr.")
     p.add_argument("--version", action="version", version=f"medvqa {__version__}", help="print medvqa's version and exit")
