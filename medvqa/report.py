@@ -523,7 +523,7 @@ th,td{border:1px solid #d0d7de;padding:4px 7px;text-align:left;vertical-align:to
 th{background:#f0f3f6} td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.baseline td{background:#f6f8fa;color:#57606a;font-style:italic} .ci{color:#57606a;font-size:.85em;white-space:nowrap}
 th.lenient,td.lenient{background:#fff8e6} .ok{color:#1a7f37;font-weight:600} .failed{color:#cf222e;font-weight:600}
-.incomplete,.running{color:#9a6700;font-weight:600} .flag{color:#9a6700}
+.incomplete,.running{color:#9a6700;font-weight:600} .flag{color:#9a6700} th.st{white-space:nowrap}
 img.fig{max-width:100%;height:auto;border:1px solid #e5e9ee;background:#fff;margin:.5em 0}
 pre{background:#f6f8fa;border:1px solid #d0d7de;padding:8px;overflow:auto;max-height:28em;font-size:.85em;white-space:pre-wrap;word-break:break-word}
 .failure{border-left:4px solid #cf222e;padding:2px 12px;margin:1em 0;background:#fff}
@@ -563,7 +563,7 @@ TEMPLATE = """<!DOCTYPE html>
 
 <section id="runs"><h2>Runs</h2>
 <p class="note">What each run is: the kind of model, how it was trained, and the data it was trained and evaluated on.</p>
-<table><thead><tr><th>run</th><th>model</th><th>kind</th><th>training</th><th>curriculum, seed</th><th>trained on</th><th>evaluated on</th><th>status</th></tr></thead><tbody>
+<table><thead><tr><th>run</th><th>model</th><th>kind</th><th>training</th><th>curriculum, seed</th><th>trained on</th><th>evaluated on</th><th class="st">status</th></tr></thead><tbody>
 {% for r in runs %}<tr><td>{{ r.label }}</td><td>{{ r.model }}</td><td>{{ r.ctx.kind }}</td><td>{{ r.ctx.method }}</td>
 <td>{{ r.curriculum or "—" }}{% if r.seed is not none %}, seed {{ r.seed }}{% endif %}</td><td title="{{ r.ctx.train_data or '' }}">{{ r.ctx.trained_on }}</td>
 <td title="{{ r.ctx.eval_data or '' }}">{{ r.ctx.evaluated_on }}{% if r.set_name %} <span class="flag">(set {{ r.set_name }})</span>{% endif %}</td><td>{{ status(r.status) }}</td></tr>
@@ -863,6 +863,7 @@ tags: [medvqa, medical-vqa, {{ 'full-fine-tuning' if full else 'lora' }}, {{ mod
 ---
 # medvqa run: {{ model }}{% if curriculum %}, {{ curriculum }}{% endif %}
 
+
 {{ model }} ({{ kind }}) fine-tuned for medical visual question answering by medvqa {{ version }}.
 
 | | |
@@ -877,14 +878,12 @@ tags: [medvqa, medical-vqa, {{ 'full-fine-tuning' if full else 'lora' }}, {{ mod
 
 ## Evaluation
 
-On {{ evaluated_on }} (strict metrics, value [95% bootstrap interval]):
+On {{ evaluated_on }}: strict metrics, value [95% bootstrap interval], beside what always giving the most common answer scores.
 
-| metric | value |{% if baseline %} majority baseline |{% endif %}
-
-|---|---|{% if baseline %}---|{% endif %}
-
-{% for m in metrics %}| {{ m.label }} | {{ m.value }} |{% if baseline %} {{ m.baseline }} |{% endif %}
-
+| metric | value | majority baseline |
+|---|---|---|
+{% for m in metrics %}
+| {{ m.label }} | {{ m.value }} | {{ m.baseline }} |
 {% endfor %}
 {% endif %}
 
@@ -915,13 +914,13 @@ def model_card(run_dir) -> str:
     try: from medvqa import __version__ as ver
     except ImportError: ver = "?"
     full = ctx["method"] == "full fine-tuning"
-    env = jinja2.Environment(autoescape=False, undefined=jinja2.ChainableUndefined, trim_blocks=True)
+    env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     return env.from_string(CARD_TEMPLATE).render(
         base=s.get("hub_id") or e["model"], library="transformers" if full else "peft", full=full, model=e["model"],
         curriculum=s.get("curriculum"), kind=ctx["kind"], version=ver, method=ctx["method"], trained_on=ctx["trained_on"],
         stages=[x for x in s.get("stages") or [] if isinstance(x, dict)], steps=s.get("steps", "?"), max_steps=s.get("max_steps", "?"),
         batch=s.get("effective_batch", "?"), lr=s.get("learning_rate", "?"), seed=s.get("seed", "?"), backend=s.get("backend", "?"),
-        device=s.get("device", "?"), metrics=rows, baseline=bool(b), evaluated_on=ctx["evaluated_on"], folder=Path(run_dir).name)
+        device=s.get("device", "?"), metrics=rows, baseline=bool(b), evaluated_on=ctx["evaluated_on"], folder=str(run_dir))
 
 def write_model_card(run_dir) -> Path:
     "Write the run folder's README.md from `model_card`."
