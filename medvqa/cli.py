@@ -338,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
 _RESUME = {"train": "the checkpoints written so far are kept; continue with the same command plus --resume",
            "evaluate": "the predictions written so far are kept; continue with the same command plus --resume",
            "run": "finished runs are kept; run the same command again to skip them and resume the others",
-           "ablate": "finished runs are kept; run the same command again to skip them and resume the others"}
+           "ablate": "finished runs are kept; run the same command again to skip them and resume the others",
+           "export": "--output may hold a partial model; run the same command again with --overwrite"}
 
 def main(argv=None) -> int:
     "Entry point of the `medvqa` console script."
