@@ -218,7 +218,7 @@ def run_models(models: Iterable[str], out, curricula=None, seeds=None, params: d
         todo.append(j)
     if changed:
         raise ConfigError(f"{out} already holds run(s) with other parameters: {', '.join(changed)}; "
-                          "choose another output folder, or pass force=True to replace them")
+                          "choose another output folder (--out), or pass --force (force=True) to replace them")
     if force:
         for j in todo:
             if (Path(j["out_dir"]) / "run.json").exists(): shutil.rmtree(j["out_dir"])

@@ -29,7 +29,7 @@ def pick_backend(backend: str = "auto") -> str:
     if backend == "auto": return "unsloth" if has_cuda and importlib.util.find_spec("unsloth") else "hf"
     if backend == "unsloth":
         if not has_cuda: raise ConfigError("backend 'unsloth' needs a CUDA GPU and none is available; use backend='hf' (--backend hf) on this machine")
-        if not importlib.util.find_spec("unsloth"): raise ConfigError("backend 'unsloth' needs the unsloth package (pip install unsloth); or use backend='hf'")
+        if not importlib.util.find_spec("unsloth"): raise ConfigError("backend 'unsloth' needs the unsloth package (pip install unsloth); or use backend='hf' (--backend hf)")
     return backend
 
 # %% ../nbs/05_train.ipynb #56ff856d
