@@ -42,7 +42,7 @@ def run_one(cfg: dict) -> dict:
     s = train(cfg["key"], data=records(cfg["n_samples"], cfg["image_size"]), curriculum="open_then_closed",
               output_dir=cfg["run_dir"], max_steps=cfg["steps"] or spec.max_steps, backend=cfg["backend"],
               batch_size=cfg["batch"], grad_accum=cfg["grad_accum"], model_path=cfg["model_dir"], save_steps=10**6,
-              load_in_4bit=cfg["load_in_4bit"], seed=0)
+              load_in_4bit=cfg["load_in_4bit"], seed=0, overwrite=True)      # a benchmark run replaces the last one
     return {"model": cfg["model"], "key": cfg["key"], "backend": s["backend"], "quant": cfg["quant"],
             "batch_mode": cfg["batch_mode"], "batch": s["batch_size"], "grad_accum": s["grad_accum"],
             "effective_batch": s["effective_batch"], "steps": s["steps"], "tokens_per_s": s["tokens_per_s"],

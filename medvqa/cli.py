@@ -4,36 +4,66 @@
 
 # %% ../nbs/10_cli.ipynb #9b51fa24
 from __future__ import annotations
-import argparse, json, sys
-from .core import MedVQAError, to_json
+import argparse, contextlib, json, sys
+from pathlib import Path
+from . import __version__
+from .core import FORMATS, STRATEGIES, ConfigError, DataError, MedVQAError, to_json
 
 # %% auto #0
-__all__ = ['cmd_data_stats', 'cmd_data_curriculum', 'cmd_models', 'cmd_train', 'cmd_export', 'cmd_evaluate', 'cmd_score',
-           'cmd_ask', 'cmd_run', 'cmd_ablate', 'cmd_report', 'build_parser', 'main']
+__all__ = ['data_stdout', 'cmd_data_stats', 'cmd_data_curriculum', 'models_table', 'cmd_models', 'cmd_train', 'cmd_export',
+           'cmd_evaluate', 'cmd_score', 'check_ask', 'cmd_ask', 'RunsFailed', 'cmd_run', 'cmd_ablate', 'cmd_report',
+           'build_parser', 'main']
 
 # %% ../nbs/10_cli.ipynb #7fb6213a
 def _csv(s): return [x.strip() for x in str(s).split(",") if x.strip()]
 def _ints(s): return [int(x) for x in _csv(s)]
-def _print(obj): print(to_json(obj))
+
+_OUT: list = []     # the real stdout while a command runs; everything else printed goes to stderr
+
+def _say(text: str):
+    "Write `text` to the command's stdout."
+    print(text, file=_OUT[-1] if _OUT else sys.stdout, flush=True)
+
+def _print(obj): _say(to_json(obj))
+
+@contextlib.contextmanager
+def data_stdout():
+    "Inside, `print` goes to stderr (a trainer's log lines, progress); `_print`/`_say` still reach stdout."
+    _OUT.append(sys.stdout)
+    try:
+        with contextlib.redirect_stdout(sys.stderr): yield
+    finally: _OUT.pop()
 
 def _kv(items):
     "Parse `-p key=value` pairs; values are JSON when they parse as JSON, else strings (as papermill does)."
     out = {}
     for it in items or []:
-        if "=" not in it: raise MedVQAError(f"-p expects key=value, got {it!r}")
+        if "=" not in it: raise ConfigError(f"-p expects key=value, got {it!r}")
         k, v = it.split("=", 1)
         try: out[k] = json.loads(v)
         except json.JSONDecodeError: out[k] = v
     return out
 
 # %% ../nbs/10_cli.ipynb #62066a05
+_COLUMNS = ("image", "question", "answer", "answer_type", "id", "split", "explanation")
+
+def _columns(a) -> dict:
+    "The --*-column options given, as `load_vqa`'s keyword arguments."
+    return {f"{c}_column": v for c in _COLUMNS if (v := getattr(a, f"{c}_column", None))}
+
+def _dataset(a, path, split):
+    "`path` loaded with the command's --format and --*-column options; the path itself when none is given (the callee loads it)."
+    if path is None or not (_columns(a) or getattr(a, "format", None)): return path
+    from medvqa.data import load_vqa
+    return load_vqa(path, format=a.format, split=split, **_columns(a))
+
 def cmd_data_stats(a):
     from medvqa.data import load_vqa, data_stats, drop_duplicates, drop_leakage
     report = []
-    ds = load_vqa(a.path, format=a.format, split=a.split, report=report)
+    ds = load_vqa(a.path, format=a.format, split=a.split, report=report, **_columns(a))
     test = None
     if a.test:
-        test = load_vqa(a.test, format=a.test_format or a.format, split=a.test_split, report=report)
+        test = load_vqa(a.test, format=a.test_format or a.format, split=a.test_split, report=report, **_columns(a))
     if a.drop_duplicates:
         ds = drop_duplicates(ds)
         if test is not None: test = drop_duplicates(test)
@@ -43,17 +73,33 @@ def cmd_data_stats(a):
 def cmd_data_curriculum(a):
     from medvqa.data import load_vqa
     from medvqa.curriculum import make_stages, plan
-    ds = load_vqa(a.path, format=a.format, split=a.split)
+    ds = load_vqa(a.path, format=a.format, split=a.split, **_columns(a))
     shares = [float(x) for x in _csv(a.shares)] if a.shares else None
     stage_data = [load_vqa(p, split=a.split) for p in _csv(a.stage_data)] if a.stage_data else None
     _print(plan(make_stages(ds, a.strategy, seed=a.seed, shares=shares, stage_data=stage_data)))
 
 # %% ../nbs/10_cli.ipynb #bd0ab101
+def models_table(registry=None) -> str:
+    "A short text table of the model registry: key, kind, weights, size, 4-bit, steps, learning rate, LoRA."
+    from medvqa.models import REGISTRY, env_var
+    rows = [("model", "kind", "weights (hub id)", "params", "4-bit", "steps", "lr", "LoRA r/alpha")]
+    for k, s in (registry or REGISTRY).items():
+        rows.append((k, "tiny random" if s.tiny else s.family.replace("_", "-"), "built locally" if s.tiny else s.hub_id,
+                     "tiny" if s.tiny else (f"{s.params_b:g} B" if s.params_b else "?"), "yes" if s.load_in_4bit else "no",
+                     str(s.max_steps), f"{s.learning_rate:g}", f"{s.lora_r}/{s.lora_alpha}"))
+    w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(n) for c, n in zip(r, w)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * n for n in w))
+    return "\n".join(lines + ["", f"Local weights: --model-path DIR, or the environment variable MEDVQA_MODEL_PATH_<KEY> (e.g. {env_var('qwen3vl2b')}).",
+                              "Every setting: medvqa models --json"])
+
 def cmd_models(a):
     import dataclasses
     from medvqa.models import REGISTRY
-    _print({k: dataclasses.asdict(v) for k, v in REGISTRY.items()})
+    if a.json: _print({k: dataclasses.asdict(v) for k, v in REGISTRY.items()})
+    else: _say(models_table())
 
+# %% ../nbs/10_cli.ipynb #71f977d3
 def _backend(backend="auto"):
     "Unsloth patches transformers and TRL at import: import it first when this process will use it."
     from medvqa.run import prepare_backend
@@ -62,21 +108,23 @@ def _backend(backend="auto"):
 def cmd_train(a):
     _backend(a.backend)
     from medvqa.train import train
-    s = train(a.model, data=a.data, curriculum=a.curriculum, output_dir=a.output, max_steps=a.max_steps,
+    s = train(a.model, data=_dataset(a, a.data, a.split), curriculum=a.curriculum, output_dir=a.output, max_steps=a.max_steps,
               backend=a.backend, resume=a.resume, seed=a.seed, batch_size=a.batch_size, grad_accum=a.grad_accum,
-              save_steps=a.save_steps, model_path=a.model_path, tensorboard=a.tensorboard, split=a.split, method=a.method,
-              learning_rate=a.learning_rate, eval_data=a.eval_data, eval_every=a.eval_every)
+              save_steps=a.save_steps, model_path=a.model_path, tensorboard=a.tensorboard, split=a.split, overwrite=a.overwrite,
+              method=a.method, learning_rate=a.learning_rate, eval_data=a.eval_data, eval_every=a.eval_every)
     _print(s)
 
 def cmd_export(a):
+    from medvqa.train import check_export
+    check_export(a.model, a.adapter, a.output, overwrite=a.overwrite)        # before any model loads
     _backend()
     from medvqa.train import export_merged
-    print(export_merged(a.model, a.adapter, a.output, model_path=a.model_path))
+    _print(export_merged(a.model, a.adapter, a.output, model_path=a.model_path, overwrite=a.overwrite))
 
 def cmd_evaluate(a):
     _backend()
     from medvqa.evaluate import evaluate
-    m = evaluate(a.model, data=a.data, adapter=a.adapter, split=a.split, output_dir=a.output,
+    m = evaluate(a.model, data=_dataset(a, a.data, a.split), adapter=a.adapter, split=a.split, output_dir=a.output,
                  batch_size=a.batch_size, max_new_tokens=a.max_new_tokens, resume=a.resume,
                  model_path=a.model_path, max_samples=a.max_samples)
     _print(m)
@@ -85,110 +133,230 @@ def cmd_score(a):
     from medvqa.metrics import score_file
     _print(score_file(a.predictions, n_boot=a.n_boot, seed=a.seed))
 
+def check_ask(image, question):
+    "Refuse a missing or unreadable image and an empty question before any model loads."
+    if not str(question).strip(): raise ConfigError("the question is empty")
+    p = Path(image)
+    if not p.exists(): raise DataError(f"{image}: no such image file")
+    if p.is_dir(): raise DataError(f"{image}: is a folder; pass one image file")
+    from medvqa.data import open_image
+    open_image(p)                     # ImageError (a DataError) names the file when it cannot be decoded
+
 def cmd_ask(a):
+    check_ask(a.image, a.question)
     _backend()
     from medvqa.evaluate import Specialist
-    print(Specialist(model=a.model, adapter=a.adapter, model_path=a.model_path).answer(a.image, a.question))
+    ans = Specialist(model=a.model, adapter=a.adapter, model_path=a.model_path).answer(a.image, a.question)
+    _print({"model": a.model, "adapter": a.adapter, "image": str(a.image), "question": a.question, "answer": ans})
+    if not ans.strip(): print("medvqa: note: the model's answer is empty", file=sys.stderr)
 
 # %% ../nbs/10_cli.ipynb #72971cb6
+class RunsFailed(MedVQAError):
+    "Some runs of `run`/`ablate` failed (the others finished, the report shows both): exit status 1."
+    exit_code = 1
+
+def _check_curricula(names):
+    bad = [c for c in names if c not in STRATEGIES]
+    if bad: raise ConfigError(f"unknown curriculum {', '.join(map(repr, bad))} in --curricula; known: {', '.join(STRATEGIES)}")
+    return names
+
+def _finish(recs, out, report: bool = True):
+    "Print the runs (and the report) as JSON; RunsFailed when any run did not finish."
+    res = {"out": str(out), "runs": [{k: r.get(k) for k in ("label", "status", "error")} for r in recs]}
+    if report:
+        from medvqa.report import write_report
+        res["report"] = str(write_report(out))
+    _print(res)
+    bad = [r for r in recs if r.get("status") != "ok"]
+    if bad:
+        raise RunsFailed(f"{len(bad)} of {len(recs)} run(s) failed: " + "; ".join(f"{r.get('label')}: {r.get('error')}" for r in bad)
+                         + (f"; details in {res['report']}" if report else ""))
+
 def cmd_run(a):
     from medvqa.run import run_models
-    run_models(_csv(a.models), a.out, curricula=_csv(a.curricula) if a.curricula else None,
-               seeds=_ints(a.seeds) if a.seeds else None, params=_kv(a.param),
-               gpus=_ints(a.gpus) if a.gpus else None, force=a.force)
-    if not a.no_report:
-        from medvqa.report import write_report
-        print(f"report: {write_report(a.out)}")
+    recs = run_models(_csv(a.models), a.out, curricula=_check_curricula(_csv(a.curricula)) if a.curricula else None,
+                      seeds=_ints(a.seeds) if a.seeds else None, params=_kv(a.param),
+                      gpus=_ints(a.gpus) if a.gpus else None, force=a.force)
+    _finish(recs, a.out, report=not a.no_report)
 
 def cmd_ablate(a):
     from medvqa.run import ablate
-    ablate(a.model, _csv(a.curricula), data=a.data, out=a.out, seeds=_ints(a.seeds), params=_kv(a.param),
-           gpus=_ints(a.gpus) if a.gpus else None, force=a.force)
-    from medvqa.report import write_report
-    print(f"report: {write_report(a.out)}")
+    recs = ablate(a.model, _check_curricula(_csv(a.curricula)), data=a.data, out=a.out, seeds=_ints(a.seeds), params=_kv(a.param),
+                  gpus=_ints(a.gpus) if a.gpus else None, force=a.force)
+    _finish(recs, a.out)
 
 def cmd_report(a):
     from medvqa.report import write_report
-    print(f"report: {write_report(a.run_dir)}")
+    _print({"report": str(write_report(a.run_dir))})
 
 # %% ../nbs/10_cli.ipynb #b68b313a
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="medvqa", description="Fine-tune Qwen-VL models for medical VQA and compare training recipes.")
-    sub = p.add_subparsers(dest="command", required=True)
+class _Parser(argparse.ArgumentParser):
+    "A usage mistake is one line, as medvqa's own errors are, and says where the options are listed."
+    def error(self, message):
+        self.exit(2, f"medvqa: error: {message} (see {self.prog} --help)\n")
 
-    d = sub.add_parser("data", help="inspect data").add_subparsers(dest="data_command", required=True)
-    s = d.add_parser("stats", help="counts, duplicates and train/test leakage as JSON")
-    s.add_argument("path"); s.add_argument("--format"); s.add_argument("--split")
-    s.add_argument("--test", help="a test set to check for leakage against"); s.add_argument("--test-format"); s.add_argument("--test-split")
-    s.add_argument("--drop-duplicates", action="store_true"); s.add_argument("--drop-leakage", action="store_true")
+class _Help(argparse.RawDescriptionHelpFormatter):
+    "Help that states each option's default (when it has one)."
+    def _get_help_string(self, action):
+        h = action.help or ""
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in h:
+            h += " (default: %(default)s)"
+        return h
+
+def _positive(s: str) -> int:
+    "An argparse type: a whole number of at least 1."
+    try: v = int(s)
+    except ValueError: v = 0
+    if v < 1: raise argparse.ArgumentTypeError(f"expected a positive whole number, got {s!r}")
+    return v
+
+def _data_options(p, what="the data"):
+    "--format and the --*-column options of a command that reads data."
+    p.add_argument("--format", choices=FORMATS, metavar="FORMAT", help=f"the layout of {what}, one of: {', '.join(FORMATS)} (detected when not given)")
+    for c in _COLUMNS:
+        p.add_argument(f"--{c.replace('_', '-')}-column", metavar="NAME",
+                       help=f"the column holding the {c.replace('_', ' ')} in a generic table or hub dataset (guessed when not given)")
+
+def _model_options(p, adapter=None):
+    from medvqa.models import REGISTRY
+    p.add_argument("--model", required=True, choices=list(REGISTRY), metavar="KEY", help=f"a registry model: {', '.join(REGISTRY)} (see medvqa models)")
+    if adapter: p.add_argument("--adapter", metavar="DIR", help=adapter)
+    p.add_argument("--model-path", metavar="DIR", help="a local folder with the model's weights (otherwise $MEDVQA_MODEL_PATH_<KEY>, then the hub)")
+
+def build_parser() -> argparse.ArgumentParser:
+    from medvqa.train import TRAIN_BACKENDS
+    from medvqa.models import METHODS
+    sub_kw = dict(formatter_class=_Help)
+    p = _Parser(prog="medvqa", formatter_class=_Help,
+                                description="Fine-tune Qwen-VL models for medical VQA and compare training recipes. "
+                                            "Data goes to stdout as JSON; logs and progress go to stderr.")
+    p.add_argument("--version", action="version", version=f"medvqa {__version__}", help="print medvqa's version and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("data", help="inspect data", **sub_kw).add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    s = d.add_parser("stats", help="counts, duplicates and train/test leakage as JSON", **sub_kw)
+    s.add_argument("path", help="a data file or folder (any layout medvqa reads), or a hub id medvqa knows")
+    s.add_argument("--split", help="only this split, e.g. train, validation, test (default: every split)")
+    _data_options(s)
+    s.add_argument("--test", metavar="PATH", help="a second data set to check for train/test leakage against")
+    s.add_argument("--test-format", choices=FORMATS, metavar="FORMAT", help="the layout of --test (default: --format, or detected)")
+    s.add_argument("--test-split", help="only this split of --test (default: every split)")
+    s.add_argument("--drop-duplicates", action="store_true", help="count after dropping repeated samples (same image content and question)")
+    s.add_argument("--drop-leakage", action="store_true", help="count after dropping training samples whose image and question are in the evaluation set")
     s.set_defaults(func=cmd_data_stats)
-    c = d.add_parser("curriculum", help="the stage plan of a curriculum as JSON")
-    c.add_argument("path"); c.add_argument("--strategy", default="open_then_closed"); c.add_argument("--format")
-    c.add_argument("--split", default="train"); c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--shares", help="comma-separated share of each stage"); c.add_argument("--stage-data", help="comma-separated data path per stage")
+    c = d.add_parser("curriculum", help="the stage plan of a curriculum as JSON", **sub_kw)
+    c.add_argument("path", help="a data file or folder, or a hub id medvqa knows")
+    c.add_argument("--strategy", default="open_then_closed", choices=STRATEGIES, help="the curriculum")
+    c.add_argument("--split", default="train", help="the split to plan")
+    _data_options(c)
+    c.add_argument("--seed", type=int, default=0, help="seed of the shuffling within stages")
+    c.add_argument("--shares", help="comma-separated share of the step budget per stage, e.g. 0.3,0.7 (default: by stage size)")
+    c.add_argument("--stage-data", metavar="PATHS", help="comma-separated data path per stage (default: the stages split PATH)")
     c.set_defaults(func=cmd_data_curriculum)
 
-    m = sub.add_parser("models", help="the model registry as JSON"); m.set_defaults(func=cmd_models)
+    m = sub.add_parser("models", help="the model registry (a table; --json for every setting)", **sub_kw)
+    m.add_argument("--json", action="store_true", help="print every setting of every model as JSON")
+    m.set_defaults(func=cmd_models)
 
-    t = sub.add_parser("train", help="LoRA fine-tuning (unsloth on a GPU, transformers+PEFT+TRL elsewhere)")
-    t.add_argument("--model", required=True); t.add_argument("--data"); t.add_argument("--split", default="train")
-    t.add_argument("--curriculum", default="open_then_closed"); t.add_argument("--max-steps", type=int)
-    t.add_argument("--output", required=True); t.add_argument("--backend", default="auto", choices=["auto", "unsloth", "hf"])
-    t.add_argument("--resume", action="store_true"); t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--batch-size", type=int); t.add_argument("--grad-accum", type=int); t.add_argument("--save-steps", type=int)
-    t.add_argument("--model-path"); t.add_argument("--tensorboard", action="store_true")
-    t.add_argument("--method", choices=["lora", "full"], help="lora: an adapter; full: every weight (default: the model's own)")
-    t.add_argument("--learning-rate", type=float, help="default: the model's own")
-    t.add_argument("--eval-every", type=int, help="score --eval-data's test split every N steps (curve.json)")
-    t.add_argument("--eval-data", help="held-out data for --eval-every (default: the demo data)")
+    t = sub.add_parser("train", help="fine-tune a model (unsloth on a GPU, transformers+PEFT+TRL elsewhere); summary as JSON", **sub_kw)
+    _model_options(t)
+    t.add_argument("--data", metavar="PATH", help="training data: a file or folder, or a hub id medvqa knows (default: the shipped demo data)")
+    t.add_argument("--split", default="train", help="the split of --data to train on")
+    _data_options(t, "--data")
+    t.add_argument("--curriculum", default="open_then_closed", choices=STRATEGIES, help="the order of training samples")
+    t.add_argument("--max-steps", type=_positive, metavar="N", help="optimizer steps (default: the model's, see medvqa models)")
+    t.add_argument("--output", required=True, metavar="DIR", help="the run folder: weights, checkpoints, train_summary.json")
+    t.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="replace a run already in --output (its checkpoints are deleted)")
+    t.add_argument("--backend", default="auto", choices=TRAIN_BACKENDS, help="auto: unsloth on a CUDA GPU when installed, else hf")
+    t.add_argument("--seed", type=int, default=0, help="seed of initialisation and data order")
+    t.add_argument("--batch-size", type=_positive, metavar="N", help="per-device batch (default: from the model's effective batch and the GPU's memory)")
+    t.add_argument("--grad-accum", type=_positive, metavar="N", help="gradient accumulation steps (default: effective batch / --batch-size)")
+    t.add_argument("--save-steps", type=_positive, metavar="N", help="write a checkpoint every N steps (default: a quarter of the steps)")
+    t.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard in --output")
+    t.add_argument("--method", choices=METHODS, help="lora: an adapter over frozen weights; full: every weight (default: the model's own, see medvqa models)")
+    t.add_argument("--learning-rate", type=float, metavar="LR", help="peak learning rate (default: the model's own)")
+    t.add_argument("--eval-every", type=_positive, metavar="N", help="score --eval-data every N steps while training (a learning curve, curve.json)")
+    t.add_argument("--eval-data", metavar="PATH", help="held-out data for --eval-every, its test split (default: the shipped demo data)")
     t.set_defaults(func=cmd_train)
 
-    x = sub.add_parser("export", help="merge an adapter into its base model (16-bit) for serving")
-    x.add_argument("--model", required=True); x.add_argument("--adapter", required=True); x.add_argument("--output", required=True)
-    x.add_argument("--model-path"); x.set_defaults(func=cmd_export)
+    x = sub.add_parser("export", help="merge a trained adapter into its base model (16-bit) for serving; summary as JSON", **sub_kw)
+    _model_options(x)
+    x.add_argument("--adapter", required=True, metavar="DIR", help="the run folder written by medvqa train")
+    x.add_argument("--output", required=True, metavar="DIR", help="where to write the merged model")
+    x.add_argument("--overwrite", action="store_true", help="replace what --output already holds")
+    x.set_defaults(func=cmd_export)
 
-    e = sub.add_parser("evaluate", help="batched greedy generation, predictions.jsonl and metrics.json")
-    e.add_argument("--model", required=True); e.add_argument("--adapter"); e.add_argument("--data")
-    e.add_argument("--split", default="test"); e.add_argument("--output", required=True)
-    e.add_argument("--batch-size", type=int, default=16); e.add_argument("--max-new-tokens", type=int, default=32)
-    e.add_argument("--resume", action="store_true"); e.add_argument("--model-path"); e.add_argument("--max-samples", type=int)
+    e = sub.add_parser("evaluate", help="greedy answers to a split: predictions.jsonl, metrics.json; metrics as JSON", **sub_kw)
+    _model_options(e, adapter="a run folder written by medvqa train (default: the untrained model)")
+    e.add_argument("--data", metavar="PATH", help="evaluation data: a file or folder, or a hub id medvqa knows (default: the shipped demo data)")
+    e.add_argument("--split", default="test", help="the split of --data to evaluate on")
+    _data_options(e, "--data")
+    e.add_argument("--output", required=True, metavar="DIR", help="where to write predictions.jsonl, metrics.json and eval_summary.json")
+    e.add_argument("--resume", action="store_true", help="continue the predictions already in --output")
+    e.add_argument("--batch-size", type=_positive, default=16, metavar="N", help="questions answered per batch")
+    e.add_argument("--max-new-tokens", type=_positive, default=32, metavar="N", help="longest answer generated, in tokens")
+    e.add_argument("--max-samples", type=_positive, metavar="N", help="only the first N samples (default: the whole split)")
     e.set_defaults(func=cmd_evaluate)
 
-    sc = sub.add_parser("score", help="metrics of a predictions.jsonl as JSON")
-    sc.add_argument("predictions"); sc.add_argument("--n-boot", type=int, default=1000); sc.add_argument("--seed", type=int, default=0)
+    sc = sub.add_parser("score", help="metrics of a predictions.jsonl as JSON", **sub_kw)
+    sc.add_argument("predictions", help="a predictions.jsonl (question, answer, prediction per line), or the folder holding one")
+    sc.add_argument("--n-boot", type=int, default=1000, metavar="N", help="bootstrap resamples for the 95%% intervals (0: none)")
+    sc.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     sc.set_defaults(func=cmd_score)
 
-    k = sub.add_parser("ask", help="answer one question about one image")
-    k.add_argument("--model", required=True); k.add_argument("--adapter"); k.add_argument("--model-path")
-    k.add_argument("image"); k.add_argument("question"); k.set_defaults(func=cmd_ask)
+    k = sub.add_parser("ask", help="answer one question about one image; the answer as JSON", **sub_kw)
+    _model_options(k, adapter="a run folder written by medvqa train (default: the untrained model)")
+    k.add_argument("image", help="an image file (PNG, JPEG, DICOM, ...)")
+    k.add_argument("question", help="the question, in quotes")
+    k.set_defaults(func=cmd_ask)
 
-    r = sub.add_parser("run", help="execute nbs/train.ipynb once per model (papermill), then the report")
-    r.add_argument("--models", required=True); r.add_argument("--curricula"); r.add_argument("--seeds")
-    r.add_argument("--out", required=True); r.add_argument("--gpus", help="comma-separated GPU ids: one model per GPU")
-    r.add_argument("-p", "--param", action="append", help="notebook parameter key=value (repeatable)")
+    r = sub.add_parser("run", help="run nbs/train.ipynb once per model (papermill), then the report; the runs as JSON", **sub_kw)
+    r.add_argument("--models", required=True, metavar="KEYS", help="comma-separated registry models (see medvqa models)")
+    r.add_argument("--curricula", metavar="NAMES", help=f"comma-separated curricula, of: {', '.join(STRATEGIES)} (default: open_then_closed)")
+    r.add_argument("--seeds", metavar="INTS", help="comma-separated seeds (default: 0)")
+    r.add_argument("--out", required=True, metavar="DIR", help="the run folder: one sub-folder per run, and index.html")
+    r.add_argument("--gpus", metavar="IDS", help="comma-separated GPU ids: one run per GPU at a time (default: one run at a time)")
+    r.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="a parameter of the run notebook (repeatable)")
     r.add_argument("--force", action="store_true", help="re-run folders that hold a run with other parameters")
-    r.add_argument("--no-report", action="store_true"); r.set_defaults(func=cmd_run)
+    r.add_argument("--no-report", action="store_true", help="do not write index.html")
+    r.set_defaults(func=cmd_run)
 
-    ab = sub.add_parser("ablate", help="one model under several curricula, same seed, budget and evaluation set")
-    ab.add_argument("--model", required=True)
-    ab.add_argument("--curricula", default="open_then_closed,closed_only,mixed,closed_then_open")
-    ab.add_argument("--data"); ab.add_argument("--out", required=True); ab.add_argument("--seeds", default="0")
-    ab.add_argument("--gpus"); ab.add_argument("-p", "--param", action="append")
-    ab.add_argument("--force", action="store_true"); ab.set_defaults(func=cmd_ablate)
+    from medvqa.models import REGISTRY
+    ab = sub.add_parser("ablate", help="one model under several curricula, same seeds, budget and evaluation set; the runs as JSON", **sub_kw)
+    ab.add_argument("--model", required=True, choices=list(REGISTRY), metavar="KEY", help=f"a registry model: {', '.join(REGISTRY)}")
+    ab.add_argument("--curricula", default="open_then_closed,closed_only,mixed,closed_then_open", metavar="NAMES",
+                    help=f"comma-separated curricula, of: {', '.join(STRATEGIES)}")
+    ab.add_argument("--data", metavar="PATH", help="training (and evaluation) data (default: the shipped demo data)")
+    ab.add_argument("--out", required=True, metavar="DIR", help="the run folder: one sub-folder per run, and index.html")
+    ab.add_argument("--seeds", default="0", metavar="INTS", help="comma-separated seeds")
+    ab.add_argument("--gpus", metavar="IDS", help="comma-separated GPU ids: one run per GPU at a time (default: one run at a time)")
+    ab.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="a parameter of the run notebook (repeatable)")
+    ab.add_argument("--force", action="store_true", help="re-run folders that hold a run with other parameters")
+    ab.set_defaults(func=cmd_ablate)
 
-    rp = sub.add_parser("report", help="write reports/RUN/index.html"); rp.add_argument("run_dir"); rp.set_defaults(func=cmd_report)
+    rp = sub.add_parser("report", help="write RUN/index.html; its path as JSON", **sub_kw)
+    rp.add_argument("run_dir", help="a folder written by medvqa run or ablate")
+    rp.set_defaults(func=cmd_report)
     return p
 
 # %% ../nbs/10_cli.ipynb #a14a02b6
+_RESUME = {"train": "the checkpoints written so far are kept; continue with the same command plus --resume",
+           "evaluate": "the predictions written so far are kept; continue with the same command plus --resume",
+           "run": "finished runs are kept; run the same command again to skip them and resume the others",
+           "ablate": "finished runs are kept; run the same command again to skip them and resume the others",
+           "export": "--output may hold a partial model; run the same command again with --overwrite"}
+
 def main(argv=None) -> int:
     "Entry point of the `medvqa` console script."
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        with data_stdout(): args.func(args)
     except MedVQAError as e:
-        print(f"medvqa: error: {e}", file=sys.stderr); return 2
+        print(f"medvqa: error: {e}", file=sys.stderr); return getattr(e, "exit_code", 2)
     except KeyboardInterrupt:
-        print("medvqa: interrupted (finished work is kept; run again with --resume where offered)", file=sys.stderr); return 130
+        print(f"medvqa: interrupted; {_RESUME.get(args.command, 'nothing was lost that had been written')}", file=sys.stderr)
+        return 130
     return 0
 
 # %% ../nbs/10_cli.ipynb #072d1215

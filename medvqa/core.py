@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 # %% auto #0
-__all__ = ['YES_NO', 'MedVQAError', 'DataError', 'ConfigError', 'normalise', 'infer_answer_type', 'atomic_write_bytes',
-           'atomic_write_text', 'to_json', 'atomic_write_json', 'append_jsonl', 'read_jsonl', 'get_logger',
-           'package_dir', 'cache_dir', 'library_versions']
+__all__ = ['FORMATS', 'STRATEGIES', 'YES_NO', 'MedVQAError', 'DataError', 'ConfigError', 'normalise', 'infer_answer_type',
+           'atomic_write_bytes', 'atomic_write_text', 'to_json', 'atomic_write_json', 'append_jsonl', 'read_jsonl',
+           'get_logger', 'package_dir', 'cache_dir', 'library_versions']
 
 # %% ../nbs/00_core.ipynb #5da0b6dd
 class MedVQAError(Exception):
@@ -22,6 +22,13 @@ class DataError(MedVQAError, ValueError):
 
 class ConfigError(MedVQAError, ValueError):
     "A bad parameter: unknown model key or curriculum, impossible setting."
+
+# %% ../nbs/00_core.ipynb #38b03735
+FORMATS = ("medvqa", "vqa-rad-hf", "vqa-rad-json", "slake", "pathvqa", "imageclef2019", "pubmedvision", "generic", "hub")
+"Data layouts `medvqa.data.load_vqa` reads (`--format`)."
+
+STRATEGIES = ("open_then_closed", "closed_only", "open_only", "mixed", "closed_then_open")
+"Curricula `medvqa.curriculum.make_stages` builds (`--curriculum`)."
 
 # %% ../nbs/00_core.ipynb #845d43fc
 _PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
@@ -95,6 +102,7 @@ def read_jsonl(path, required: Iterable[str] = ()) -> list[dict]:
     "Read a JSON-lines file; bad JSON or a missing `required` field raises `DataError` naming the line."
     path = Path(path)
     if not path.exists(): raise DataError(f"{path}: file not found")
+    if path.is_dir(): raise DataError(f"{path}: is a folder, not a JSON-lines file")
     rows, required = [], list(required)
     with open(path, encoding="utf-8") as f:
         for i, line in enumerate(f, 1):

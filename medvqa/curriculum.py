@@ -10,13 +10,12 @@ from dataclasses import dataclass
 import numpy as np
 import datasets
 from datasets import Dataset, concatenate_datasets
-from .core import ConfigError, DataError, infer_answer_type, get_logger
+from .core import ConfigError, DataError, STRATEGIES, infer_answer_type, get_logger
 
 # %% auto #0
-__all__ = ['STRATEGIES', 'Stage', 'answer_types', 'make_stages', 'plan', 'allocate_steps', 'build_stream']
+__all__ = ['Stage', 'answer_types', 'make_stages', 'plan', 'allocate_steps', 'build_stream']
 
 # %% ../nbs/03_curriculum.ipynb #2744b1f5
-STRATEGIES = ("open_then_closed", "closed_only", "open_only", "mixed", "closed_then_open")
 _LAYOUT = {"open_then_closed": (("open", ("open",)), ("closed", ("closed",))),
            "closed_only": (("closed", ("closed",)),),
            "open_only": (("open", ("open",)),),

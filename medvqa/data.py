@@ -17,22 +17,21 @@ from datasets import Image as ImageFeature
 from PIL import Image, ImageDraw, ImageOps
 from tqdm.auto import tqdm
 
-from .core import DataError, ConfigError, normalise, infer_answer_type, get_logger, atomic_write_text, to_json
+from .core import DataError, ConfigError, FORMATS, normalise, infer_answer_type, get_logger, atomic_write_text, to_json
 
 # %% auto #0
-__all__ = ['FEATURES', 'FORMATS', 'ANSWER_TYPES', 'DEFAULT_MAX_PIXELS', 'MAX_IMAGE_PIXELS', 'MIN_SIDE', 'HASH_SIZE', 'NEAR_BITS',
+__all__ = ['FEATURES', 'ANSWER_TYPES', 'DEFAULT_MAX_PIXELS', 'MAX_IMAGE_PIXELS', 'MIN_SIDE', 'HASH_SIZE', 'NEAR_BITS',
            'NEAR_MAX_IMAGES', 'FIXTURE_KINDS', 'INPUT_CASES', 'canonical_split', 'ImageError', 'to_8bit', 'is_dicom',
            'open_image', 'prepare_image', 'dicom_test_file', 'synthetic_image', 'image_bytes', 'bomb_png',
            'sixteen_bit_png', 'target_text', 'build_dataset', 'load_info', 'image_hash', 'hamming',
-           'write_layout_fixture', 'write_input_fixture', 'detect_format', 'load_vqa', 'select_split', 'image_keys',
-           'find_duplicates', 'drop_duplicates', 'find_leakage', 'drop_leakage', 'data_stats']
+           'write_layout_fixture', 'write_input_fixture', 'is_hub_dataset', 'detect_format', 'load_vqa', 'select_split',
+           'image_keys', 'find_duplicates', 'drop_duplicates', 'find_leakage', 'drop_leakage', 'data_stats']
 
 # %% ../nbs/01_data.ipynb #b64af1ee
 FEATURES = Features({"id": Value("string"), "images": List(ImageFeature()), "question": Value("string"),
                      "answer": Value("string"), "answer_type": Value("string"), "source": Value("string"),
                      "split": Value("string"), "explanation": Value("string")})
 
-FORMATS = ("medvqa", "vqa-rad-hf", "vqa-rad-json", "slake", "pathvqa", "imageclef2019", "pubmedvision", "generic", "hub")
 ANSWER_TYPES = ("open", "closed")
 DEFAULT_MAX_PIXELS = 448 * 448     # what a model sees at most (prepare_image)
 MAX_IMAGE_PIXELS = 64_000_000      # what a file may claim at most (8000 x 8000): beyond it, a decompression bomb
@@ -289,7 +288,7 @@ def build_dataset(records: Iterable[dict], on_error: str = "skip", report: list 
     if skipped:
         first = "; ".join(f"{s['file']}: record {s['record']}: {s['reason']}" for s in skipped[:3])
         _log.warning(f"{origin or 'load'}: skipped {len(skipped)} of {n} record(s) ({dict(Counter(s['kind'] for s in skipped))}); first: {first}")
-    ds = Dataset.from_list(rows, features=FEATURES)
+    ds = Dataset.from_list(rows, features=FEATURES) if rows else Dataset.from_dict({k: [] for k in FEATURES}, features=FEATURES)
     ds.info.description = json.dumps({_INFO_KEY: {"origin": str(origin), "records": n, "skipped": len(skipped),
         "skip_reasons": dict(Counter(s["kind"] for s in skipped)), "skipped_first": skipped[:20]}})
     return ds
@@ -495,10 +494,12 @@ _ANSWER_COLS = ("answer", "answers", "response", "label", "output", "target")
 
 def _pick(cols, given, candidates, what, where):
     if given:
-        if given not in cols: raise ConfigError(f"{where}: no column {given!r} for the {what}; columns: {', '.join(cols)}")
+        if given not in cols: raise ConfigError(f"{where}: no column {given!r} for the {what} (--{what.replace('_', '-')}-column); columns: {', '.join(cols)}")
         return given
     found = next((c for c in candidates if c in cols), None)
-    if found is None: raise ConfigError(f"{where}: cannot tell which column holds the {what}; pass {what}_column= (columns: {', '.join(cols)})")
+    if found is None:
+        raise ConfigError(f"{where}: cannot tell which column holds the {what}; name it with --{what.replace('_', '-')}-column "
+                          f"({what}_column= in Python); columns: {', '.join(cols)}")
     return found
 
 def _as_refs(v, base: Path | None) -> list | None:
@@ -645,8 +646,15 @@ def _read_generic(path: Path, name: str | None = None, **columns) -> Iterator[di
     dsd = _load_files(kind, dict(split_files), path, **({"delimiter": "\t"} if files[0].suffix == ".tsv" else {}))
     yield from _read_table(dsd, name or (path.stem if path.is_file() else path.name), path if path.is_dir() else path.parent, str(path), **columns)
 
+def is_hub_dataset(source) -> bool:
+    "True for a hub id medvqa knows (`_HUB_SOURCES`); any other 'owner/name' is a hub id only with --format hub."
+    return str(source).lower() in _HUB_SOURCES and not Path(str(source)).exists()
+
 def _read_hub(hub_id: str, name: str | None = None, split=None, **columns) -> Iterator[dict]:
-    dsd = datasets.load_dataset(hub_id)                                # online only
+    try: dsd = datasets.load_dataset(hub_id)                           # online only
+    except Exception as e:
+        raise DataError(f"{hub_id}: cannot load it from the Hugging Face hub ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                        "without hub access, download the dataset and pass its local folder") from None
     yield from _read_table(dsd, name or _HUB_SOURCES.get(hub_id.lower(), hub_id.split("/")[-1].lower()), None, hub_id, **columns)
 
 # %% ../nbs/01_data.ipynb #4eb4978c
@@ -673,18 +681,20 @@ def _json_kind(f: Path) -> str | None:
     return None
 
 def detect_format(path) -> str:
-    "Which of FORMATS `path` holds (local file or folder; an 'owner/name' that is not a local path is 'hub')."
+    "Which of FORMATS `path` holds (a local file or folder, or a hub id medvqa knows); a missing path is 'no such file or folder'."
     p = Path(path)
     if not p.exists():
-        if re.fullmatch(r"[\w.-]+/[\w.-]+", str(path)): return "hub"
-        raise DataError(f"{path}: no such file or folder")
+        if is_hub_dataset(path): return "hub"
+        hint = (f" (to read the Hugging Face dataset {path} instead, pass --format hub)"
+                if re.fullmatch(r"[\w.-]+/[\w.-]+", str(path)) else "")
+        raise DataError(f"{path}: no such file or folder{hint}")
     files = [p] if p.is_file() else [x for x in sorted(p.iterdir()) if x.is_file()]
     for f in files:
         if f.suffix in (".json", ".jsonl") and (k := _json_kind(f)): return k
     if _clef_files(p) and (p.is_dir() or p.suffix == ".txt"): return "imageclef2019"
     if p.suffix == ".parquet" or (p.is_dir() and any(p.rglob("*.parquet"))): return _card_says(p) or "generic"
     if any(f.suffix.lower() in _TABLE_EXT for f in files): return "generic"
-    raise DataError(f"{path}: cannot tell the data format; pass format= one of {', '.join(FORMATS)}")
+    raise DataError(f"{path}: cannot tell the data format; pass --format, one of {', '.join(FORMATS)}")
 
 # %% ../nbs/01_data.ipynb #f9d351ac
 _READERS = {"medvqa": _read_medvqa, "vqa-rad-hf": lambda p, **kw: _read_parquet(p, "vqa-rad", **kw),
@@ -706,9 +716,19 @@ def load_vqa(source, format: str | None = None, split=None, on_error: str = "ski
         p = Path(source)
         if not p.exists(): raise DataError(f"{source}: no such file or folder")
         recs = _READERS[fmt](p, lang=lang, name=name, **columns)
-    if want is not None: recs = (r for r in recs if "_error" in r or canonical_split(r.get("split") or "train") in want)
+    seen = Counter()
+    def keep(recs):
+        for r in recs:
+            if "_error" not in r:
+                s = canonical_split(r.get("split") or "train"); seen[s] += 1
+                if s not in want: continue
+            yield r
+    if want is not None: recs = keep(recs)
     ds = build_dataset(recs, on_error=on_error, report=report, check_images=check_images, max_image_pixels=max_image_pixels, origin=f"{source} ({fmt})")
-    if want is not None and len(ds) == 0: _log.warning(f"{source}: no records in split(s) {sorted(want)}")
+    if want is not None and not any(seen[s] for s in want):
+        have = ", ".join(f"{s} ({n})" for s, n in sorted(seen.items())) or "none"
+        raise DataError(f"{source}: no records in split {', '.join(sorted(want))}; splits in this data: {have} (choose one with --split)")
+    if want is not None and len(ds) == 0: _log.warning(f"{source}: every record of split(s) {sorted(want)} was skipped")
     return ds
 
 def select_split(ds: Dataset, split) -> Dataset:

@@ -169,7 +169,8 @@ def _load_data(data, split):
         from medvqa.synthetic import default_data
         data = default_data()
     if isinstance(data, (str, Path)): return load_vqa(str(data), split=split), str(data)
-    return data, f"<{type(data).__name__}>"      # a datasets.Dataset already loaded (split is its own)
+    from medvqa.data import load_info
+    return data, load_info(data).get("origin") or f"<{type(data).__name__}>"   # a Dataset already loaded (split is its own)
 
 def _done_predictions(path: Path, ids: set) -> dict:
     "Rows already in `path` by id; a last line torn by an interruption is cut off first."
@@ -252,6 +253,9 @@ def evaluate(model, data=None, adapter=None, split: str | None = "test", output_
         "generated": n_new, "resumed": len(done), "batch_size": batch_size, "max_new_tokens": max_new_tokens,
         "wall_s": wall, "samples_per_s": n_new / wall if wall > 0 and n_new else None,
         "device": str(sp.model.device), "versions": library_versions()})
+    if (out / "train_summary.json").exists():
+        from medvqa.report import write_model_card
+        write_model_card(out)                                    # the run's model card gains its metrics
     log.info(f"evaluated {sp.spec.key} on {len(ids)} samples ({n_new} generated): exact match {metrics['exact_match']:.3f}, "
              f"closed accuracy {metrics['closed']['accuracy'] if metrics['closed']['accuracy'] is not None else float('nan'):.3f}")
     return metrics

@@ -13,7 +13,8 @@ import numpy as np
 from .core import DataError, YES_NO, infer_answer_type, normalise, read_jsonl
 
 # %% auto #0
-__all__ = ['METRICS', 'closed_label', 'closed_correct', 'open_recall', 'token_f1', 'llava_hit', 'score', 'score_file', 'flatten']
+__all__ = ['METRICS', 'closed_label', 'closed_correct', 'open_recall', 'token_f1', 'llava_hit', 'score', 'score_file', 'flatten',
+           'baselines', 'answer_bias']
 
 # %% ../nbs/06_metrics.ipynb #046250d0
 METRICS: dict[str, str] = {
@@ -167,6 +168,10 @@ def score(rows: Iterable[dict], n_boot: int = 1000, seed: int = 0, where: str = 
 def score_file(path, n_boot: int = 1000, seed: int = 0) -> dict:
     "`score` a predictions JSON-lines file (fields question, answer, prediction; answer_type, source optional)."
     path = Path(path)
+    if path.is_dir():
+        if not (path / "predictions.jsonl").is_file():
+            raise DataError(f"{path}: a folder without predictions.jsonl; pass a predictions file (evaluate writes OUTPUT/predictions.jsonl)")
+        path = path / "predictions.jsonl"
     rows = read_jsonl(path, required=_REQUIRED)
     if not rows: raise DataError(f"{path}: empty predictions file: no lines with question, answer and prediction")
     return score(rows, n_boot=n_boot, seed=seed, where=str(path))
@@ -174,3 +179,29 @@ def score_file(path, n_boot: int = 1000, seed: int = 0) -> dict:
 def flatten(metrics: dict) -> dict:
     "The metrics of a `score` result (or of one `by_source` entry) as {dotted name: value}, in `METRICS` order."
     return {k: (metrics[k] if "." not in k else metrics[k.split(".")[0]][k.split(".")[1]]) for k in METRICS}
+
+# %% ../nbs/06_metrics.ipynb #e3d1340d
+def baselines(rows: Iterable[dict]) -> dict:
+    "Scores of answering every closed question with its most common label, and every open one with its most common answer."
+    closed, opened = [], []
+    for r in rows:
+        t = _answer_type(r, "baselines") if "question" in r else str(r.get("answer_type") or "open")
+        (closed if t == "closed" else opened).append(normalise(r.get("answer")))
+    out = {"closed.n": len(closed), "closed.majority": None, "closed.accuracy": None, "closed.f1": None,
+           "open.n": len(opened), "open.majority": None, "open.exact_match": None}
+    if closed:
+        lab, n = Counter(closed).most_common(1)[0]
+        yes = sum(a == "yes" for a in closed)
+        f1 = 2 * yes / (yes + len(closed)) if lab == "yes" else 0.0     # always 'yes': precision yes/n, recall 1
+        out.update({"closed.majority": lab, "closed.accuracy": n / len(closed), "closed.f1": f1})
+    if opened:
+        lab, n = Counter(opened).most_common(1)[0]
+        out.update({"open.majority": lab, "open.exact_match": n / len(opened)})
+    return out
+
+def answer_bias(rows: Iterable[dict]) -> dict:
+    "Share of a model's closed predictions labelled yes, no and none (`closed_label`), with their count."
+    labs = [closed_label(r.get("prediction")) for r in rows
+            if (_answer_type(r, "answer_bias") if "question" in r else r.get("answer_type")) == "closed"]
+    c = Counter(labs)
+    return {"n": len(labs), **{k: (c[k] / len(labs) if labs else None) for k in ("yes", "no", "none")}}

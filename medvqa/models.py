@@ -15,8 +15,8 @@ __all__ = ['SEED_TARGETS', 'VISION_TARGETS', 'METHODS', 'REGISTRY', 'QWEN_SPECIA
            'QWEN3_VL_TEMPLATE', 'TOKENIZER_VERSION', 'TINY_CONFIGS', 'TINY_IMAGE_GAIN', 'TINY_VERSION', 'FULL_CONFIGS',
            'BACKENDS', 'ModelSpec', 'get_spec', 'prompt_messages', 'completion_messages', 'render_prompt',
            'build_qwen_tokenizer', 'cached_build', 'qwen_tokenizer_dir', 'processor_class', 'load_processor',
-           'scale_image_path', 'tiny_model_dir', 'build_random_full', 'env_var', 'resolve_model_path', 'cuda_available',
-           'load_model']
+           'scale_image_path', 'tiny_model_dir', 'build_random_full', 'env_var', 'resolve_model_path', 'weights_hint',
+           'check_weights', 'cuda_available', 'load_model']
 
 # %% ../nbs/04_models.ipynb #3cf0e559
 SEED_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -253,6 +253,8 @@ def _save_random(spec: ModelSpec, config_kwargs: dict, out_dir, dtype=None, devi
     proc = processor_class(spec.family)(_image_processor(spec), _tokenizer_from(tokenizer_src),
                                     chat_template=QWEN2_VL_TEMPLATE if spec.family == "qwen2_vl" else QWEN3_VL_TEMPLATE)
     proc.save_pretrained(out_dir)
+    import json                                         # a marker the report reads: these weights are random
+    (Path(out_dir) / "medvqa_model.json").write_text(json.dumps({"weights": "random", "model": spec.key, "seed": seed}) + "\n")
     return model
 
 def _tokenizer_from(path):
@@ -320,6 +322,38 @@ def resolve_model_path(key, model_path=None) -> str:
     if spec.tiny: return str(tiny_model_dir(spec.key))
     return spec.hub_id
 
+# %% ../nbs/04_models.ipynb #2bc2fb62
+def weights_hint(key) -> str:
+    "How to point medvqa at a model's weights, naming the option and the exact environment variable."
+    spec = get_spec(key)
+    return (f"point medvqa at a local copy with --model-path DIR (model_path= in Python) or the environment variable "
+            f"{env_var(spec.key)}=DIR, or give this machine access to the Hugging Face hub to download {spec.hub_id}")
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+def _hub_cached(repo_id: str) -> bool:
+    "True when the Hugging Face cache holds `repo_id`'s config.json (loading needs no network)."
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception: return False
+
+def check_weights(key, path) -> None:
+    "ConfigError with `weights_hint` when `path` is a hub id that is not cached and the hub cannot be reached (or is switched off)."
+    spec = get_spec(key); path = str(path)
+    if Path(path).exists() or _hub_cached(path): return
+    if _offline():
+        raise ConfigError(f"no weights for {spec.key!r}: {path} is not in the Hugging Face cache and the hub is switched off "
+                          f"(HF_HUB_OFFLINE); {weights_hint(spec.key)}")
+    try:
+        from huggingface_hub import HfApi
+        HfApi().model_info(path, timeout=15)
+    except Exception as e:
+        if type(e).__name__ in ("GatedRepoError", "RepositoryNotFoundError", "HfHubHTTPError"): return   # reached: the loader says more
+        raise ConfigError(f"no weights for {spec.key!r}: {path} is not in the Hugging Face cache and the hub cannot be reached "
+                          f"({type(e).__name__}); {weights_hint(spec.key)}") from None
+
 # %% ../nbs/04_models.ipynb #1d1b931d
 BACKENDS = ("hf", "unsloth")
 
@@ -351,6 +385,7 @@ def load_model(key, model_path=None, backend="hf", for_training=False, load_in_4
         if spec.load_in_4bit and not has_cuda: log.info(f"{spec.key}: no CUDA GPU, loading unquantised instead of 4-bit")
     _check_backend(backend, load_in_4bit, has_cuda)
     path = resolve_model_path(spec.key, model_path)
+    check_weights(spec.key, path)                       # no weights anywhere: say how to point at them
     torch_dtype = _dtype(dtype, has_cuda)
     if backend == "unsloth":
         model, processor = _load_unsloth(spec, path, model_path, load_in_4bit, torch_dtype, for_training, trust_remote_code,

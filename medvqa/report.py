@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_report.ipynb #c0b2b131
 from __future__ import annotations
-import base64, datetime as _dt, html, io, json, math, re, statistics
+import base64, datetime as _dt, hashlib, html, io, json, math, re, statistics
 from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import quote
@@ -14,11 +14,13 @@ from .core import ConfigError, DataError, atomic_write_json, atomic_write_text, 
 log = get_logger("medvqa.report")
 
 # %% auto #0
-__all__ = ['log', 'HEADLINE', 'FIGURE_METRICS', 'CURRICULUM_METRICS', 'CSP', 'is_lenient', 'metric_label', 'metric_keys',
-           'metric_description', 'esc', 'get_path', 'fmt_num', 'fmt_ci', 'fmt_spread', 'fmt_duration', 'load_entry',
-           'load_run', 'new_figure', 'fig_png', 'data_uri', 'palette', 'plot_loss', 'plot_open_closed',
-           'plot_by_source', 'curriculum_groups', 'plot_curricula', 'thumbnail_uri', 'pick_gallery', 'write_gallery',
-           'render_report', 'write_report', 'example_run']
+__all__ = ['log', 'HEADLINE', 'FIGURE_METRICS', 'CURVE_METRICS', 'CURRICULUM_METRICS', 'CSP', 'CSS', 'TEMPLATE', 'RESULT_COLUMNS',
+           'TRAIN_HEAD', 'CARD_TEMPLATE', 'is_lenient', 'metric_label', 'metric_keys', 'metric_description', 'esc',
+           'get_path', 'fmt_num', 'fmt_ci', 'fmt_spread', 'fmt_duration', 'load_entry', 'load_run', 'model_kind',
+           'training_method', 'run_context', 'eval_set', 'set_baseline', 'bias_note', 'new_figure', 'fig_png',
+           'data_uri', 'palette', 'plot_loss', 'plot_open_closed', 'plot_by_source', 'curve_table', 'plot_curves',
+           'curriculum_groups', 'plot_curricula', 'mean_interval', 'fmt_end', 'thumbnail_uri', 'pick_gallery',
+           'write_gallery', 'render_report', 'write_report', 'example_run', 'model_card', 'write_model_card']
 
 # %% ../nbs/08_report.ipynb #54d4b97c
 HEADLINE = ("closed.accuracy", "closed.f1", "open.recall", "open.token_f1", "exact_match")
@@ -109,11 +111,19 @@ def _read_predictions(path: Path, problems: list) -> dict:
     if bad: problems.append(f"{path.name}: {bad} unreadable line(s) skipped")
     return out
 
+def _curve(rows, problems: list) -> list[dict]:
+    "The usable points of curve.json ({step, closed_accuracy, open_exact_match, n}), sorted by step."
+    if rows is None: return []
+    if not isinstance(rows, list): problems.append("curve.json: expected a list of points"); return []
+    out = [r for r in rows if isinstance(r, dict) and _num(r.get("step")) is not None]
+    if len(out) < len(rows): problems.append(f"curve.json: {len(rows) - len(out)} point(s) without a step skipped")
+    return sorted(out, key=lambda r: float(r["step"]))
+
 def load_entry(d) -> dict:
     "Everything the report needs from one run label's folder."
     d = Path(d); problems = []
     e = {"label": d.name, "dir": d, "problems": problems}
-    for name in ("run", "metrics", "train_summary", "eval_summary", "log_history", "gallery"):
+    for name in ("run", "metrics", "train_summary", "eval_summary", "log_history", "gallery", "curve"):
         e[name] = _read_json(d / f"{name}.json", problems)
     e["predictions"] = _read_predictions(d / "predictions.jsonl", problems)
     run = e["run"] if isinstance(e["run"], dict) else {}
@@ -123,8 +133,9 @@ def load_entry(d) -> dict:
     if not isinstance(e["metrics"], dict): e["metrics"] = None
     if not isinstance(e["log_history"], list): e["log_history"] = []
     if not isinstance(e["gallery"], list): e["gallery"] = []
+    e["curve"] = _curve(e["curve"], problems)
     e["status"] = run.get("status") or ("ok" if e["metrics"] else "incomplete")
-    e["model"] = run.get("model") or summ.get("model") or d.name
+    e["model"] = run.get("model") or summ.get("model") or e["eval_summary"].get("model") or d.name
     e["curriculum"] = run.get("curriculum") or summ.get("curriculum")
     e["seed"] = run.get("seed", summ.get("seed"))
     return e
@@ -134,6 +145,93 @@ def load_run(run_dir) -> list[dict]:
     run_dir = Path(run_dir)
     dirs = [p for p in sorted(run_dir.iterdir()) if p.is_dir() and any((p / f).exists() for f in _RUN_FILES)]
     return [load_entry(p) for p in dirs]
+
+# %% ../nbs/08_report.ipynb #9442983c
+def _weights_note(model_path) -> str | None:
+    "'random' when a model folder says its weights are random (medvqa_model.json), else None."
+    if not model_path: return None
+    try: return json.loads((Path(str(model_path)) / "medvqa_model.json").read_text()).get("weights")
+    except (OSError, json.JSONDecodeError, AttributeError): return None
+
+def _short(path) -> str:
+    "The last two parts of a path ('…/data/vqa-rad'); other strings unchanged."
+    if path is None: return "—"
+    p = Path(str(path))
+    return str(path) if len(p.parts) <= 2 else "…/" + "/".join(p.parts[-2:])
+
+def model_kind(e: dict) -> str:
+    "What kind of model a run used: 'tiny, random weights', 'full-size, random weights', 'real weights (hub id)', ..."
+    s, params = e["train_summary"], e["run"].get("params") or {}
+    if s.get("model_kind"): return str(s["model_kind"])
+    from medvqa.models import REGISTRY
+    spec = REGISTRY.get(e["model"])
+    mp = s.get("model_path") if not (spec and spec.tiny) else None
+    mp = mp or params.get("model_path") or e["eval_summary"].get("model_path")
+    if spec is not None and spec.tiny: return "tiny, random weights"
+    if _weights_note(mp) == "random": return "full-size, random weights"
+    if mp: return f"weights from {_short(mp)}"
+    if spec is not None: return f"real weights ({spec.hub_id})"
+    return "unknown"
+
+def training_method(e: dict) -> str:
+    "'LoRA r 16, alpha 32', 'full fine-tuning', 'untrained' (evaluated without training) or '—'."
+    s = e["train_summary"]
+    if not s: return "untrained" if e["metrics"] and not e["eval_summary"].get("adapter") and e["eval_summary"] else "—"
+    if str(s.get("method") or "").lower() == "full": return "full fine-tuning"
+    lora = s.get("lora") or {}
+    return f"LoRA r {lora['r']}, alpha {lora.get('lora_alpha', '?')}" if lora.get("r") else str(s.get("method") or "LoRA")
+
+def _counts(n, opened=None, closed=None) -> str:
+    if n is None: return ""
+    return f"{n} samples" + (f" ({opened} open, {closed} closed)" if opened is not None and closed is not None else "")
+
+def run_context(e: dict) -> dict:
+    "Model kind, training method, and the data (path, split, sample counts) a run was trained and evaluated on."
+    s, ev, params, m = e["train_summary"], e["eval_summary"], e["run"].get("params") or {}, e["metrics"] or {}
+    plan = [p for p in (s.get("plan") or []) if isinstance(p, dict)]
+    tdata = params.get("train_data") or s.get("data")
+    trained = "—"
+    if s:
+        n = sum(int(p.get("samples") or 0) for p in plan) if plan else None
+        counts = _counts(n, sum(int(p.get("open") or 0) for p in plan), sum(int(p.get("closed") or 0) for p in plan)) if plan else ""
+        trained = " · ".join(x for x in (f"{_short(tdata)} [{params.get('train_split') or s.get('split') or 'train'}]" if tdata else "",
+                                         counts, f"{s.get('steps', '?')} steps × {s.get('effective_batch', '?')}") if x)
+    edata = ev.get("data") or params.get("eval_data")
+    evaluated = "—"
+    if m or ev:
+        evaluated = " · ".join(x for x in (f"{_short(edata)} [{ev.get('split') or params.get('eval_split') or 'test'}]" if edata else "",
+                                           _counts(m.get("n", ev.get("samples")), get_path(m, "open.n"), get_path(m, "closed.n"))) if x)
+    return {"kind": model_kind(e), "method": training_method(e), "trained_on": trained, "evaluated_on": evaluated,
+            "train_data": tdata, "eval_data": edata}
+
+def eval_set(e: dict) -> tuple | None:
+    "The evaluation set of a run: (data, split, samples, digest of the sample ids); None without an evaluation."
+    if not e["metrics"]: return None
+    ev, params = e["eval_summary"], e["run"].get("params") or {}
+    ids = sorted(e["predictions"])
+    digest = hashlib.sha1("\n".join(ids).encode()).hexdigest()[:8] if ids else None
+    return (str(ev.get("data") or params.get("eval_data") or "?"), str(ev.get("split") or params.get("eval_split") or "?"),
+            e["metrics"].get("n"), digest)
+
+# %% ../nbs/08_report.ipynb #8cf6ba64
+def set_baseline(e: dict) -> dict | None:
+    "`medvqa.metrics.baselines` of a run's evaluation set (from its predictions' gold answers); None without predictions."
+    from medvqa.metrics import baselines
+    rows = [r for r in e["predictions"].values() if "answer" in r]
+    try: return baselines(rows) if rows else None
+    except DataError: return None
+
+def bias_note(e: dict, threshold: float = 0.9) -> str | None:
+    "A warning when a run gives the same closed label (yes/no/none) to at least `threshold` of the closed questions."
+    from medvqa.metrics import answer_bias
+    rows = [r for r in e["predictions"].values() if "prediction" in r and "question" in r and "answer" in r]
+    try: b = answer_bias(rows)
+    except DataError: return None
+    if not b["n"]: return None
+    lab, share = max(((k, b[k]) for k in ("yes", "no", "none")), key=lambda t: t[1])
+    if share < threshold: return None
+    what = f"answers '{lab}'" if lab != "none" else "answers neither yes nor no"
+    return f"{e['label']} {what} to {share:.0%} of {b['n']} closed questions: its closed scores reflect that bias, not reading the image"
 
 # %% ../nbs/08_report.ipynb #31e71f68
 def _sns():
@@ -248,6 +346,42 @@ def plot_by_source(entries: list[dict], metrics=("closed.accuracy", "open.recall
         ax.tick_params(axis="x", rotation=30); ax.tick_params(axis="y", rotation=0)
     return fig
 
+# %% ../nbs/08_report.ipynb #4866ddcc
+CURVE_METRICS = (("closed_accuracy", "closed accuracy"), ("open_exact_match", "open exact match"))
+
+def curve_table(entries: list[dict], by: str = "curriculum") -> dict:
+    "{curriculum (or run label, `by='label'`): {metric: {step: [value per seed]}}} from the runs' curve.json points."
+    out = {}
+    for e in entries:
+        for r in e.get("curve") or []:
+            for k, _ in CURVE_METRICS:
+                v = _num(r.get(k))
+                if v is None: continue
+                out.setdefault(e.get(by) or e["label"], {}).setdefault(k, {}).setdefault(float(r["step"]), []).append(v)
+    return out
+
+def plot_curves(entries: list[dict], by: str = "curriculum"):
+    "Closed accuracy and open exact match against the step, one line per curriculum (mean over seeds, band: seeds' range); None without curves."
+    table = curve_table(entries, by)
+    if not table: return None
+    sns = _sns()
+    fig = new_figure(10, 3.4); axes = fig.subplots(1, len(CURVE_METRICS), squeeze=False)[0]
+    pal = dict(zip(table, sns.color_palette("Set2", len(table))))
+    for ax, (k, name) in zip(axes, CURVE_METRICS):
+        for c, per in table.items():
+            pts = sorted((per.get(k) or {}).items())
+            if not pts: continue
+            xs = [s for s, _ in pts]; mean = [statistics.mean(v) for _, v in pts]
+            ax.plot(xs, mean, marker="o" if len(xs) <= 30 else None, ms=3, lw=1.5, color=pal[c], label=c)
+            if any(len(v) > 1 for _, v in pts):
+                ax.fill_between(xs, [min(v) for _, v in pts], [max(v) for _, v in pts], color=pal[c], alpha=0.2, lw=0)
+        ax.set_ylim(0, 1.05); ax.set_xlabel("step"); ax.set_title(name)
+    from matplotlib.ticker import MaxNLocator
+    for ax in axes: ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_ylabel("score"); axes[-1].legend(fontsize=8, loc="best")
+    fig.suptitle("Evaluated during training" + (" (line: mean over seeds; band: lowest to highest seed)" if by == "curriculum" else ""), fontsize=10)
+    return fig
+
 # %% ../nbs/08_report.ipynb #343ecb2c
 CURRICULUM_METRICS = ("closed.accuracy", "open.recall", "open.token_f1", "exact_match")
 
@@ -294,13 +428,34 @@ def _curriculum_verdict(groups: dict, key: str = "closed.accuracy") -> str:
     else:
         ci = (es1[0]["metrics"].get("ci") or {}).get(key) or [None, None]; lo, hi = ci; what = "its 95% CI"
     if round(m1, 4) == round(m2, 4):
-        return f"No difference in {metric_label(key)} between the best curricula: {esc(c1)} and {esc(c2)} both score {m1:.2f}."
-    txt = f"Highest {metric_label(key)}: <b>{esc(c1)}</b> ({m1:.2f}); next: {esc(c2)} ({m2:.2f})"
+        return f"No difference in {metric_label(key)} between the best curricula: {c1} and {c2} both score {m1:.2f}."
+    txt = f"Highest {metric_label(key)}: {c1} ({m1:.2f}); next: {c2} ({m2:.2f})"
     if lo is not None and hi is not None:
         inside = lo <= m2 <= hi
         txt += (f", which lies inside {what} [{lo:.2f}, {hi:.2f}]: the difference is not evidence that one order is better."
                 if inside else f", outside {what} [{lo:.2f}, {hi:.2f}].")
     return txt if txt.endswith(".") else txt + "."
+
+# %% ../nbs/08_report.ipynb #3df4a891
+_T975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23, 15: 2.13, 20: 2.09, 30: 2.04}
+
+def mean_interval(values: list) -> tuple | None:
+    "(mean, low, high): the 95% t-interval of the mean over seeds; None for fewer than two values."
+    vs = [v for v in map(_num, values) if v is not None]
+    if len(vs) < 2: return None
+    df = len(vs) - 1; t = _T975.get(df) or next((_T975[k] for k in sorted(_T975) if k >= df), 1.96)
+    m, half = statistics.mean(vs), t * statistics.stdev(vs) / math.sqrt(len(vs))
+    return m, m - half, m + half
+
+def fmt_end(entries: list[dict], key: str) -> str:
+    "The end value of a metric for one curriculum: 'v [lo, hi]' (one seed: bootstrap CI; seeds: 95% interval of the mean, ± sd)."
+    if len(entries) == 1:
+        m = entries[0]["metrics"]; return fmt_ci(get_path(m, key), (m.get("ci") or {}).get(key))
+    vals = [get_path(e["metrics"], key) for e in entries]
+    mi = mean_interval(vals)
+    if mi is None: return fmt_spread(vals)
+    lo, hi = max(0.0, mi[1]), min(1.0, mi[2])                  # scores are shares: the interval is cut to [0, 1]
+    return f"{mi[0]:.2f} [{lo:.2f}, {hi:.2f}] (± {statistics.stdev([v for v in map(_num, vals) if v is not None]):.2f})"
 
 # %% ../nbs/08_report.ipynb #c790acd3
 _DATA_URI = re.compile(r"^data:image/(png|jpeg);base64,[A-Za-z0-9+/=]+$")
@@ -319,13 +474,22 @@ def thumbnail_uri(img, size: int = 160) -> str:
     return data_uri(buf.getvalue())
 
 def pick_gallery(rows: list[dict], k: int = 8) -> list[int]:
-    "Indices of up to `k` rows, alternating closed and open questions in data order."
-    closed = [i for i, r in enumerate(rows) if r.get("answer_type") == "closed"]
-    other = [i for i, r in enumerate(rows) if r.get("answer_type") != "closed"]
+    "Indices of up to `k` rows drawn across sources in proportion to their share (largest remainder), closed and open alternating within a source."
+    by = {}
+    for i, r in enumerate(rows): by.setdefault(str(r.get("source") or "unknown"), []).append(i)
+    k = min(k, len(rows))
+    if k <= 0: return []
+    quota = {s: k * len(ix) / len(rows) for s, ix in by.items()}
+    take = {s: int(q) for s, q in quota.items()}
+    for s in sorted(by, key=lambda s: -(quota[s] - take[s]))[:k - sum(take.values())]: take[s] += 1
     out = []
-    while len(out) < k and (closed or other):
-        for q in (closed, other):
-            if q and len(out) < k: out.append(q.pop(0))
+    for s, ix in by.items():
+        closed = [i for i in ix if rows[i].get("answer_type") == "closed"]; other = [i for i in ix if rows[i].get("answer_type") != "closed"]
+        got = []
+        while len(got) < take[s] and (closed or other):
+            for q in (closed, other):
+                if q and len(got) < take[s]: got.append(q.pop(0))
+        out += got
     return sorted(out)
 
 def write_gallery(out_dir, ds, predictions=None, k: int = 8, size: int = 160) -> Path:
@@ -334,7 +498,7 @@ def write_gallery(out_dir, ds, predictions=None, k: int = 8, size: int = 160) ->
     keep = None
     if predictions is not None and Path(predictions).exists():
         keep = {str(r["id"]) for r in read_jsonl(predictions) if "id" in r}
-    meta = ds.select_columns([c for c in ("id", "answer_type") if c in ds.column_names])
+    meta = ds.select_columns([c for c in ("id", "answer_type", "source") if c in ds.column_names])
     rows = [{"i": i, **r} for i, r in enumerate(meta) if keep is None or str(r.get("id")) in keep]
     items = []
     for j in pick_gallery(rows, k):
@@ -349,19 +513,21 @@ def write_gallery(out_dir, ds, predictions=None, k: int = 8, size: int = 160) ->
 # %% ../nbs/08_report.ipynb #3f48cf98
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
-_CSS = """
+CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2430;background:#fafbfc}
-main{max-width:1200px;margin:0 auto;padding:16px 24px 48px}
+main{max-width:1232px;margin:0 auto;padding:16px 16px 48px;box-sizing:border-box}
 h1{font-size:1.6em;margin:.4em 0 .1em} h2{border-bottom:1px solid #d0d7de;padding-bottom:.2em;margin-top:1.8em}
 nav a{margin-right:1em} .meta{color:#57606a}
-table{border-collapse:collapse;margin:.6em 0;font-size:.92em;background:#fff}
-th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f0f3f6} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em;background:#fff;max-width:100%}
+th,td{border:1px solid #d0d7de;padding:4px 7px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th{background:#f0f3f6} td.num{text-align:right;font-variant-numeric:tabular-nums}
+tr.baseline td{background:#f6f8fa;color:#57606a;font-style:italic} .ci{color:#57606a;font-size:.85em;white-space:nowrap}
 th.lenient,td.lenient{background:#fff8e6} .ok{color:#1a7f37;font-weight:600} .failed{color:#cf222e;font-weight:600}
-.incomplete,.running{color:#9a6700;font-weight:600}
-.wide{overflow-x:auto} img.fig{max-width:100%;height:auto;border:1px solid #e5e9ee;background:#fff;margin:.5em 0}
+.incomplete,.running{color:#9a6700;font-weight:600} .flag{color:#9a6700} th.st{white-space:nowrap}
+img.fig{max-width:100%;height:auto;border:1px solid #e5e9ee;background:#fff;margin:.5em 0}
 pre{background:#f6f8fa;border:1px solid #d0d7de;padding:8px;overflow:auto;max-height:28em;font-size:.85em;white-space:pre-wrap;word-break:break-word}
 .failure{border-left:4px solid #cf222e;padding:2px 12px;margin:1em 0;background:#fff}
+.warn{border-left:4px solid #d4a72c;background:#fff8e6;padding:4px 12px;margin:1em 0}
 .gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:12px}
 .card{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:10px}
 .card img{display:block;width:160px;max-height:200px;object-fit:contain;margin-bottom:6px;background:#000}
@@ -370,169 +536,261 @@ pre{background:#f6f8fa;border:1px solid #d0d7de;padding:8px;overflow:auto;max-he
 .note{background:#f6f8fa;border:1px solid #d0d7de;padding:6px 10px;border-radius:4px}
 """
 
-def _img(fig, alt: str) -> str:
-    if fig is None: return ""
-    return f'<img class="fig" alt="{esc(alt)}" src="{data_uri(fig_png(fig))}">'
-
-def _status(s) -> str:
-    s = str(s or "unknown"); return f'<span class="{esc(s)}">{esc(s)}</span>'
-
-def _link(e: dict, key: str) -> str:
-    "A relative link to the run's executed notebook file named in run.json (only if it exists)."
+def _link(e: dict, key: str) -> dict | None:
+    "{'href', 'name'} of the run's executed-notebook file named in run.json; href None when it is missing or outside the run folder."
     name = e["run"].get(key)
-    if not name: return ""
+    if not name: return None
     p = Path(str(name)); p = p if p.is_absolute() else e["dir"] / p
-    if not p.exists(): return f'<span title="missing">{esc(Path(str(name)).name)} (missing)</span>'
+    if not p.exists(): return {"href": None, "name": f"{p.name} (missing)"}
     try: rel = p.resolve().relative_to(e["dir"].parent.resolve())
-    except ValueError: return esc(p.name)
-    return f'<a href="{esc("/".join(quote(x) for x in rel.parts))}">{esc(p.name)}</a>'
+    except ValueError: return {"href": None, "name": p.name}
+    return {"href": "/".join(quote(x) for x in rel.parts), "name": p.name}
 
 # %% ../nbs/08_report.ipynb #d8795824
-def _results_table(entries, keys, cls="") -> str:
-    head = "".join(f'<th class="{"lenient" if is_lenient(k) else ""}" title="{esc(metric_description(k))}">{esc(metric_label(k))}</th>'
-                   for k in keys)
+TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{{ csp }}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>medvqa report: {{ title }}</title><style>{{ css }}</style></head>
+<body><main>
+{%- macro status(s) %}<span class="{{ s }}">{{ s }}</span>{% endmacro %}
+{%- macro links(r) %}{% for l in r.links %}{% if l.href %}<a href="{{ l.href }}">{{ l.name }}</a>{% else %}{{ l.name }}{% endif %}{% if not loop.last %} · {% endif %}{% else %}—{% endfor %}{% endmacro %}
+{%- macro fig(f) %}{% if f %}<img class="fig" alt="{{ f.alt }}" src="{{ f.src }}">{% endif %}{% endmacro %}
+<h1>medvqa report: {{ title }}</h1>
+<p class="meta">{{ runs|length }} run(s): {{ n_ok }} ok, <span class="{{ 'failed' if n_bad else '' }}">{{ n_bad }} not ok</span> · generated {{ when }} by medvqa {{ version }}</p>
+<nav>{% for anchor, name in nav %}<a href="#{{ anchor }}">{{ name }}</a>{% endfor %}</nav>
+{% if warnings %}<div class="warn"><b>Read the results with these in mind:</b><ul>{% for w in warnings %}<li>{{ w }}</li>{% endfor %}</ul></div>{% endif %}
+
+<section id="runs"><h2>Runs</h2>
+<p class="note">What each run is: the kind of model, how it was trained, and the data it was trained and evaluated on.</p>
+<table><thead><tr><th>run</th><th>model</th><th>kind</th><th>training</th><th>curriculum, seed</th><th>trained on</th><th>evaluated on</th><th class="st">status</th></tr></thead><tbody>
+{% for r in runs %}<tr><td>{{ r.label }}</td><td>{{ r.model }}</td><td>{{ r.ctx.kind }}</td><td>{{ r.ctx.method }}</td>
+<td>{{ r.curriculum or "—" }}{% if r.seed is not none %}, seed {{ r.seed }}{% endif %}</td><td title="{{ r.ctx.train_data or '' }}">{{ r.ctx.trained_on }}</td>
+<td title="{{ r.ctx.eval_data or '' }}">{{ r.ctx.evaluated_on }}{% if r.set_name %} <span class="flag">(set {{ r.set_name }})</span>{% endif %}</td><td>{{ status(r.status) }}</td></tr>
+{% endfor %}</tbody></table></section>
+
+<section id="results"><h2>Results</h2>
+<p class="note">Strict metrics (medvqa's definitions: exact after normalisation), each with its 95% bootstrap confidence interval: <i>value [low, high]</i>.
+<i>closed invalid</i> is the share of closed questions answered neither yes nor no. Shaded grey rows are baselines on the same evaluation set: answering every closed question with its most common label
+and every open one with its most common answer{% if has_untrained %}, and the untrained model{% endif %}. Columns marked <b>lenient</b> use LLaVA-Med's substring scorer ("no" counts as found in "normal")
+for comparison with published figures; they are higher than strict scores and not comparable with them. Hover a column name for its definition.</p>
+{% for t in result_tables %}
+{% if t.caption %}<h3>{{ t.caption }}</h3>{% endif %}
+<table><thead><tr><th>run</th><th>samples</th>{% for k in t.cols %}<th class="{{ 'lenient' if k.lenient else '' }}" title="{{ k.description }}">{{ k.label }}</th>{% endfor %}</tr></thead><tbody>
+{% for row in t.rows %}<tr class="{{ row.cls }}"><td>{{ row.label }}{% if row.flag %} <span class="flag" title="{{ row.flag }}">⚠</span>{% endif %}</td><td class="num">{{ row.samples }}</td>
+{% for c in row.cells %}<td class="num{{ ' lenient' if c.lenient else '' }}">{{ c.value }}{% if c.ci %}<br><span class="ci">{{ c.ci }}</span>{% endif %}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table>
+{% endfor %}
+<details><summary>All metrics</summary>
+{% for t in all_tables %}<table><thead><tr><th>metric</th>{% for lab in t.labels %}<th>{{ lab }}</th>{% endfor %}</tr></thead><tbody>
+{% for row in t.rows %}<tr><td class="{{ 'lenient' if row.lenient else '' }}" title="{{ row.description }}">{{ row.label }}</td>{% for c in row.cells %}<td class="num{{ ' lenient' if row.lenient else '' }}">{{ c }}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table>{% endfor %}
+</details>
+{{ fig(figs.results) }}{{ fig(figs.sources) }}
+</section>
+
+{% if curricula %}<section id="curriculum"><h2>Curriculum comparison</h2>
+<p>The same model, data, step budget and evaluation set under each curriculum. One seed: value [95% bootstrap CI]; several seeds: mean [95% interval of the mean over seeds] (± sd). Strict metrics, closed- and open-ended separately.</p>
+{% for c in curricula %}<h3>{{ c.model }}</h3>
+<table><thead><tr><th>curriculum</th><th>seeds</th>{% for k in c.cols %}<th title="{{ k.description }}">{{ k.label }}</th>{% endfor %}</tr></thead><tbody>
+{% for row in c.rows %}<tr><td>{{ row.curriculum }}</td><td>{{ row.seeds }}</td>{% for x in row.cells %}<td class="num">{{ x }}</td>{% endfor %}</tr>{% endfor %}
+</tbody></table>
+{% if c.verdict %}<p class="note">{{ c.verdict }}</p>{% endif %}
+{{ fig(c.curves) }}{{ fig(c.figure) }}
+{% endfor %}</section>{% endif %}
+
+<section id="training"><h2>Training</h2>
+{{ fig(figs.loss) }}{{ fig(figs.curves) }}
+<table><thead><tr>{% for h in train_head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
+{% for r in runs %}<tr>{% for v in r.train_cells %}<td>{{ v }}</td>{% endfor %}<td>{{ links(r) }}</td></tr>{% endfor %}
+</tbody></table>
+<h3>Library versions</h3>
+{% if versions %}<table><thead><tr><th>runs</th>{% for l in versions.libs %}<th>{{ l }}</th>{% endfor %}</tr></thead><tbody>
+{% for row in versions.rows %}<tr><td>{{ row.runs }}</td>{% for v in row.vals %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}
+</tbody></table>{% else %}<p>No library versions recorded.</p>{% endif %}
+</section>
+
+{% if gallery %}<section id="gallery"><h2>Sample answers</h2>
+<p>Evaluation samples drawn across the data sources in proportion to their share of the evaluation set ({{ gallery_sources }}), with each run's answer (✓: exact match after normalisation).</p>
+<div class="gallery">{% for g in gallery %}<div class="card">
+{% if g.image %}<img alt="image of sample {{ g.id }}" src="{{ g.image }}">{% else %}<p class="meta">(no image)</p>{% endif %}
+<div class="q">{{ g.question }}</div><div class="meta">{{ g.answer_type }} · {{ g.source }} · id {{ g.id }}</div>
+<dl><dt>gold</dt><dd><b>{{ g.answer }}</b></dd>
+{% for a in g.answers %}<dt>{{ a.label }}</dt>{% if a.missing %}<dd class="meta">(not predicted)</dd>{% else %}<dd class="{{ 'hit' if a.hit else 'miss' }}">{% if a.text %}{{ a.text }}{% else %}<i>(empty)</i>{% endif %} {{ '✓' if a.hit else '✗' }}</dd>{% endif %}
+{% endfor %}</dl></div>{% endfor %}</div></section>{% endif %}
+
+{% if failures %}<section id="failures"><h2>Failures and problems</h2>
+{% for r in failures %}<div class="failure"><h3>{{ r.label }} — {{ status(r.status) }}</h3>
+{% if r.error %}<p><b>Error:</b> {{ r.error }}</p>{% endif %}
+{% if r.links %}<p>Executed notebook: {{ links(r) }}</p>{% endif %}
+{% if r.traceback %}<pre>{{ r.traceback }}</pre>{% endif %}
+{% for p in r.problems %}<p>Problem: {{ p }}</p>{% endfor %}
+{% if r.status == "incomplete" %}<p>No run.json and no metrics: the run did not finish.</p>{% endif %}
+</div>{% endfor %}</section>{% endif %}
+</main></body></html>
+"""
+"The report page (Jinja2, auto-escaped): the one place its layout is defined."
+
+# %% ../nbs/08_report.ipynb #93159950
+_MAX_COLS = 6       # runs side by side in the all-metrics table
+
+def _environment():
+    import jinja2
+    return jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+def _figure(fig, alt: str) -> dict | None:
+    return None if fig is None else {"src": data_uri(fig_png(fig)), "alt": alt}
+
+def _key(k: str) -> dict:
+    return {"key": k, "label": metric_label(k), "description": metric_description(k), "lenient": is_lenient(k)}
+
+RESULT_COLUMNS = ("closed.accuracy", "closed.invalid", "closed.f1", "open.recall", "open.token_f1", "open.exact_match", "exact_match")
+"The main table's columns: closed accuracy with its invalid share beside it, then the other strict metrics."
+
+def _samples(m) -> str:
+    return f'{m.get("n", "—")} ({get_path(m, "closed.n") or 0} closed, {get_path(m, "open.n") or 0} open)' if m else "—"
+
+def _cell(v, ci, lenient=False) -> dict:
+    "A table cell: the value, and its interval on a line of its own."
+    full = fmt_ci(v, ci)
+    return {"value": fmt_num(v), "ci": full[len(fmt_num(v)):].strip(), "lenient": lenient}
+
+def _result_rows(entries, keys, sets, flags) -> list[dict]:
     rows = []
     for e in entries:
         m = e["metrics"] or {}; ci = m.get("ci") or {}
-        cells = "".join(f'<td class="num{" lenient" if is_lenient(k) else ""}">{esc(fmt_ci(get_path(m, k), ci.get(k)))}</td>' for k in keys)
-        n = f'{m.get("n", "—")} ({get_path(m, "closed.n") or 0} closed, {get_path(m, "open.n") or 0} open)' if m else "—"
-        rows.append(f"<tr><td>{esc(e['label'])}</td><td>{_status(e['status'])}</td><td class=num>{esc(n)}</td>{cells}</tr>")
-    return (f'<div class="wide"><table class="{cls}"><thead><tr><th>run</th><th>status</th><th>samples</th>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table></div>")
+        rows.append({"label": e["label"], "cls": "baseline" if e["ctx"]["method"] == "untrained" else "", "flag": flags.get(e["label"]),
+                     "samples": _samples(m), "cells": [_cell(get_path(m, k), ci.get(k), is_lenient(k)) for k in keys]})
+    return rows
 
-def _meta_table(entries) -> str:
-    cols = ["run", "model", "curriculum", "seed", "status", "backend", "device", "steps", "effective batch", "training time",
-            "samples/s", "tokens/s", "peak memory (GiB)", "first → final loss", "evaluation time", "whole run", "notebook"]
-    rows = []
-    for e in entries:
-        s = e["train_summary"]
-        steps = f"{s.get('steps', '—')} / {s.get('max_steps', '—')}" if s else "—"
-        loss = f"{fmt_num(s.get('first_loss'), 3)} → {fmt_num(s.get('final_loss'), 3)}" if s else "—"
-        links = " · ".join(x for x in (_link(e, "html"), _link(e, "notebook")) if x) or "—"
-        vals = [esc(e["label"]), esc(e["model"]), esc(e["curriculum"] or "—"), esc(e["seed"] if e["seed"] is not None else "—"),
-                _status(e["status"]), esc(s.get("backend", "—")), esc(s.get("device", "—")), esc(steps),
-                esc(s.get("effective_batch", "—")), esc(fmt_duration(s.get("wall_s"))), esc(fmt_num(s.get("samples_per_s"), 2)),
-                esc(fmt_num(s.get("tokens_per_s"), 0)), esc(fmt_num(s.get("peak_memory_gib"), 2)), esc(loss),
-                esc(fmt_duration(e["eval_summary"].get("wall_s"))), esc(fmt_duration(e["run"].get("wall_s"))), links]
-        rows.append("<tr>" + "".join(f"<td>{v}</td>" for v in vals) + "</tr>")
-    return (f'<div class="wide"><table><thead><tr>{"".join(f"<th>{c}</th>" for c in cols)}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table></div>")
+def _baseline_row(b: dict, keys) -> dict:
+    vals = {"closed.accuracy": b["closed.accuracy"], "closed.f1": b["closed.f1"], "open.exact_match": b["open.exact_match"],
+            "exact_match": None}
+    why = [f"closed: always '{b['closed.majority']}'" if b["closed.majority"] else "", f"open: always '{b['open.majority']}'" if b["open.majority"] else ""]
+    return {"label": "majority baseline (" + "; ".join(w for w in why if w) + ")", "cls": "baseline", "flag": None,
+            "samples": f'{b["closed.n"] + b["open.n"]} ({b["closed.n"]} closed, {b["open.n"]} open)',
+            "cells": [_cell(vals.get(k), None, is_lenient(k)) if k in vals else _cell(None, None, is_lenient(k)) for k in keys]}
 
-def _versions_table(entries) -> str:
+def _all_tables(entries) -> list[dict]:
+    ok = [e for e in entries if e["metrics"]]; out = []
+    for i in range(0, len(ok), _MAX_COLS):
+        part = ok[i:i + _MAX_COLS]
+        rows = [{**_key(k), "cells": [fmt_ci(get_path(e["metrics"], k), (e["metrics"].get("ci") or {}).get(k)) for e in part]}
+                for k in metric_keys(include_counts=True)]
+        out.append({"labels": [e["label"] for e in part], "rows": rows})
+    return out
+
+def _train_cells(e) -> list[str]:
+    s = e["train_summary"]
+    return [e["label"], s.get("backend", "—"), s.get("device", "—"),
+            f"{s.get('steps', '—')} / {s.get('max_steps', '—')}" if s else "—", str(s.get("effective_batch", "—")),
+            fmt_duration(s.get("wall_s")), fmt_num(s.get("samples_per_s"), 2), fmt_num(s.get("tokens_per_s"), 0),
+            fmt_num(s.get("peak_memory_gib"), 2),
+            f"{fmt_num(s.get('first_loss'), 3)} → {fmt_num(s.get('final_loss'), 3)}" if s else "—",
+            fmt_duration(e["eval_summary"].get("wall_s")), fmt_duration(e["run"].get("wall_s"))]
+
+TRAIN_HEAD = ("run", "backend", "device", "steps", "effective batch", "training time", "samples/s", "tokens/s", "peak memory (GiB)",
+              "first → final loss", "evaluation time", "whole run", "notebook")
+
+def _versions(entries):
     sets = {}
     for e in entries:
         v = e["train_summary"].get("versions")
         if isinstance(v, dict) and v: sets.setdefault(json.dumps(v, sort_keys=True), []).append(e["label"])
-    if not sets: return "<p>No library versions recorded.</p>"
+    if not sets: return None
     libs = sorted({k for js in sets for k in json.loads(js)})
-    head = "".join(f"<th>{esc(l)}</th>" for l in libs)
-    rows = "".join("<tr><td>" + esc(", ".join(labs)) + "</td>" + "".join(f"<td>{esc(json.loads(js).get(l) or '—')}</td>" for l in libs)
-                   + "</tr>" for js, labs in sets.items())
-    return f'<div class="wide"><table><thead><tr><th>runs</th>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
+    return {"libs": libs, "rows": [{"runs": ", ".join(labs), "vals": [json.loads(js).get(l) or "—" for l in libs]} for js, labs in sets.items()]}
 
-# %% ../nbs/08_report.ipynb #370e8482
-def _curriculum_section(entries) -> str:
-    groups = curriculum_groups(entries)
-    if not groups: return ""
-    out = ['<section id="curriculum"><h2>Curriculum comparison</h2>',
-           "<p>The same model, data, step budget and evaluation set under each curriculum. One seed: value [95% CI]; "
-           "several seeds: mean ± sd over seeds (seeds listed). Strict metrics, closed- and open-ended separately.</p>"]
-    for model, cs in groups.items():
-        head = "".join(f'<th title="{esc(metric_description(k))}">{esc(metric_label(k))}</th>' for k in CURRICULUM_METRICS)
-        rows = []
-        for c, es in cs.items():
-            seeds = ", ".join(str(e["seed"]) for e in es)
-            if len(es) == 1:
-                m = es[0]["metrics"]; cells = [fmt_ci(get_path(m, k), (m.get("ci") or {}).get(k)) for k in CURRICULUM_METRICS]
-            else: cells = [fmt_spread([get_path(e["metrics"], k) for e in es]) for k in CURRICULUM_METRICS]
-            rows.append(f"<tr><td>{esc(c)}</td><td>{esc(seeds)}</td>" + "".join(f'<td class="num">{esc(x)}</td>' for x in cells) + "</tr>")
-        out.append(f"<h3>{esc(model)}</h3><div class='wide'><table><thead><tr><th>curriculum</th><th>seeds</th>{head}</tr></thead>"
-                   f"<tbody>{''.join(rows)}</tbody></table></div>")
-        v = _curriculum_verdict(cs)
-        if v: out.append(f'<p class="note">{v}</p>')
-        out.append(_img(plot_curricula(cs), f"curricula compared for {model}"))
-    out.append("</section>")
-    return "".join(out)
+def _set_names(entries) -> tuple[dict, list]:
+    "{label: set letter} when runs were evaluated on different sets (else {}), and a warning per set."
+    sets = {}
+    for e in entries:
+        s = eval_set(e)
+        if s is not None: sets.setdefault(s, []).append(e["label"])
+    if len(sets) < 2: return {}, []
+    names = {s: chr(ord("A") + i) if i < 26 else str(i + 1) for i, s in enumerate(sets)}
+    warn = ["Runs were evaluated on different sets; compare runs within one set only: "
+            + "; ".join(f"set {names[s]} = {_short(s[0])} [{s[1]}], {s[2]} samples: {', '.join(labs)}" for s, labs in sets.items())]
+    return {l: names[s] for s, labs in sets.items() for l in labs}, warn
 
-def _gallery_section(entries, k: int = 8) -> str:
+def _gallery(entries, k: int = 8) -> tuple[list, str]:
     ok = [e for e in entries if e["predictions"]]
     source = next((e for e in entries if e["gallery"]), None)
     if source is not None: items = [g for g in source["gallery"] if isinstance(g, dict) and "id" in g][:k]
-    elif ok: items = list(ok[0]["predictions"].values())[:k]
-    else: return ""
-    cards = []
+    elif ok:
+        rows = list(ok[0]["predictions"].values()); items = [rows[i] for i in pick_gallery(rows, k)]
+    else: return [], ""
+    out = []
     for g in items:
-        gid = str(g["id"]); img = g.get("image")
-        pic = (f'<img alt="{esc("image of sample " + gid)}" src="{img}">' if isinstance(img, str) and _DATA_URI.match(img)
-               else '<p class="meta">(no image)</p>')
-        answers = []
+        gid = str(g["id"]); img = g.get("image"); answers = []
         for e in ok:
             p = e["predictions"].get(gid)
-            if p is None: answers.append(f"<dt>{esc(e['label'])}</dt><dd class='meta'>(not predicted)</dd>"); continue
-            hit = normalise(p.get("prediction")) == normalise(g.get("answer"))
-            text = esc(p.get("prediction")) if str(p.get("prediction") or "").strip() else "<i>(empty)</i>"
-            answers.append(f"<dt>{esc(e['label'])}</dt><dd class='{'hit' if hit else 'miss'}'>{text} {'✓' if hit else '✗'}</dd>")
-        cards.append(f'<div class="card">{pic}<div class="q">{esc(g.get("question"))}</div>'
-                     f'<div class="meta">{esc(g.get("answer_type") or "")} · {esc(g.get("source") or "")} · id {esc(gid)}</div>'
-                     f'<dl><dt>gold</dt><dd><b>{esc(g.get("answer"))}</b></dd>{"".join(answers)}</dl></div>')
-    return ('<section id="gallery"><h2>Sample answers</h2><p>A few evaluation samples, with each run\'s answer '
-            '(✓: exact match after normalisation).</p><div class="gallery">' + "".join(cards) + "</div></section>")
+            if p is None: answers.append({"label": e["label"], "missing": True}); continue
+            text = str(p.get("prediction") or "").strip()
+            answers.append({"label": e["label"], "missing": False, "text": text,
+                            "hit": normalise(p.get("prediction")) == normalise(g.get("answer"))})
+        out.append({"id": gid, "image": img if isinstance(img, str) and _DATA_URI.match(img) else None,
+                    "question": g.get("question"), "answer": g.get("answer"), "answer_type": g.get("answer_type") or "",
+                    "source": g.get("source") or "", "answers": answers})
+    from collections import Counter
+    pool = list(ok[0]["predictions"].values()) if ok else out
+    share = Counter(str(r.get("source") or "unknown") for r in pool)
+    return out, ", ".join(f"{s} {n / sum(share.values()):.0%}" for s, n in share.most_common())
 
-def _failures_section(entries) -> str:
-    bad = [e for e in entries if e["status"] != "ok" or e["problems"]]
-    if not bad: return ""
-    out = ['<section id="failures"><h2>Failures and problems</h2>']
-    for e in bad:
-        r = e["run"]; links = " · ".join(x for x in (_link(e, "html"), _link(e, "notebook")) if x)
-        out.append(f'<div class="failure"><h3>{esc(e["label"])} — {_status(e["status"])}</h3>')
-        if r.get("error"): out.append(f"<p><b>Error:</b> {esc(r['error'])}</p>")
-        if links: out.append(f"<p>Executed notebook: {links}</p>")
-        if r.get("traceback"): out.append(f"<pre>{esc(r['traceback'])}</pre>")
-        for p in e["problems"]: out.append(f"<p>Problem: {esc(p)}</p>")
-        if e["status"] == "incomplete": out.append("<p>No run.json and no metrics: the run did not finish.</p>")
-        out.append("</div>")
-    out.append("</section>")
-    return "".join(out)
+def _warnings(entries) -> list[str]:
+    out = []
+    tiny = sorted({e["label"] for e in entries if e["ctx"]["kind"].endswith("random weights")})
+    if tiny: out.append(f"{', '.join(tiny)}: random-weight model(s); their scores show that the pipeline runs, not medical skill")
+    for e in entries:
+        n = bias_note(e)
+        if n: out.append(n)
+    return out
 
-# %% ../nbs/08_report.ipynb #93159950
 def render_report(entries: list[dict], title: str = "run") -> str:
     "The report page (HTML text) for loaded run entries."
     labels = [e["label"] for e in entries]; colors = palette(labels)
+    for e in entries: e["ctx"] = run_context(e)
     ok = [e for e in entries if e["status"] == "ok"]
-    n_bad = len(entries) - len(ok)
     with_metrics = [e for e in entries if e["metrics"]]
-    head_keys = list(HEADLINE) + [k for k in metric_keys() if is_lenient(k)]
-    when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    set_of, set_warn = _set_names(entries)
+    flags = {e["label"]: n for e in entries if (n := bias_note(e))}
+    keys = list(RESULT_COLUMNS) + [k for k in metric_keys() if is_lenient(k)]
+    tables, seen = [], {}
+    for e in with_metrics: seen.setdefault(eval_set(e), []).append(e)
+    for s, es in seen.items():
+        rows = _result_rows(es, keys, set_of, flags)
+        b = set_baseline(es[0])
+        if b: rows.append(_baseline_row(b, keys))
+        tables.append({"caption": f"Set {set_of[es[0]['label']]}: {_short(s[0])} [{s[1]}]" if set_of else "",
+                       "cols": [_key(k) for k in keys], "rows": rows})
+    groups = curriculum_groups(entries)
+    curricula = []
+    for model, cs in groups.items():
+        rows = [{"curriculum": c, "seeds": ", ".join(str(e["seed"]) for e in es), "cells": [fmt_end(es, k) for k in CURRICULUM_METRICS]}
+                for c, es in cs.items()]
+        curricula.append({"model": model, "cols": [_key(k) for k in CURRICULUM_METRICS], "rows": rows, "verdict": _curriculum_verdict(cs),
+                          "curves": _figure(plot_curves([e for es in cs.values() for e in es]), f"learning curves of {model}"),
+                          "figure": _figure(plot_curricula(cs), f"curricula compared for {model}")})
+    gallery, gallery_sources = _gallery(entries)
+    runs = [{"label": e["label"], "model": e["model"], "curriculum": e["curriculum"], "seed": e["seed"], "status": e["status"],
+             "ctx": e["ctx"], "set_name": set_of.get(e["label"]), "train_cells": _train_cells(e),
+             "links": [l for l in (_link(e, "html"), _link(e, "notebook")) if l],
+             "error": e["run"].get("error"), "traceback": e["run"].get("traceback"), "problems": e["problems"]} for e in entries]
+    failures = [r for r, e in zip(runs, entries) if e["status"] != "ok" or e["problems"]]
+    nav = [("runs", "Runs"), ("results", "Results")] + ([("curriculum", "Curricula")] if curricula else []) + [("training", "Training")] \
+        + ([("gallery", "Samples")] if gallery else []) + ([("failures", "Failures")] if failures else [])
     try: from medvqa import __version__ as ver
     except ImportError: ver = "?"
-    cur, gal, fails = _curriculum_section(entries), _gallery_section(entries), _failures_section(entries)
-    sections = [("results", "Results"), ("curriculum", "Curricula") if cur else None, ("training", "Training"),
-                ("gallery", "Samples") if gal else None, ("failures", "Failures") if fails else None]
-    nav = " ".join(f'<a href="#{a}">{t}</a>' for a, t in filter(None, sections))
-    parts = [f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-             f"<title>medvqa report: {esc(title)}</title><style>{_CSS}</style></head><body><main>",
-             f"<h1>medvqa report: {esc(title)}</h1>",
-             f'<p class="meta">{len(entries)} run(s): {len(ok)} ok, '
-             f'<span class="{"failed" if n_bad else ""}">{n_bad} not ok</span> · generated {esc(when)} by medvqa {esc(ver)}</p>',
-             f"<nav>{nav}</nav>",
-             '<section id="results"><h2>Results</h2>',
-             '<p class="note">Strict metrics first (medvqa\'s definitions: exact after normalisation), each with its 95% bootstrap '
-             'confidence interval: <i>value [low, high]</i>. Columns marked <b>lenient</b> (shaded) use LLaVA-Med\'s substring scorer '
-             '("no" counts as found in "normal") for comparison with published figures; they are higher than strict scores and '
-             'not comparable with them. Hover a column name for its definition.</p>',
-             _results_table(entries, head_keys),
-             "<details><summary>All metrics</summary>" + _results_table(entries, metric_keys()) + "</details>",
-             _img(plot_open_closed(with_metrics, colors=colors), "closed and open metrics per run"),
-             _img(plot_by_source(with_metrics), "metrics per data source"),
-             "</section>", cur,
-             '<section id="training"><h2>Training</h2>',
-             _img(plot_loss(entries, colors), "training loss curves"),
-             _meta_table(entries), "<h3>Library versions</h3>", _versions_table(entries), "</section>",
-             gal, fails,
-             "</main></body></html>\n"]
-    return "\n".join(p for p in parts if p)
+    figs = {"results": _figure(plot_open_closed(with_metrics, colors=colors), "closed and open metrics per run"),
+            "sources": _figure(plot_by_source(with_metrics), "metrics per data source"),
+            "loss": _figure(plot_loss(entries, colors), "training loss curves"),
+            "curves": _figure(plot_curves([e for e in entries if e["model"] not in groups], by="label"), "evaluations during training")}
+    return _environment().from_string(TEMPLATE).render(
+        csp=CSP, css=CSS, title=title, when=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), version=ver,
+        runs=runs, n_ok=len(ok), n_bad=len(entries) - len(ok), nav=nav, warnings=set_warn + _warnings(entries),
+        has_untrained=any(e["ctx"]["method"] == "untrained" for e in entries), result_tables=tables, all_tables=_all_tables(entries),
+        figs=figs, curricula=curricula, train_head=TRAIN_HEAD, versions=_versions(entries), gallery=gallery,
+        gallery_sources=gallery_sources, failures=failures)
 
 def write_report(run_dir, title: str | None = None) -> Path:
     "Write `run_dir/index.html`: the self-contained comparison report of every run label under `run_dir`."
@@ -596,3 +854,74 @@ def example_run(out, models=("tiny-a", "tiny-b", "tiny-x"), failed=("tiny-fail",
             "notebook": "train.ipynb", "html": "train.html", "params": {"model": m}})
         (d / "train.html").write_text("<html><body>failed notebook</body></html>")
     return out
+
+# %% ../nbs/08_report.ipynb #4a61ca84
+CARD_TEMPLATE = """---
+base_model: {{ base }}
+library_name: {{ library }}
+tags: [medvqa, medical-vqa, {{ 'full-fine-tuning' if full else 'lora' }}, {{ model }}]
+---
+# medvqa run: {{ model }}{% if curriculum %}, {{ curriculum }}{% endif %}
+
+
+{{ model }} ({{ kind }}) fine-tuned for medical visual question answering by medvqa {{ version }}.
+
+| | |
+|---|---|
+| base model | {{ base }} |
+| method | {{ method }} |
+| trained on | {{ trained_on }} |
+| curriculum | {{ curriculum or "—" }}{% for s in stages %}{% if loop.first %}: {% endif %}{{ s.stage }} steps {{ s.first_step }}–{{ s.last_step }}{% if not loop.last %}, {% endif %}{% endfor %} |
+| steps | {{ steps }} of {{ max_steps }}, effective batch {{ batch }}, learning rate {{ lr }} |
+| seed, backend, device | {{ seed }}, {{ backend }}, {{ device }} |
+{% if metrics %}
+
+## Evaluation
+
+On {{ evaluated_on }}: strict metrics, value [95% bootstrap interval], beside what always giving the most common answer scores.
+
+| metric | value | majority baseline |
+|---|---|---|
+{% for m in metrics %}
+| {{ m.label }} | {{ m.value }} | {{ m.baseline }} |
+{% endfor %}
+{% endif %}
+
+## Use
+
+```
+medvqa ask --model {{ model }} --adapter {{ folder }} IMAGE "question"
+medvqa evaluate --model {{ model }} --adapter {{ folder }} --data DATA --output DIR
+```
+
+Its files: `train_summary.json` (every setting, speed, library versions), `log_history.json` (losses){% if metrics %}, `metrics.json`, `predictions.jsonl`{% endif %}.
+"""
+"The run folder's README.md (model card), Markdown rendered by Jinja2 (no HTML escaping)."
+
+def model_card(run_dir) -> str:
+    "The model card (Markdown) of a training run folder, from its train_summary.json (and metrics.json when evaluated)."
+    import jinja2
+    e = load_entry(run_dir)
+    s = e["train_summary"]
+    if not s: raise DataError(f"{run_dir}: no train_summary.json: not a finished training run")
+    ctx = run_context(e); m = e["metrics"]
+    b = set_baseline(e) if m else None
+    rows = []
+    for k, bk in (("closed.accuracy", "closed.accuracy"), ("closed.invalid", None), ("closed.f1", "closed.f1"), ("open.recall", None),
+                  ("open.token_f1", None), ("open.exact_match", "open.exact_match"), ("exact_match", None)):
+        if m: rows.append({"label": metric_label(k), "value": fmt_ci(get_path(m, k), (m.get("ci") or {}).get(k)),
+                           "baseline": fmt_num(b.get(bk)) if b and bk else "—"})
+    try: from medvqa import __version__ as ver
+    except ImportError: ver = "?"
+    full = ctx["method"] == "full fine-tuning"
+    env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(CARD_TEMPLATE).render(
+        base=s.get("hub_id") or e["model"], library="transformers" if full else "peft", full=full, model=e["model"],
+        curriculum=s.get("curriculum"), kind=ctx["kind"], version=ver, method=ctx["method"], trained_on=ctx["trained_on"],
+        stages=[x for x in s.get("stages") or [] if isinstance(x, dict)], steps=s.get("steps", "?"), max_steps=s.get("max_steps", "?"),
+        batch=s.get("effective_batch", "?"), lr=s.get("learning_rate", "?"), seed=s.get("seed", "?"), backend=s.get("backend", "?"),
+        device=s.get("device", "?"), metrics=rows, baseline=bool(b), evaluated_on=ctx["evaluated_on"], folder=str(run_dir))
+
+def write_model_card(run_dir) -> Path:
+    "Write the run folder's README.md from `model_card`."
+    return atomic_write_text(Path(run_dir) / "README.md", model_card(run_dir))

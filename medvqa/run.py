@@ -13,8 +13,8 @@ from .core import ConfigError, DataError, atomic_write_json, atomic_write_text, 
 log = get_logger("medvqa.run")
 
 # %% auto #0
-__all__ = ['log', 'train_notebook', 'check_params', 'prepare_backend', 'read_run', 'record_run', 'notebook_html', 'run_notebook',
-           'run_label', 'plan_jobs', 'job_state', 'run_models', 'ablate']
+__all__ = ['log', 'HIDE_TAGS', 'train_notebook', 'check_params', 'prepare_backend', 'read_run', 'record_run', 'notebook_html',
+           'run_notebook', 'run_label', 'plan_jobs', 'job_state', 'run_models', 'ablate']
 
 # %% ../nbs/09_run.ipynb #b3c6b650
 def train_notebook() -> Path:
@@ -39,7 +39,9 @@ def _data_path(v, name, problems):
     if v is None or v == "": return None
     s = str(v); p = Path(s).expanduser()
     if p.exists(): return str(p.resolve())
-    if _HUB.fullmatch(s): return s
+    if _HUB.fullmatch(s):
+        from medvqa.data import is_hub_dataset               # only the hub ids medvqa knows; others are missing paths
+        if is_hub_dataset(s): return s
     problems.append(f"{name} {s!r}: no such file or folder"); return s
 
 def check_params(p: dict) -> dict:
@@ -105,11 +107,17 @@ def record_run(out_dir, **fields) -> dict:
     rec = {**read_run(out_dir), **fields}
     atomic_write_json(Path(out_dir) / "run.json", rec); return rec
 
+HIDE_TAGS = {"remove_cell_tags": {"parameters", "medvqa-hide"}, "remove_input_tags": {"medvqa-hide-input"}}
+"Cells the rendered notebook leaves out: papermill's defaults (the injected parameters stay) and bookkeeping; inputs it leaves out."
+
 def notebook_html(nb_path, html_path=None) -> Path:
-    "Render an (executed) notebook to HTML next to it."
+    "Render an (executed) notebook to HTML next to it, without the cells and inputs `HIDE_TAGS` names."
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
     nb_path = Path(nb_path); html_path = Path(html_path or nb_path.with_suffix(".html"))
-    body, _ = HTMLExporter().from_filename(str(nb_path))
+    exp = HTMLExporter()
+    exp.register_preprocessor(TagRemovePreprocessor(**HIDE_TAGS), enabled=True)
+    body, _ = exp.from_filename(str(nb_path))
     return atomic_write_text(html_path, body)
 
 def _error_fields(e: BaseException) -> dict:
@@ -212,7 +220,7 @@ def run_models(models: Iterable[str], out, curricula=None, seeds=None, params: d
         todo.append(j)
     if changed:
         raise ConfigError(f"{out} already holds run(s) with other parameters: {', '.join(changed)}; "
-                          "choose another output folder, or pass force=True to replace them")
+                          "choose another output folder (--out), or pass --force (force=True) to replace them")
     if force:
         for j in todo:
             if (Path(j["out_dir"]) / "run.json").exists(): shutil.rmtree(j["out_dir"])

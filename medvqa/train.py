@@ -14,7 +14,8 @@ from .models import (get_spec, load_model, prompt_messages, completion_messages,
 # %% auto #0
 __all__ = ['TRAIN_BACKENDS', 'H100_BF16_FLOPS', 'pick_backend', 'pick_optimizer', 'estimate_memory_gib', 'pick_batch',
            'resolve_batch', 'torch_total_memory_gib', 'load_train_data', 'usable', 'to_conversation',
-           'conversation_stream', 'stage_of', 'write_log_history', 'curve_point', 'last_checkpoint', 'CountingCollator',
+           'conversation_stream', 'stage_of', 'write_log_history', 'curve_point', 'last_checkpoint', 'holds_run',
+           'check_output_dir', 'trained_for', 'check_trained_for', 'check_export', 'describe_data', 'CountingCollator',
            'count_params', 'count_4bit', 'peak_memory_gib', 'mfu', 'lora_settings', 'trainable_params', 'check_method',
            'trainable_model', 'answer_only_loss', 'patch_answer_only_loss', 'train', 'world_size', 'device_name',
            'export_merged', 'kill_and_resume']
@@ -29,7 +30,7 @@ def pick_backend(backend: str = "auto") -> str:
     if backend == "auto": return "unsloth" if has_cuda and importlib.util.find_spec("unsloth") else "hf"
     if backend == "unsloth":
         if not has_cuda: raise ConfigError("backend 'unsloth' needs a CUDA GPU and none is available; use backend='hf' (--backend hf) on this machine")
-        if not importlib.util.find_spec("unsloth"): raise ConfigError("backend 'unsloth' needs the unsloth package (pip install unsloth); or use backend='hf'")
+        if not importlib.util.find_spec("unsloth"): raise ConfigError("backend 'unsloth' needs the unsloth package (pip install unsloth); or use backend='hf' (--backend hf)")
     return backend
 
 # %% ../nbs/05_train.ipynb #56ff856d
@@ -197,6 +198,88 @@ def last_checkpoint(out_dir) -> Path | None:
         if state.get("global_step") == int(m.group(1)): found.append((int(m.group(1)), p))
     return max(found)[1] if found else None
 
+# %% ../nbs/05_train.ipynb #77ee50bf
+_RUN_FILES = ("train_summary.json", "log_history.json", "adapter_config.json", "adapter_model.safetensors", "model.safetensors",
+              "config.json", "README.md", "predictions.jsonl", "metrics.json", "eval_summary.json", "gallery.json", "curve.json",
+              "loss.png", "results.png")
+
+def holds_run(out_dir) -> str | None:
+    "What in `out_dir` shows a finished or partial training run, in words; None for a new or empty folder."
+    d = Path(out_dir)
+    if not d.is_dir(): return None
+    if (d / "train_summary.json").exists(): return "a finished training run"
+    ck = sorted((p for p in d.glob("checkpoint-*") if p.is_dir()), key=lambda p: (len(p.name), p.name))
+    if ck: return f"a partial training run ({ck[-1].name})"
+    found = [n for n in _RUN_FILES[:5] if (d / n).exists()]
+    return f"a training run's files ({', '.join(found)})" if found else None
+
+def check_output_dir(out_dir, resume: bool = False, overwrite: bool = False) -> str | None:
+    "Refuse to train into a folder that holds a run unless `resume` or `overwrite`; with `overwrite`, delete that run. Returns what was there."
+    if resume and overwrite: raise ConfigError("--resume and --overwrite contradict each other: pass one of them")
+    what = holds_run(out_dir)
+    if what is None or resume: return what
+    if not overwrite:
+        raise ConfigError(f"{out_dir} already holds {what}: pass --resume (resume=True) to continue it, "
+                          "--overwrite (overwrite=True) to replace it, or choose another --output")
+    if int(os.environ.get("RANK", "0")) == 0:                 # one process deletes
+        d = Path(out_dir)
+        for p in d.glob("checkpoint-*"): shutil.rmtree(p, ignore_errors=True)
+        for n in _RUN_FILES: (d / n).unlink(missing_ok=True)
+        get_logger().warning(f"{out_dir}: replaced {what} (--overwrite)")
+    return what
+
+def _key_of_base(base: str) -> str | None:
+    "The registry key of a base model named by hub id, Unsloth id, key or tiny build folder ('.../tiny-qwen2vl-v2')."
+    from medvqa.models import REGISTRY
+    for s in REGISTRY.values():
+        if base in (s.key, s.hub_id, s.unsloth_id): return s.key
+    stem = Path(base).name.rsplit("-", 1)[0]
+    return stem if stem in REGISTRY and REGISTRY[stem].tiny else None
+
+def trained_for(folder) -> str | None:
+    "The registry model a run folder, checkpoint or adapter was trained for, when it says; else None."
+    d = Path(folder)
+    try: s = json.loads((d / "train_summary.json").read_text())
+    except (OSError, json.JSONDecodeError): s = {}
+    if s.get("model"): return s["model"]
+    ck = last_checkpoint(d)
+    for p in (d, ck) if ck else (d,):
+        try: cfg = json.loads((p / "adapter_config.json").read_text())
+        except (OSError, json.JSONDecodeError): continue
+        if cfg.get("base_model_name_or_path"): return _key_of_base(str(cfg["base_model_name_or_path"]))
+    return None
+
+def check_trained_for(folder, key, what: str = "run") -> None:
+    "ConfigError when `folder` was trained for another model than `key`, naming the --model it needs."
+    spec, other = get_spec(key), trained_for(folder)
+    if other and other != spec.key:
+        raise ConfigError(f"the {what} in {folder} was trained for model {other!r}, not {spec.key!r}: pass --model {other}")
+
+def check_export(model_key, adapter_dir, out_dir, overwrite: bool = False) -> None:
+    "Everything `export_merged` can check before loading a model: an adapter of this model, and an output folder free to write."
+    a, out = Path(adapter_dir), Path(out_dir)
+    if not a.is_dir(): raise ConfigError(f"{a}: no such folder (--adapter names the run folder medvqa train wrote)")
+    if not (a / "adapter_config.json").exists():
+        if (a / "model.safetensors").exists() or (a / "model.safetensors.index.json").exists():
+            raise ConfigError(f"{a} holds a fully fine-tuned model, not an adapter: there is nothing to merge; use the folder as it is")
+        raise ConfigError(f"{a}: not a LoRA adapter folder (no adapter_config.json)")
+    check_trained_for(a, model_key, "adapter")
+    if out.resolve() == a.resolve(): raise ConfigError(f"--output {out} is the adapter's own folder: choose another")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"{out} is not empty: pass --overwrite (overwrite=True) to write into it, or choose another --output")
+
+# %% ../nbs/05_train.ipynb #554c73be
+def describe_data(data) -> str:
+    "What training data was, for summaries and model cards: a path (resolved), a loaded set's origin, or its kind and size."
+    if data is None:
+        from medvqa.synthetic import default_data
+        return f"{default_data()} (the shipped demo data)"
+    if isinstance(data, (str, Path)):
+        p = Path(data); return str(p.resolve()) if p.exists() else str(data)
+    if isinstance(data, list): return f"a list of {len(data)} records"
+    from medvqa.data import load_info
+    return load_info(data).get("origin") or f"a {type(data).__name__} of {len(data)} records"
+
 # %% ../nbs/05_train.ipynb #0780311b
 H100_BF16_FLOPS = 790e12
 
@@ -356,7 +439,7 @@ def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output
           backend="auto", resume=False, seed=0, batch_size=None, grad_accum=None, save_steps=None, model_path=None,
           stage_data=None, shares=None, tensorboard=False, split="train", learning_rate=None, load_in_4bit=None,
           memory_bound_gib=None, gradient_checkpointing=None, modules_to_save=None, method=None, eval_data=None,
-          eval_every=None, eval_split="test") -> dict:
+          eval_every=None, eval_split="test", overwrite=False) -> dict:
     "Train registry model `model` (LoRA adapter or, `method='full'`, every weight) on `data` in curriculum order; returns the summary."
     t_start = time.time()
     log = get_logger()
@@ -364,7 +447,10 @@ def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output
     backend = pick_backend(backend)
     if backend == "unsloth": import unsloth  # noqa: F401  (must patch transformers/trl before they are imported)
     has_cuda = cuda_available()
-    out = Path(output_dir); out.mkdir(parents=True, exist_ok=True)
+    out = Path(output_dir)
+    check_output_dir(out, resume, overwrite)                    # never trains over a run unasked
+    if resume: check_trained_for(out, spec.key)
+    out.mkdir(parents=True, exist_ok=True)
     max_steps = int(max_steps or spec.max_steps)
     q4 = bool(spec.load_in_4bit and has_cuda if load_in_4bit is None else load_in_4bit)
     method = check_method(method or spec.method, q4)
@@ -421,7 +507,7 @@ def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output
     tps = cc.tokens * world / train_s if train_s > 0 else 0.0   # each process counts its own share
     losses = [r["loss"] for r in rows]
     summary = {"model": spec.key, "hub_id": spec.hub_id, "model_path": resolve_model_path(spec.key, model_path) if (model_path or spec.tiny) else None,
-               "backend": backend, "curriculum": curriculum, "output_dir": str(out), "stages": bounds, "plan": plan(stages),
+               "backend": backend, "curriculum": curriculum, "data": describe_data(data), "split": split, "output_dir": str(out), "stages": bounds, "plan": plan(stages),
                "max_steps": max_steps, "steps": trainer.state.global_step, "resumed_from": str(ckpt) if ckpt else None,
                "batch_size": batch_size, "grad_accum": grad_accum, "world_size": world, "effective_batch": effective,
                "optimizer": optim, "learning_rate": learning_rate or spec.learning_rate,
@@ -438,6 +524,8 @@ def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output
                "gradient_checkpointing": bool(gradient_checkpointing),
                "versions": library_versions()}
     atomic_write_json(out / "train_summary.json", summary)
+    from medvqa.report import write_model_card
+    write_model_card(out)                                        # README.md: this run, not PEFT's empty template
     log.info(f"trained {spec.key}: {summary['steps']} steps, loss {summary['first_loss']} -> {summary['final_loss']}, "
              f"{summary['samples_per_s']} samples/s; {'adapter' if method == 'lora' else 'model'} in {out}")
     return summary
@@ -459,16 +547,12 @@ def _probe_batch(processor, spec):
     return processor(images=[[_data_api().prepare_image(img, max_pixels=spec.max_pixels)]],
                      text=[render_prompt(processor, "Is there a lesion?", 1) + "yes"], return_tensors="pt")
 
-def export_merged(model_key, adapter_dir, out_dir, model_path=None, dtype="bfloat16", atol=1e-3) -> dict:
+def export_merged(model_key, adapter_dir, out_dir, model_path=None, dtype="bfloat16", atol=1e-3, overwrite=False) -> dict:
     "Merge the LoRA adapter in `adapter_dir` into `model_key`'s weights; save a 16-bit model + processor to `out_dir`."
     import torch
     from peft import PeftModel
     spec = get_spec(model_key)
-    from medvqa.evaluate import check_adapter, is_model_folder
-    check_adapter(adapter_dir, spec.key)
-    if is_model_folder(adapter_dir):
-        raise ConfigError(f"{adapter_dir} is a fully fine-tuned model folder, not an adapter: it needs no merge; "
-                          f"serve or evaluate it as it is (--adapter {adapter_dir}, or --model-path {adapter_dir})")
+    check_export(spec.key, adapter_dir, out_dir, overwrite)
     base, processor = load_model(spec.key, model_path=model_path, backend="hf", load_in_4bit=False, dtype="float32",
                                  device="cpu" if not cuda_available() else None)
     probe = {k: v.to(base.device) for k, v in _probe_batch(processor, spec).items()}

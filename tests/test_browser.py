@@ -21,6 +21,7 @@ CHECK = """<script>window.addEventListener('load', () => {
   const bad = imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => (i.getAttribute('src') || '').slice(0, 60));
   document.body.setAttribute('data-images', String(imgs.length));
   document.body.setAttribute('data-broken', JSON.stringify(bad));
+  document.body.setAttribute('data-width', String(document.documentElement.scrollWidth) + 'x' + String(window.innerWidth));
 });</script>"""
 
 
@@ -42,16 +43,19 @@ def check_page(html: Path, screenshot: Path, width=1280, height=2600) -> dict:
         shot = chromium([f"--window-size={width},{height}", f"--screenshot={Path(screenshot).resolve()}", html.as_uri()], tmp / "p1")
         page = html.read_text(encoding="utf-8")
         probe = page.replace("default-src 'none';", "default-src 'none'; script-src 'unsafe-inline';", 1)
+        probe = probe.replace("default-src &#39;none&#39;;", "default-src &#39;none&#39;; script-src &#39;unsafe-inline&#39;;", 1)
         probe = probe.replace("</body>", CHECK + "</body>", 1)
         copy = html.with_name(f".probe-{os.getpid()}.html")        # same folder: relative links resolve alike
         copy.write_text(probe, encoding="utf-8")
-        try: dom = chromium(["--dump-dom", copy.as_uri()], tmp / "p2")
+        try: dom = chromium([f"--window-size={width},{height}", "--dump-dom", copy.as_uri()], tmp / "p2")
         finally: copy.unlink()
     m = re.search(r'<body[^>]*data-images="(\d+)"[^>]*data-broken="([^"]*)"', dom.stdout)
+    w = re.search(r'data-width="(\d+)x(\d+)"', dom.stdout)
     return {"returncode": (shot.returncode, dom.returncode), "console": console_lines(shot.stderr),
             "probe_console": console_lines(dom.stderr),
             "images": int(m.group(1)) if m else None,
-            "broken": json.loads(m.group(2).replace("&quot;", '"')) if m else None}
+            "broken": json.loads(m.group(2).replace("&quot;", '"')) if m else None,
+            "scroll_width": int(w.group(1)) if w else None, "window_width": int(w.group(2)) if w else None}
 
 
 needs_browser = pytest.mark.skipif(CHROMIUM is None and os.environ.get("MEDVQA_BROWSER") != "required",
@@ -70,6 +74,21 @@ def test_report_in_chromium(tmp_path):
     assert r["images"] is not None and r["images"] >= 3 + 6, r   # figures + gallery thumbnails
     assert r["broken"] == [], r["broken"]
     assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    assert r["scroll_width"] is not None and r["scroll_width"] <= r["window_width"] <= 1280, r   # no horizontal scrolling
+
+
+@needs_browser
+def test_ablation_report_fits_1280(tmp_path):
+    "Six runs, curves and the all-metrics table: still no horizontal scrolling in a 1,280-pixel window."
+    from medvqa.report import example_run, write_report
+    from medvqa.core import atomic_write_json
+    run = example_run(tmp_path / "abl", models=("tiny-a",), curricula=("open_then_closed", "closed_only", "mixed"), seeds=(0, 1))
+    for d in run.iterdir():
+        if d.is_dir() and (d / "metrics.json").exists():
+            atomic_write_json(d / "curve.json", [{"step": s, "closed_accuracy": 0.5, "open_exact_match": 0.1, "n": 6} for s in (0, 10, 20)])
+    r = check_page(write_report(run), tmp_path / "s.png")
+    assert r["console"] == [] and r["broken"] == [], r
+    assert r["scroll_width"] <= r["window_width"] <= 1280, r
 
 
 @needs_browser

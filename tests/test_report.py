@@ -65,12 +65,12 @@ def test_report_from_hand_written_run(tmp_path):
 
     # untrusted text is escaped: no markup from questions or predictions survives
     assert "<script" not in h.lower()
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in h
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in h
     assert "Is there a &lt;i&gt;mass&lt;/i&gt;?" in h and "<i>mass</i>" not in h
     assert not re.search(r"<img[^>]*onerror", h, re.I)
 
     # failures and unfinished runs are shown, with error and traceback
-    assert "CUDA out of memory &lt;GPU 0&gt;" in h and "File &quot;&lt;cell 4&gt;&quot;" in h
+    assert "CUDA out of memory &lt;GPU 0&gt;" in h and "File &#34;&lt;cell 4&gt;&#34;" in h
     assert re.search(r"half-done.*incomplete", h, re.S)
     assert "predictions.jsonl: 1 unreadable line(s) skipped" in h
 
@@ -84,7 +84,8 @@ def test_report_from_hand_written_run(tmp_path):
 
     # strict metrics first with CIs; lenient ones labelled; an empty group shows a dash
     assert "0.75 [0.65, 0.85]" in h and "(lenient)" in h
-    head = h[h.index("<thead>"):h.index("</thead>")]
+    res = h[h.index('id="results"'):]
+    head = res[res.index("<thead>"):res.index("</thead>")]
     assert head.index("closed accuracy") < head.index("LLaVA-Med closed accuracy (lenient)")
     assert 'href="model-a/train.html"' in h
 

@@ -27,7 +27,10 @@ def test_run_models_tiny_and_failure(tmp_path):
         assert (out / lab / "train.ipynb").exists() and (out / lab / "train.html").exists()
     assert (out / "tiny-qwen2vl" / "metrics.json").exists()
     h = write_report(out).read_text()
-    assert "unknown model &#x27;no-such-model&#x27;" in h and 'href="tiny-qwen2vl/train.html"' in h
+    assert "unknown model &#39;no-such-model&#39;" in h and 'href="tiny-qwen2vl/train.html"' in h
+    rendered = (out / "tiny-qwen2vl" / "train.html").read_text()
+    assert "check_params(" not in rendered and "record_run(" not in rendered, "bookkeeping code left out of the rendered notebook"
+    assert "closed accuracy" in rendered
     assert 'href="no-such-model/train.html"' in h and "1 ok" in h
     again = run_models(["tiny-qwen2vl"], out, params=TINY, progress=False)
     assert again[0].get("skipped") and again[0]["status"] == "ok"
