@@ -1,81 +1,100 @@
 #!/usr/bin/env python3
-"""Curriculum ablation on the synthetic set, on the CPU: the same tiny model, seed, step budget and evaluation set
-under each curriculum; closed and open metrics with 95% bootstrap intervals (medvqa.metrics).
+"""The curriculum ablation on the synthetic set, through `medvqa ablate`: does open-ended, explanation-rich training
+before closed (yes/no) training help closed accuracy?
 
-Each run is `medvqa.learnability.learn` (medvqa.train.train + medvqa.evaluate.evaluate) with
-`learnable_spec("tiny-qwen3vl")`. The registry's tiny settings cannot learn these questions (see
-nbs/11_learnability.ipynb), which is why this does not go through `medvqa ablate` (papermill, registry keys).
+One tiny model (registry settings: full fine-tuning), one synthetic set in which the open and the closed question
+rest on the same visual finding (closed "Is there a lesion?", open "What is the finding?" answered lesion/normal
+with a one-sentence explanation), the same held-out set (64 closed + 64 open), the same step budget, three seeds,
+four curricula. Each run is scored every STEPS/8 steps (a learning curve) and at the end.
 
-    python benchmarks/ablation.py --steps 120 --seeds 0            # about 2.5 minutes per run on 2 free cores
+Two questions, asked fairly:
+- equal total steps: which order ends best (every run has STEPS steps of 16 samples);
+- a fixed budget of closed samples: closed_only after STEPS/2 steps (its curve) has seen as many closed samples as
+  open_then_closed after STEPS (STEPS/2 open, then STEPS/2 closed): does the open stage before them help?
+  (The two differ also in where they are in the learning-rate schedule; the note says so.)
 
-Writes benchmarks/results/ablation[_TAG].json (one entry per curriculum x seed, and the mean per curriculum).
+    python benchmarks/ablation.py                      # 4 curricula x 3 seeds, 2 runs at a time on a CPU
+    python benchmarks/ablation.py --steps 160 --seeds 0 --tag quick
+
+Writes benchmarks/results/ablation[_TAG].json and the HTML report of the runs (--out, index.html).
 """
 from __future__ import annotations
-import argparse, json, os, platform, shutil, tempfile, time
+import argparse, json, os, platform, time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 HERE = Path(__file__).resolve().parent
 CURRICULA = ("open_then_closed", "closed_only", "mixed", "closed_then_open")
+QUESTIONS = ("Is there a lesion?", "What is the finding?")
+
+
+def _at(curve, step):
+    "The curve point at `step` (or the last one before it)."
+    pts = [p for p in curve if p["step"] <= step]
+    return pts[-1] if pts else None
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="tiny-qwen3vl")
-    ap.add_argument("--curricula", default=",".join(CURRICULA))
-    ap.add_argument("--seeds", default="0")
-    ap.add_argument("--steps", type=int, default=120)
-    ap.add_argument("--lr", type=float, default=5e-3)
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=320)
+    ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--n-train", type=int, default=1024)
     ap.add_argument("--n-test", type=int, default=128)
-    ap.add_argument("--data-seed", type=int, default=0, help="the synthetic set is the same for every run")
+    ap.add_argument("--parallel", type=int, default=2)
+    ap.add_argument("--out", default="reports/ablation")
     ap.add_argument("--tag", default="")
     a = ap.parse_args(argv)
 
-    import numpy as np, torch
-    from medvqa.learnability import learnable_spec, learn
-    from medvqa.synthetic import make_synthetic
+    import numpy as np
+    from medvqa.run import ablate
+    from medvqa.report import write_report
+    from medvqa.synthetic import make_synthetic, write_records
 
-    spec = learnable_spec(a.model, learning_rate=a.lr)
-    train_recs = make_synthetic(a.n_train, seed=a.data_seed, split="train", explain=0.0)
-    test_recs = make_synthetic(a.n_test, seed=a.data_seed, split="test", explain=0.0)
+    out = Path(a.out); data = out / "data"
+    if not (data / "test.jsonl").exists():
+        for split, n in (("train", a.n_train), ("test", a.n_test)):
+            write_records(data, split, make_synthetic(n, seed=0, split=split, explain=1.0, questions=QUESTIONS))
+    seeds = [int(s) for s in a.seeds.split(",")]
+    every = max(1, a.steps // 8)
+    t0 = time.time()
+    recs = ablate(a.model, CURRICULA, data=data, out=out / "runs", seeds=seeds, parallel=a.parallel,
+                  params={"max_steps": a.steps, "eval_every": every, "max_new_tokens": 24, "n_gallery": 4})
+    wall = time.time() - t0
+    report = write_report(out / "runs")
+    runs = []
+    for r in recs:
+        d = Path(r.get("params", {}).get("output_dir") or out / "runs" / r["label"])
+        if r.get("status") != "ok": runs.append({"label": r["label"], "status": r.get("status"), "error": r.get("error")}); continue
+        m = json.loads((d / "metrics.json").read_text()); s = json.loads((d / "train_summary.json").read_text())
+        curve = json.loads((d / "curve.json").read_text())
+        runs.append({"curriculum": s["curriculum"], "seed": s["seed"], "steps": s["steps"], "status": "ok",
+                     "closed_accuracy": m["closed"]["accuracy"], "closed_accuracy_ci": m["ci"].get("closed.accuracy"),
+                     "closed_invalid": m["closed"]["invalid"], "open_exact_match": m["open"]["exact_match"],
+                     "open_exact_match_ci": m["ci"].get("open.exact_match"), "exact_match": m["exact_match"],
+                     "stages": s["stages"], "train_s": s["train_s"], "curve": curve})
+    ok = [r for r in runs if r.get("status") == "ok"]
+    def stats(xs):
+        xs = [x for x in xs if x is not None]
+        return {"mean": float(np.mean(xs)), "min": float(min(xs)), "max": float(max(xs)), "n": len(xs)} if xs else None
+    by = {c: {k: stats([r[k] for r in ok if r["curriculum"] == c]) for k in ("closed_accuracy", "open_exact_match", "exact_match")}
+          for c in CURRICULA}
+    half = a.steps // 2
+    fixed = {"closed_only_at_half": stats([(_at(r["curve"], half) or {}).get("closed_accuracy") for r in ok if r["curriculum"] == "closed_only"]),
+             "open_then_closed_at_end": stats([r["closed_accuracy"] for r in ok if r["curriculum"] == "open_then_closed"]),
+             "closed_samples_each": half * 16}
+    result = {"benchmark": "curriculum ablation", "model": a.model, "device": f"cpu ({os.cpu_count()} cores, {platform.machine()})",
+              "how": "medvqa.run.ablate (papermill runs of nbs/train.ipynb, --parallel runs at a time on the CPU): same model, "
+                     "data, step budget and held-out set per run; only the curriculum and the training seed differ; curve "
+                     "points from train(eval_every=STEPS/8); end metrics from medvqa.evaluate (95% bootstrap CIs over test samples)",
+              "config": {"steps": a.steps, "batch": 16, "seeds": seeds, "curricula": list(CURRICULA), "questions": list(QUESTIONS),
+                         "n_train": a.n_train, "n_test": a.n_test, "explanations": "every open answer", "eval_every": every,
+                         "shares": "curriculum defaults (ordered: half the steps per stage)"},
+              "wall_s": round(wall, 1), "runs": runs, "by_curriculum": by, "fixed_closed_budget": fixed, "report": str(report)}
     dest = HERE / "results" / f"ablation{('_' + a.tag) if a.tag else ''}.json"
-    runs, t_all = [], time.time()
-    for seed in [int(s) for s in a.seeds.split(",")]:
-        for cur in a.curricula.split(","):
-            work = Path(tempfile.mkdtemp(prefix=f"medvqa-ablation-{cur}-"))
-            t0 = time.time()
-            r = learn(spec, train_recs, test_recs, work, max_steps=a.steps, curriculum=cur, seed=seed,
-                      batch_size=a.batch_size, grad_accum=1, untrained=False)
-            m = r["trained"]
-            runs.append({"curriculum": cur, "seed": seed, "wall_s": round(time.time() - t0, 1),
-                         "stages": r["train"]["stages"], "final_loss": r["train"]["final_loss"],
-                         "closed_accuracy": m["closed"]["accuracy"], "closed_accuracy_ci": m["ci"].get("closed.accuracy"),
-                         "closed_invalid": m["closed"]["invalid"],
-                         "open_exact_match": m["open"]["exact_match"], "open_exact_match_ci": m["ci"].get("open.exact_match"),
-                         "open_recall": m["open"]["recall"], "open_recall_ci": m["ci"].get("open.recall"),
-                         "exact_match": m["exact_match"], "exact_match_ci": m["ci"].get("exact_match")})
-            print(json.dumps({k: runs[-1][k] for k in ("curriculum", "seed", "closed_accuracy", "open_exact_match", "wall_s")}), flush=True)
-            shutil.rmtree(work, ignore_errors=True)
-            summary = {}
-            for c in dict.fromkeys(r["curriculum"] for r in runs):
-                rs = [x for x in runs if x["curriculum"] == c]
-                summary[c] = {k: {"mean": float(np.mean([x[k] for x in rs])), "min": float(min(x[k] for x in rs)),
-                                  "max": float(max(x[k] for x in rs))} for k in ("closed_accuracy", "open_exact_match", "exact_match")}
-                summary[c]["seeds"] = [x["seed"] for x in rs]
-            out = {"benchmark": "curriculum ablation", "model": a.model, "device": f"cpu ({torch.get_num_threads()} threads, "
-                   f"{os.cpu_count()} cores, {platform.machine()})",
-                   "config": {"steps": a.steps, "learning_rate": a.lr, "batch_size": a.batch_size, "grad_accum": 1,
-                              "n_train": a.n_train, "n_test": a.n_test, "data_seed": a.data_seed, "explanations": False,
-                              "lora_targets": list(spec.target_modules), "shares": "curriculum defaults (medvqa.curriculum)"},
-                   "how": "same model, data, step budget and test set per run; only the curriculum (and the training seed) "
-                          "differ; CIs: 95% percentile bootstrap over test samples (medvqa.metrics.score)",
-                   "wall_s": round(time.time() - t_all, 1), "runs": runs, "by_curriculum": summary,
-                   "note": "2-core machine shared with other jobs while measured"}
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"-> {dest}")
+    dest.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({"by_curriculum": by, "fixed_closed_budget": fixed, "wall_s": result["wall_s"]}, indent=1))
+    print(f"-> {dest}; report {report}")
 
 
 if __name__ == "__main__":

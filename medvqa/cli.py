@@ -176,13 +176,13 @@ def cmd_run(a):
     from medvqa.run import run_models
     recs = run_models(_csv(a.models), a.out, curricula=_check_curricula(_csv(a.curricula)) if a.curricula else None,
                       seeds=_ints(a.seeds) if a.seeds else None, params=_kv(a.param),
-                      gpus=_ints(a.gpus) if a.gpus else None, force=a.force)
+                      gpus=_ints(a.gpus) if a.gpus else None, force=a.force, parallel=a.parallel)
     _finish(recs, a.out, report=not a.no_report)
 
 def cmd_ablate(a):
     from medvqa.run import ablate
     recs = ablate(a.model, _check_curricula(_csv(a.curricula)), data=a.data, out=a.out, seeds=_ints(a.seeds), params=_kv(a.param),
-                  gpus=_ints(a.gpus) if a.gpus else None, force=a.force)
+                  gpus=_ints(a.gpus) if a.gpus else None, force=a.force, parallel=a.parallel)
     _finish(recs, a.out)
 
 def cmd_report(a):
@@ -317,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seeds", metavar="INTS", help="comma-separated seeds (default: 0)")
     r.add_argument("--out", required=True, metavar="DIR", help="the run folder: one sub-folder per run, and index.html")
     r.add_argument("--gpus", metavar="IDS", help="comma-separated GPU ids: one run per GPU at a time (default: one run at a time)")
+    r.add_argument("--parallel", type=_positive, metavar="N", help="on a CPU: N runs at once, the cores shared out (default: one at a time)")
     r.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="a parameter of the run notebook (repeatable)")
     r.add_argument("--force", action="store_true", help="re-run folders that hold a run with other parameters")
     r.add_argument("--no-report", action="store_true", help="do not write index.html")
@@ -331,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--out", required=True, metavar="DIR", help="the run folder: one sub-folder per run, and index.html")
     ab.add_argument("--seeds", default="0", metavar="INTS", help="comma-separated seeds")
     ab.add_argument("--gpus", metavar="IDS", help="comma-separated GPU ids: one run per GPU at a time (default: one run at a time)")
+    ab.add_argument("--parallel", type=_positive, metavar="N", help="on a CPU: N runs at once, the cores shared out (default: one at a time)")
     ab.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="a parameter of the run notebook (repeatable)")
     ab.add_argument("--force", action="store_true", help="re-run folders that hold a run with other parameters")
     ab.set_defaults(func=cmd_ablate)

@@ -13,7 +13,7 @@ from .core import ConfigError, infer_answer_type
 from .models import ModelSpec, get_spec
 
 # %% auto #0
-__all__ = ['MEMO_ROWS', 'memorisation_set', 'majority_baseline', 'learn', 'memorise']
+__all__ = ['MEMO_ROWS', 'GENERALISE_QUESTION', 'memorisation_set', 'majority_baseline', 'learn', 'memorise', 'generalise']
 
 # %% ../nbs/11_learnability.ipynb #00128234
 MEMO_ROWS = (("left", "Is there a lesion?", "yes"), ("normal", "Is there a lesion?", "no"),
@@ -50,11 +50,11 @@ def learn(model, train_records, test_records, out_dir, max_steps: int, curriculu
     from medvqa.train import train
     out = Path(out_dir)
     test_ds = Dataset.from_list(list(test_records))
-    s = train(model, data=list(train_records), curriculum=curriculum, output_dir=out / "adapter", max_steps=max_steps,
+    s = train(model, data=list(train_records), curriculum=curriculum, output_dir=out / "trained", max_steps=max_steps,
               backend="hf", seed=seed, learning_rate=learning_rate, batch_size=batch_size, grad_accum=grad_accum,
               save_steps=10**9, **train_kw)
     res = {"train": s, "majority_baseline": majority_baseline(test_records), "text_only_ceiling": text_only_ceiling(test_records)}
-    res["trained"] = _brief(evaluate(model, data=test_ds, adapter=out / "adapter", output_dir=out / "eval",
+    res["trained"] = _brief(evaluate(model, data=test_ds, adapter=out / "trained", output_dir=out / "eval",
                                      max_new_tokens=max_new_tokens, progress=False))
     if untrained:
         res["untrained"] = _brief(evaluate(model, data=test_ds, output_dir=out / "eval-untrained",
@@ -62,10 +62,24 @@ def learn(model, train_records, test_records, out_dir, max_steps: int, curriculu
     return res
 
 # %% ../nbs/11_learnability.ipynb #95b14ecd
-def memorise(model="tiny-qwen3vl", out_dir=None, max_steps: int = 100, seed: int = 0) -> dict:
+def memorise(model="tiny-qwen3vl", out_dir=None, max_steps: int = 300, seed: int = 0) -> dict:
     "Train `model` (its registry settings) on `memorisation_set()` and evaluate on the same samples; returns `learn`'s result."
     import tempfile
     recs = memorisation_set(seed=seed)
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="medvqa-memorise-"))
     return learn(model, recs, recs, out, max_steps=max_steps, curriculum="mixed", seed=seed,
                  batch_size=len(recs), grad_accum=1)
+
+# %% ../nbs/11_learnability.ipynb #1ea8d93b
+GENERALISE_QUESTION = "Is there a lesion?"
+
+def generalise(model="tiny-qwen3vl", out_dir=None, max_steps: int = 350, n_train: int = 512, n_test: int = 128,
+               seed: int = 0) -> dict:
+    "Train `model` on `n_train` scans with one image-dependent yes/no question, score `n_test` unseen ones; returns `learn`'s result."
+    import tempfile
+    from medvqa.synthetic import make_synthetic
+    q = [GENERALISE_QUESTION]
+    out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="medvqa-generalise-"))
+    return learn(model, make_synthetic(n_train, seed=seed, split="train", questions=q),
+                 make_synthetic(n_test, seed=seed, split="test", questions=q), out, max_steps=max_steps,
+                 curriculum="closed_only", seed=seed, batch_size=16, grad_accum=1, untrained=False)

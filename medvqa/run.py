@@ -14,7 +14,7 @@ log = get_logger("medvqa.run")
 
 # %% auto #0
 __all__ = ['log', 'HIDE_TAGS', 'train_notebook', 'check_params', 'prepare_backend', 'read_run', 'record_run', 'notebook_html',
-           'run_notebook', 'run_label', 'plan_jobs', 'job_state', 'run_models', 'ablate']
+           'run_notebook', 'run_label', 'plan_jobs', 'job_state', 'cpu_slots', 'run_models', 'ablate']
 
 # %% ../nbs/09_run.ipynb #b3c6b650
 def train_notebook() -> Path:
@@ -191,18 +191,25 @@ def job_state(job: dict) -> str:
     return "done" if r.get("status") == "ok" else "resume"
 
 # %% ../nbs/09_run.ipynb #eed291b6
-def _gpu_worker(job: dict, gpus, kw: dict) -> dict:
-    "Run one job in a worker process on a free GPU taken from the shared queue `gpus`."
+def _gpu_worker(job: dict, gpus, kw: dict, threads: int | None = None) -> dict:
+    "Run one job in a worker process on a free slot taken from the shared queue `gpus`: a GPU id, or None for a CPU share of `threads` threads."
     gpu = gpus.get()
     try:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        if gpu is not None: os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        if threads: os.environ["OMP_NUM_THREADS"] = str(threads)       # read by torch in the papermill kernel
         return run_notebook(job["params"], job["out_dir"], label=job["label"], gpu=gpu, **kw)
     finally: gpus.put(gpu)
 
+def cpu_slots(n: int, cores: int | None = None) -> tuple[list, int]:
+    "`n` CPU slots and the threads each gets: the cores shared out, at least one thread each."
+    cores = cores or os.cpu_count() or 1
+    return [None] * n, max(1, cores // n)
+
 def run_models(models: Iterable[str], out, curricula=None, seeds=None, params: dict | None = None, gpus=None,
                notebook=None, kernel_name: str = "python3", force: bool = False, check: bool | None = None,
-               long_labels: bool | None = None, log_output: bool = False, progress: bool = True) -> list[dict]:
-    "Execute the run notebook per model (× curriculum × seed) into `out/<label>/`; returns each run's record."
+               long_labels: bool | None = None, log_output: bool = False, progress: bool = True,
+               parallel: int | None = None) -> list[dict]:
+    "Execute the run notebook per model (× curriculum × seed) into `out/<label>/`, one after another, one per GPU (`gpus`) or `parallel` at once on the CPU; returns each run's record."
     from tqdm.auto import tqdm
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     jobs = plan_jobs(models, out, curricula, seeds, params, long_labels)
@@ -227,15 +234,16 @@ def run_models(models: Iterable[str], out, curricula=None, seeds=None, params: d
     bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not progress or not todo)
     def done(r):
         results[r["label"]] = r; bar.update(1); bar.set_postfix_str(f"{r['label']}: {r['status']}")
-    if gpus and len(todo) > 0:
+    slots, threads = (list(gpus), None) if gpus else cpu_slots(parallel) if parallel and parallel > 1 else ([], None)
+    if slots and len(todo) > 0:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
         ctx = mp.get_context("spawn")
         with ctx.Manager() as man:
             q = man.Queue()
-            for g in gpus: q.put(g)
-            with ProcessPoolExecutor(len(list(gpus)), mp_context=ctx) as ex:
-                futs = {ex.submit(_gpu_worker, j, q, kw): j for j in todo}
+            for g in slots: q.put(g)
+            with ProcessPoolExecutor(len(slots), mp_context=ctx) as ex:
+                futs = {ex.submit(_gpu_worker, j, q, kw, threads): j for j in todo}
                 for f in as_completed(futs):
                     j = futs[f]
                     try: done(f.result())

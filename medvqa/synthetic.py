@@ -11,8 +11,9 @@ from PIL import Image
 from .core import DataError, ConfigError, atomic_write_bytes, atomic_write_text, to_json, infer_answer_type, package_dir, get_logger
 
 # %% auto #0
-__all__ = ['ANSWERS', 'DEMO_DICOM', 'DEMO_README', 'synthetic_scan', 'make_synthetic', 'text_only_ceiling', 'write_records',
-           'write_synthetic', 'dicom_to_png_array', 'dicom_records', 'demo_dir', 'build_demo_fixtures', 'default_data']
+__all__ = ['ANSWERS', 'DEMO_DICOM', 'DEMO_README', 'DEMO_QUESTIONS', 'synthetic_scan', 'make_synthetic', 'text_only_ceiling',
+           'write_records', 'write_synthetic', 'dicom_to_png_array', 'dicom_records', 'demo_dir', 'build_demo_fixtures',
+           'default_data']
 
 # %% ../nbs/02_synthetic.ipynb #fb7b20ba
 _SLOTS = (
@@ -71,11 +72,14 @@ def _explanation(info: dict) -> str:
     size = "small" if info["radius"] < 0.135 else "large"
     return f"A {size} bright round lesion is seen in the {info['side']} half of the image."
 
-def make_synthetic(n: int, seed: int = 0, size: int = 64, split: str = "train", explain: float = 0.5) -> list[dict]:
-    "`n` image-dependent lesion VQA records (PIL images), balanced per question text; deterministic for (seed, split)."
+def make_synthetic(n: int, seed: int = 0, size: int = 64, split: str = "train", explain: float = 0.5,
+                   questions=None) -> list[dict]:
+    "`n` image-dependent lesion VQA records (PIL images), balanced per question text (only `questions`, if given); deterministic for (seed, split)."
     if n < 0 or size < 16: raise ConfigError(f"make_synthetic: need n >= 0 and size >= 16, got n={n}, size={size}")
+    pool = [s for s in _SLOTS if questions is None or s[0] in questions]
+    if not pool: raise ConfigError(f"make_synthetic: none of {list(questions)} is a synthetic question; known: {sorted({s[0] for s in _SLOTS})}")
     rng = _rng(seed, split)
-    slots = [_SLOTS[i % len(_SLOTS)] for i in range(n)]
+    slots = [pool[i % len(pool)] for i in range(n)]
     out = []
     for i, k in enumerate(rng.permutation(n)):
         q, ans, lesion, side = slots[k]
@@ -172,10 +176,13 @@ Contents
   (CT_small.dcm, MR_small.dcm, examples_overlay.dcm), windowed to 8-bit PNG and shown in a few
   mirrored or rotated views. Questions ask for the imaging modality; answers are derived from the
   DICOM Modality field. Train and test use different views of the same three scans.
-- synthetic: generated cartoon "scans" (medvqa.synthetic.make_synthetic, seed 0, 56x56): a noisy
-  elliptical body with or without one bright round lesion on the left or right half of the image.
-  Answers come from the generator. Every question text has balanced answers, so the question alone
-  does not reveal the answer.
+- synthetic: generated cartoon "scans" (medvqa.synthetic.make_synthetic, seed 0, 64x64, 768 train
+  and 96 test): a noisy elliptical body with or without one bright round lesion on the left or right
+  half of the image. Four questions on the same finding, two closed ("Is there a lesion?", "Is the
+  lesion in the left half of the image?") and two open ("What is the finding?", "Which side of the
+  image is the lesion on?", half of them with a one-sentence explanation). Answers come from the
+  generator. Every question text has balanced answers, so the question alone does not reveal the
+  answer.
 
 What it is not: clinical data. It carries no diagnosis, no patient information of any use, and a
 model trained on it says nothing about medicine. Accuracy on it only shows that a pipeline learns
@@ -188,14 +195,17 @@ def demo_dir() -> Path:
     "Where the shipped fixture set lives inside the package."
     return package_dir() / "fixtures" / "demo"
 
-def build_demo_fixtures(out_dir=None, n_train: int = 384, n_test: int = 96, seed: int = 0, size: int = 56) -> Path:
+DEMO_QUESTIONS = ("Is there a lesion?", "Is the lesion in the left half of the image?", "What is the finding?",
+                  "Which side of the image is the lesion on?")
+
+def build_demo_fixtures(out_dir=None, n_train: int = 768, n_test: int = 96, seed: int = 0, size: int = 64) -> Path:
     "(Re)write the demo fixture set (pydicom CT/MR + synthetic) to `out_dir` (default: the package's fixtures/demo)."
     out_dir = Path(out_dir) if out_dir is not None else demo_dir()
     if (out_dir / "images").exists():
         for p in (out_dir / "images").glob("*.png"): p.unlink()      # no stale images from an older build
     real = dicom_records()
     for split, n in (("train", n_train), ("test", n_test)):
-        write_records(out_dir, split, real[split] + make_synthetic(n, seed=seed, size=size, split=split))
+        write_records(out_dir, split, real[split] + make_synthetic(n, seed=seed, size=size, split=split, questions=DEMO_QUESTIONS))
     atomic_write_text(out_dir / "README.txt", DEMO_README)
     get_logger().info(f"demo fixtures written to {out_dir}")
     return out_dir
