@@ -1,29 +1,69 @@
 #!/usr/bin/env python
-"""GPU training benchmark: Unsloth vs transformers+PEFT+TRL, and the seed's batch 2x4 vs medvqa's automatic batch.
+"""GPU training benchmark (issue 13): medvqa's `train` on full-size random-weight models, steady state and end to end.
 
-Trains the full-size architectures of `qwen2vl2b-4bit` (4-bit) and `qwen3vl2b` (bf16), randomly initialised
-(`medvqa.models.build_random_full`: no weights can be downloaded), for the seed's step counts (60 and 40), on the same
-synthetic lesion data (one 448x448 image per sample, the seed's effective batch of 8), with:
-  backend unsloth and hf  x  batch "seed" (2 x 4) and "auto" (medvqa's default: largest per-device batch that fits).
-Every run is a fresh subprocess (Unsloth patches transformers for the whole process), timed end to end (load and
-first-step compilation included). One JSON object per run is printed and appended to OUT/gpu_train.jsonl, where OUT is
---out, else $OUT, else benchmarks/results.
+Runs (each a fresh subprocess: Unsloth patches transformers for the whole process), by plan:
+  recipe    the seed's literal recipe (Unsloth, batch 2 x 4) against medvqa's default (Unsloth, automatic batch: 8 x 1),
+            same model, same effective batch of 8: qwen3vl2b (bf16) and qwen2vl2b-4bit (4-bit)
+  backends  the hf backend at medvqa's default batch, bf16 and 4-bit (the Unsloth side is the recipe plan's default run)
+  sweep     Unsloth at batch 16, 32, 64 (qwen3vl2b bf16), 32, 64 (qwen8b 4-bit; 8 is the e2e run) and 8, 32, 64
+            (qwen8b bf16), accumulation 1
+  workers0  medvqa's default with the DataLoader at 0 workers (the data pipeline back on the critical path);
+            hf-workers0 the same for the hf backend
+  profile   medvqa's default, Unsloth, qwen3vl2b, with the torch profiler over steps 6-8 (MEDVQA_PROFILE)
+  variants  medvqa's default with Unsloth's gradient checkpointing not offloaded / off, and with fused AdamW
+  e2e       qwen8b end to end: train (4-bit Unsloth, default batch), evaluate a few samples, merged export verified
+Steady rates exclude the first two optimiser steps (Unsloth compiles there); MFU = 6 x parameters x steady tokens/s
+/ 790 TFLOP/s. With --gpus 0,1,2,3 the runs are spread over the GPUs, one run per GPU at a time (each run sees one GPU).
+One JSON object per run is printed and appended to OUT/gpu_train.jsonl (OUT: --out, else $OUT, else benchmarks/results).
 
-  python benchmarks/gpu_train.py                                   # everything (8 runs; may need > 10 min)
-  python benchmarks/gpu_train.py --models qwen3vl2b --backends unsloth,hf --batches auto
-  python benchmarks/gpu_train.py --tiny --steps 3                  # CPU smoke test with the tiny models (hf only)
+  python benchmarks/gpu_train.py --plans recipe,backends --steps 12
+  python benchmarks/gpu_train.py --plans sweep,e2e --gpus 0,1,2,3
+  python benchmarks/gpu_train.py --tiny --plans recipe --steps 4        # CPU smoke test (tiny models, hf backend)
 """
 from __future__ import annotations
-import argparse, json, os, subprocess, sys, time
+import argparse, json, os, queue, subprocess, sys, threading, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-MODELS = ("qwen2vl2b-4bit", "qwen3vl2b")
-TINY = {"qwen2vl2b-4bit": "tiny-qwen2vl", "qwen3vl2b": "tiny-qwen3vl"}
-BATCHES = {"seed": (2, 4), "auto": (None, None)}
+TINY = {"qwen2vl2b-4bit": "tiny-qwen2vl", "qwen3vl2b": "tiny-qwen3vl", "qwen8b": "tiny-qwen3vl"}
+FIELDS = ("model", "backend", "quant", "batch", "grad_accum", "recipe", "steady_samples_per_s", "steady_tokens_per_s",
+          "mfu", "peak_gib", "first_step_s", "wall_s", "device", "status")
+
+
+def plan_runs(plans: list[str]) -> list[dict]:
+    "The run configurations of the named plans (model, backend, quant, batch, grad_accum, recipe, env, kind)."
+    R = []
+    def add(model, backend, quant, batch, accum, recipe, **kw): R.append(dict(model=model, backend=backend, quant=quant,
+                                                                             batch=batch, grad_accum=accum, recipe=recipe, **kw))
+    for p in plans:
+        if p == "recipe":
+            for m, q in (("qwen3vl2b", "bf16"), ("qwen2vl2b-4bit", "4bit")):
+                add(m, "unsloth", q, 2, 4, "seed"); add(m, "unsloth", q, None, None, "default")
+        elif p == "backends":
+            for m, q in (("qwen3vl2b", "bf16"), ("qwen2vl2b-4bit", "4bit")): add(m, "hf", q, None, None, "default")
+        elif p == "sweep":
+            for b in (16, 32, 64): add("qwen3vl2b", "unsloth", "bf16", b, 1, "sweep")
+            for q in ("4bit", "bf16"):
+                for b in ((32, 64) if q == "4bit" else (8, 32, 64)): add("qwen8b", "unsloth", q, b, 1, "sweep")  # 4-bit x 8: plan e2e
+        elif p == "workers0":
+            add("qwen3vl2b", "unsloth", "bf16", None, None, "default", env={"MEDVQA_DATALOADER_WORKERS": "0"}, variant="workers0")
+        elif p == "hf-workers0":
+            add("qwen3vl2b", "hf", "bf16", None, None, "default", env={"MEDVQA_DATALOADER_WORKERS": "0"}, variant="workers0")
+        elif p == "profile":
+            add("qwen3vl2b", "unsloth", "bf16", None, None, "default", env={"MEDVQA_PROFILE": "6-8"}, variant="profile")
+        elif p == "profile-hf":
+            add("qwen3vl2b", "hf", "bf16", None, None, "default", env={"MEDVQA_PROFILE": "6-8"}, variant="profile")
+        elif p == "variants":       # candidate remedies for what the profile shows, on medvqa's default run
+            add("qwen3vl2b", "unsloth", "bf16", None, None, "default", variant="gc-nooffload", unsloth_gc=True)
+            add("qwen3vl2b", "unsloth", "bf16", None, None, "default", variant="gc-off", unsloth_gc=False)
+            add("qwen3vl2b", "unsloth", "bf16", None, None, "default", variant="adamw-fused", optim="adamw_torch_fused")
+        elif p == "e2e":
+            add("qwen8b", "unsloth", "4bit", 8, 1, "sweep", kind="e2e")
+        else: raise SystemExit(f"unknown plan {p!r}")
+    return R
 
 
 def records(n: int, size: int):
@@ -32,38 +72,102 @@ def records(n: int, size: int):
 
 
 def run_one(cfg: dict) -> dict:
-    "Child process: one training run; returns the benchmark row."
+    "Child process: one training run (and, for kind e2e, evaluation and merged export); returns the benchmark row."
     t0 = time.time()
-    if cfg["backend"] == "unsloth":
-        import unsloth  # noqa: F401  (first, so that it patches transformers and trl)
+    if cfg["backend"] == "unsloth": import unsloth  # noqa: F401  (first, so that it patches transformers and trl)
+    import torch
+    from medvqa.models import build_random_full, tiny_model_dir
     from medvqa.train import train
+    has_cuda = torch.cuda.is_available()
+    key = cfg["key"]
+    model_dir = tiny_model_dir(key) if cfg["tiny"] else build_random_full(key, Path(cfg["work"]) / "models" / key, device="cuda")
+    t_model = time.time() - t0
+    run_dir = Path(cfg["run_dir"])
+    import dataclasses, medvqa.models as M
     from medvqa.models import get_spec
-    spec = get_spec(cfg["key"])
-    s = train(cfg["key"], data=records(cfg["n_samples"], cfg["image_size"]), curriculum="open_then_closed",
-              output_dir=cfg["run_dir"], max_steps=cfg["steps"] or spec.max_steps, backend=cfg["backend"],
-              batch_size=cfg["batch"], grad_accum=cfg["grad_accum"], model_path=cfg["model_dir"], save_steps=10**6,
-              load_in_4bit=cfg["load_in_4bit"], seed=0, overwrite=True)      # a benchmark run replaces the last one
-    return {"model": cfg["model"], "key": cfg["key"], "backend": s["backend"], "quant": cfg["quant"],
-            "batch_mode": cfg["batch_mode"], "batch": s["batch_size"], "grad_accum": s["grad_accum"],
-            "effective_batch": s["effective_batch"], "steps": s["steps"], "tokens_per_s": s["tokens_per_s"],
-            "samples_per_s": s["samples_per_s"], "peak_gib": s["peak_memory_gib"], "mfu": s["mfu"],
-            "first_loss": s["first_loss"], "final_loss": s["final_loss"], "loss_finite": s["loss_finite"],
-            "load_s": s["load_s"], "first_step_s": s["first_step_s"], "train_s": s["train_s"],
-            "wall_s": round(time.time() - t0, 2), "optimizer": s["optimizer"], "params": s["params"],
-            "linear4bit": s.get("linear4bit"), "max_seq_len": s["max_seq_len"], "image_size": cfg["image_size"],
-            "device": s["device"], "versions": s["versions"], "status": "ok"}
+    spec = get_spec(key)
+    if cfg.get("optim"): spec = dataclasses.replace(spec, optim=cfg["optim"])
+    if "unsloth_gc" in cfg:               # Unsloth's gradient checkpointing: "unsloth" (offloaded, its default), True, False
+        import functools, medvqa.train as TR
+        orig = M._load_unsloth
+        def load(*args, **kwargs):
+            args = list(args); args[7] = cfg["unsloth_gc"]           # gradient_checkpointing, 8th argument
+            return orig(*args, **kwargs)
+        M._load_unsloth = load
+        TR._peft_unsloth = functools.partial(TR._peft_unsloth, gradient_checkpointing=cfg["unsloth_gc"])
+    s = train(spec, data=records(cfg["samples"], cfg["image_size"]), curriculum="open_then_closed", output_dir=run_dir,
+              max_steps=cfg["steps"], backend=cfg["backend"], batch_size=cfg["batch"], grad_accum=cfg["grad_accum"],
+              model_path=str(model_dir), save_steps=10**6, load_in_4bit=cfg["quant"] == "4bit", seed=0, overwrite=True, method="lora")
+    row = {k: cfg[k] for k in ("model", "backend", "quant", "recipe")}
+    row.update(unsloth_gc=cfg.get("unsloth_gc", "unsloth" if cfg["backend"] == "unsloth" else None))
+    row.update(batch=s["batch_size"], grad_accum=s["grad_accum"], steady_samples_per_s=s["steady_samples_per_s"],
+               steady_tokens_per_s=s["steady_tokens_per_s"], mfu=s["steady_mfu"], peak_gib=s["peak_memory_gib"],
+               first_step_s=s["first_step_s"], wall_s=round(time.time() - t0, 2), device=s["device"], status="ok",
+               samples_per_s=s["samples_per_s"], tokens_per_s=s["tokens_per_s"], e2e_samples_per_s=None,
+               steps=s["steps"], effective_batch=s["effective_batch"], load_s=s["load_s"], train_s=s["train_s"],
+               model_ready_s=round(t_model, 2), dataloader_workers=s["dataloader_workers"], loss=s["loss"],
+               first_loss=s["first_loss"], final_loss=s["final_loss"], loss_finite=s["loss_finite"], params=s["params"],
+               linear4bit=s["linear4bit"], max_seq_len=s["max_seq_len"], image_size=cfg["image_size"], optimizer=s["optimizer"],
+               variant=cfg.get("variant"), kind=cfg.get("kind", "train"), versions=s["versions"])
+    row["e2e_samples_per_s"] = round(s["samples_seen"] / row["wall_s"], 4)
+    prof = run_dir / "profile" / "profile.json"
+    if prof.exists(): row["profile"] = json.loads(prof.read_text())
+    if cfg.get("kind") == "e2e":
+        from medvqa.evaluate import evaluate
+        from medvqa.train import export_merged
+        from datasets import Dataset
+        import gc; gc.collect()
+        if has_cuda: torch.cuda.empty_cache()
+        t1 = time.time()
+        m = evaluate(key, data=Dataset.from_list(records(16, cfg["image_size"])), adapter=run_dir, split=None, output_dir=run_dir / "eval",
+                     batch_size=8, max_new_tokens=8, model_path=str(model_dir), progress=False)
+        t2 = time.time()
+        gc.collect()
+        if has_cuda: torch.cuda.empty_cache()
+        info = export_merged(key, run_dir, Path(cfg["work"]) / "merged" / key, model_path=str(model_dir), overwrite=True)
+        row.update(eval_samples=m["n"], eval_s=round(t2 - t1, 2), export_s=round(time.time() - t2, 2),
+                   export=info, wall_s=round(time.time() - t0, 2))
+        import shutil; shutil.rmtree(Path(cfg["work"]) / "merged" / key, ignore_errors=True)
+    return row
+
+
+def _lane(gpu, jobs: "queue.Queue", a, results, lock, n_lanes):
+    while True:
+        try: cfg = jobs.get_nowait()
+        except queue.Empty: return
+        env = {**os.environ, **cfg.get("env", {})}
+        lane_dir = Path(a.work) / f"lane{gpu if gpu is not None else 0}"; lane_dir.mkdir(parents=True, exist_ok=True)
+        if gpu is not None: env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        env["UNSLOTH_COMPILE_LOCATION"] = str(lane_dir / "unsloth_compiled_cache")
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        t1 = time.time()
+        try:
+            p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--one", json.dumps(cfg)], capture_output=True,
+                               text=True, timeout=a.timeout, env=env, cwd=lane_dir)
+            lines = [l for l in p.stdout.splitlines() if l.startswith("RESULT ")]
+            row = json.loads(lines[-1][7:]) if lines else None
+            err = p.stderr[-3000:]
+        except subprocess.TimeoutExpired as e:
+            row, err = None, f"timed out after {a.timeout} s"
+        if row is None: row = {k: cfg.get(k) for k in ("model", "backend", "quant", "batch", "grad_accum", "recipe")} | {
+            "status": "failed", "error": err[-1500:]}
+        if row.get("status") != "ok": row["stderr_tail"] = err
+        row.update(gpu=gpu, concurrent_runs=n_lanes, process_s=round(time.time() - t1, 2))
+        with lock:
+            with open(a.results, "a") as f: f.write(json.dumps(row) + "\n")
+            results.append(row)
+            print(json.dumps({k: row.get(k) for k in FIELDS + ("variant", "gpu", "error")}), flush=True)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default=",".join(MODELS))
-    ap.add_argument("--backends", default="unsloth,hf")
-    ap.add_argument("--batches", default="seed,auto", help="seed (2x4) and/or auto (medvqa's default)")
-    ap.add_argument("--steps", type=int, default=None, help="default: the seed's step count of each model")
+    ap.add_argument("--plans", default="recipe,backends,sweep,e2e,profile,workers0,variants")
+    ap.add_argument("--steps", type=int, default=12, help="optimiser steps per run (steady rate over all but the first 2)")
     ap.add_argument("--image-size", type=int, default=448)
     ap.add_argument("--samples", type=int, default=256, help="distinct samples (the stream cycles through them)")
-    ap.add_argument("--tiny", action="store_true", help="the tiny models on CPU instead of full-size ones")
-    ap.add_argument("--work", default=None, help="where random models and runs go (default: $MEDVQA_CACHE/bench or /tmp)")
+    ap.add_argument("--gpus", default=None, help="comma-separated GPU ids to spread the runs over (default: one lane)")
+    ap.add_argument("--tiny", action="store_true", help="the tiny models on CPU, hf backend (a smoke test)")
+    ap.add_argument("--work", default="/tmp/medvqa-bench")
     ap.add_argument("--out", default=None)
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per run")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
@@ -73,49 +177,33 @@ def main(argv=None):
         try: row = run_one(cfg)
         except Exception as e:
             import traceback; traceback.print_exc()
-            row = {"model": cfg["model"], "backend": cfg["backend"], "quant": cfg["quant"], "batch_mode": cfg["batch_mode"],
-                   "status": "failed", "error": f"{type(e).__name__}: {e}"}
+            row = {k: cfg.get(k) for k in ("model", "backend", "quant", "batch", "grad_accum", "recipe", "variant")} | {
+                "status": "failed", "error": f"{type(e).__name__}: {e}"[:1500]}
         print("RESULT " + json.dumps(row), flush=True)
         return
-
-    import torch
-    from medvqa.core import library_versions
-    from medvqa.models import build_random_full, tiny_model_dir, get_spec
-    has_cuda = torch.cuda.is_available()
     out = Path(a.out or os.environ.get("OUT") or ROOT / "benchmarks" / "results"); out.mkdir(parents=True, exist_ok=True)
-    work = Path(a.work or "/tmp/medvqa-bench"); work.mkdir(parents=True, exist_ok=True)
-    results = out / "gpu_train.jsonl"
-    print(f"device: {torch.cuda.get_device_name(0) if has_cuda else 'cpu'}; results -> {results}", flush=True)
-    print(json.dumps(library_versions()), flush=True)
-    for model in a.models.split(","):
-        key = TINY[model] if a.tiny else model
-        spec = get_spec(key)
-        t0 = time.time()
-        model_dir = tiny_model_dir(key) if a.tiny else build_random_full(key, work / "models" / key, device="cuda" if has_cuda else None)
-        print(f"{model}: model ready in {time.time() - t0:.1f} s at {model_dir}", flush=True)
-        q4 = bool(get_spec(model).load_in_4bit and has_cuda and not a.tiny)
-        quant = "4bit" if q4 else ("bf16" if has_cuda else "fp32")
-        for backend in a.backends.split(","):
-            for mode in a.batches.split(","):
-                b, g = BATCHES[mode]
-                cfg = {"model": model, "key": key, "backend": backend, "batch_mode": mode, "batch": b, "grad_accum": g,
-                       "steps": a.steps, "image_size": a.image_size, "n_samples": a.samples, "model_dir": str(model_dir),
-                       "load_in_4bit": q4, "quant": quant, "run_dir": str(work / "runs" / f"{model}.{backend}.{mode}")}
-                if backend == "unsloth" and not has_cuda:
-                    row = dict(model=model, backend=backend, quant=quant, batch_mode=mode, status="skipped",
-                               error="unsloth needs a CUDA GPU")
-                else:
-                    t1 = time.time()
-                    p = subprocess.run([sys.executable, __file__, "--one", json.dumps(cfg)], capture_output=True, text=True,
-                                       timeout=a.timeout)
-                    lines = [l for l in p.stdout.splitlines() if l.startswith("RESULT ")]
-                    row = json.loads(lines[-1][7:]) if lines else dict(
-                        model=model, backend=backend, quant=quant, batch_mode=mode, status="failed",
-                        error=f"exit {p.returncode}: {p.stderr[-2000:]}")
-                    if row.get("status") != "ok": row["stderr_tail"] = p.stderr[-3000:]
-                    row["process_s"] = round(time.time() - t1, 2)
-                with open(results, "a") as f: f.write(json.dumps(row) + "\n")
-                print(json.dumps(row), flush=True)
+    a.results = out / "gpu_train.jsonl"
+    runs = plan_runs(a.plans.split(","))
+    jobs = queue.Queue()
+    big = [r for r in runs if r["model"] == "qwen8b"]; small = [r for r in runs if r["model"] != "qwen8b"]
+    order = []                                       # long runs spread over the lanes: one 8B run in every four
+    while big or small:
+        if big: order.append(big.pop(0))
+        order += [small.pop(0) for _ in range(3) if small]
+    for i, r in enumerate(order):
+        key = TINY[r["model"]] if a.tiny else r["model"]
+        if a.tiny: r.update(backend="hf", quant="fp32" if r["quant"] == "bf16" else "fp32")
+        tag = f"{i:02d}.{r['model']}.{r['backend']}.{r['quant']}.{r['recipe']}.{r['batch']}x{r['grad_accum']}.{r.get('variant') or ''}"
+        jobs.put(dict(r, key=key, tiny=a.tiny, steps=a.steps, image_size=a.image_size, samples=a.samples, work=a.work,
+                      run_dir=str(Path(a.work) / "runs" / tag)))
+    gpus = [int(g) for g in a.gpus.split(",")] if a.gpus else [None]
+    print(f"{len(runs)} runs over {len(gpus)} lane(s) -> {a.results}", flush=True)
+    results, lock = [], threading.Lock()
+    threads = [threading.Thread(target=_lane, args=(g, jobs, a, results, lock, len(gpus))) for g in gpus]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    ok = sum(r.get("status") == "ok" for r in results)
+    print(f"{ok} of {len(results)} runs ok", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from .models import get_spec, load_model, render_prompt, REGISTRY
 
 # %% auto #0
 __all__ = ['to_images', 'answer_part', 'generate_batch', 'is_model_folder', 'check_adapter', 'load_adapter', 'Specialist',
-           'predict_rows', 'score_in_memory', 'evaluate']
+           'shard_of', 'merge_parts', 'predict_rows', 'score_in_memory', 'evaluate']
 
 # %% ../nbs/07_evaluate.ipynb #e0be1aae
 def to_images(images: Any, max_pixels: int) -> list:
@@ -186,6 +186,32 @@ def _done_predictions(path: Path, ids: set) -> dict:
                           "it belongs to another evaluation; use another output_dir")
     return done
 
+# %% ../nbs/07_evaluate.ipynb #36c6b4d9
+def shard_of() -> tuple[int, int]:
+    "(rank, world size) of this process under torchrun / accelerate launch; (0, 1) otherwise."
+    import os
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+def _parts(out: Path) -> list[Path]: return sorted(Path(out).glob("predictions.part-*.jsonl"))
+
+def merge_parts(out, ids: list[str]) -> int:
+    "Fold the shard files `predictions.part-*.jsonl` into `predictions.jsonl`, in the order of `ids`; returns the rows kept."
+    out = Path(out); pred_path = out / "predictions.jsonl"
+    rows = {}
+    for p in ([pred_path] if pred_path.exists() else []) + _parts(out):
+        if p.stat().st_size: rows.update(_done_predictions(p, set(ids)))
+    atomic_write_text(pred_path, "".join(json.dumps(rows[i], ensure_ascii=False) + "\n" for i in ids if i in rows))
+    for p in _parts(out): p.unlink()
+    return len(rows)
+
+def _barrier(world: int):
+    "Wait for every process of a sharded evaluation (a gloo process group, made on first use)."
+    if world <= 1: return
+    import datetime, torch.distributed as dist
+    if not dist.is_initialized(): dist.init_process_group("gloo", timeout=datetime.timedelta(hours=12))
+    dist.barrier()
+
+
 # %% ../nbs/07_evaluate.ipynb #fdc7a5ee
 def predict_rows(model, processor, spec, batch, max_new_tokens: int = 32, **generate_kwargs) -> list[dict]:
     "Greedy predictions for a `datasets` batch of samples, as the rows `predictions.jsonl` holds."
@@ -217,8 +243,9 @@ def evaluate(model, data=None, adapter=None, split: str | None = "test", output_
     if batch_size < 1: raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     out = Path(output_dir); out.mkdir(parents=True, exist_ok=True)
     pred_path = out / "predictions.jsonl"
-    if pred_path.exists() and pred_path.stat().st_size > 0 and not resume:
+    if ((pred_path.exists() and pred_path.stat().st_size > 0) or _parts(out)) and not resume:
         raise ConfigError(f"{pred_path} already exists: pass resume=True (--resume) to continue it, or choose another output directory")
+    rank, world = shard_of()
     ds, data_name = _load_data(data, split)
     if max_samples is not None: ds = ds.select(range(min(max_samples, len(ds))))
     if len(ds) == 0: raise DataError(f"{data_name}: no samples in split {split!r}")
@@ -226,9 +253,16 @@ def evaluate(model, data=None, adapter=None, split: str | None = "test", output_
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise DataError(f"{data_name}: sample ids must be unique for evaluation (resume matches on them); {dup!r} repeats")
+    if rank == 0 and _parts(out): merge_parts(out, ids)            # shards of an interrupted sharded evaluation
+    _barrier(world)
     done = _done_predictions(pred_path, set(ids)) if pred_path.exists() and pred_path.stat().st_size > 0 else {}
     if done: log.info(f"resuming: {len(done)} of {len(ids)} samples already in {pred_path}")
     todo = [i for i, x in enumerate(ids) if x not in done]
+    n_todo, todo = len(todo), todo[rank::world]                    # this process's shard
+    write_path = pred_path if world == 1 else out / f"predictions.part-{rank}.jsonl"
+    if world > 1:
+        import os, torch
+        if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
 
     if isinstance(model, Specialist):
         if adapter is not None or model_path is not None: raise ConfigError("pass adapter/model_path to Specialist, not with a loaded one")
@@ -236,13 +270,17 @@ def evaluate(model, data=None, adapter=None, split: str | None = "test", output_
     else:
         sp = Specialist(model, adapter=adapter, model_path=model_path)
     t0, n_new = time.perf_counter(), 0
-    bar = tqdm(total=len(todo), desc=f"evaluate {sp.spec.key}", unit="sample", disable=not progress)
+    bar = tqdm(total=len(todo), desc=f"evaluate {sp.spec.key}", unit="sample", disable=not progress or rank > 0)
     for b, start in enumerate(range(0, len(todo), batch_size)):
         rows = predict_rows(sp.model, sp.processor, sp.spec, ds.select(todo[start:start + batch_size]), max_new_tokens,
                             **generate_kwargs)
-        append_jsonl(pred_path, rows); n_new += len(rows); bar.update(len(rows))
+        append_jsonl(write_path, rows); n_new += len(rows); bar.update(len(rows))
         if on_batch is not None: on_batch(b, rows)
-    bar.close(); wall = time.perf_counter() - t0
+    bar.close()
+    _barrier(world)
+    wall = time.perf_counter() - t0
+    if rank > 0: return {}
+    if world > 1: merge_parts(out, ids); n_new = n_todo
 
     by_id = {str(r["id"]): r for r in read_jsonl(pred_path, required=("id", "question", "answer", "prediction"))}
     rows = [by_id[i] for i in ids]
@@ -250,7 +288,7 @@ def evaluate(model, data=None, adapter=None, split: str | None = "test", output_
     atomic_write_json(out / "metrics.json", metrics)
     atomic_write_json(out / "eval_summary.json", {
         "model": sp.spec.key, "adapter": sp.adapter, "data": data_name, "split": split, "samples": len(ids),
-        "generated": n_new, "resumed": len(done), "batch_size": batch_size, "max_new_tokens": max_new_tokens,
+        "generated": n_new, "resumed": len(done), "batch_size": batch_size, "max_new_tokens": max_new_tokens, "processes": world,
         "wall_s": wall, "samples_per_s": n_new / wall if wall > 0 and n_new else None,
         "device": str(sp.model.device), "versions": library_versions()})
     if (out / "train_summary.json").exists():

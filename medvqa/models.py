@@ -398,6 +398,11 @@ def load_model(key, model_path=None, backend="hf", for_training=False, load_in_4
     log.info(f"loaded {spec.key} from {path} ({backend}, {'4-bit' if load_in_4bit else str(torch_dtype).replace('torch.', '')})")
     return model, processor
 
+def _current(device: str) -> str:
+    "'cuda' -> 'cuda:<the current device>' (set per process by data-parallel launches), else `device:0`."
+    import torch
+    return f"cuda:{torch.cuda.current_device()}" if device == "cuda" and torch.cuda.is_available() else f"{device}:0"
+
 def _load_hf(spec, path, load_in_4bit, torch_dtype, device, trust_remote_code):
     from transformers import AutoModelForImageTextToText
     kw = dict(dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code)
@@ -405,7 +410,7 @@ def _load_hf(spec, path, load_in_4bit, torch_dtype, device, trust_remote_code):
         from transformers import BitsAndBytesConfig
         kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                                        bnb_4bit_compute_dtype=torch_dtype, llm_int8_skip_modules=["model.visual", "visual", "lm_head"])
-        kw["device_map"] = {"": device if ":" in str(device) else f"{device}:0"}
+        kw["device_map"] = {"": device if ":" in str(device) else _current(device)}     # this process's GPU under torchrun
     model = AutoModelForImageTextToText.from_pretrained(path, **kw)
     if not load_in_4bit: model = model.to(device)
     return model

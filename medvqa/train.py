@@ -15,8 +15,9 @@ from .models import (get_spec, load_model, prompt_messages, completion_messages,
 __all__ = ['TRAIN_BACKENDS', 'H100_BF16_FLOPS', 'pick_backend', 'pick_optimizer', 'estimate_memory_gib', 'pick_batch',
            'resolve_batch', 'torch_total_memory_gib', 'load_train_data', 'usable', 'to_conversation',
            'conversation_stream', 'stage_of', 'write_log_history', 'curve_point', 'last_checkpoint', 'holds_run',
-           'check_output_dir', 'trained_for', 'check_trained_for', 'check_export', 'describe_data', 'CountingCollator',
-           'count_params', 'count_4bit', 'peak_memory_gib', 'mfu', 'lora_settings', 'trainable_params', 'check_method',
+           'check_output_dir', 'trained_for', 'check_trained_for', 'check_export', 'describe_data', 'BatchCounter',
+           'count_params', 'count_4bit', 'peak_memory_gib', 'mfu', 'counts', 'loader_settings', 'loss_impl',
+           'profile_window', 'kernel_kind', 'write_profile', 'lora_settings', 'trainable_params', 'check_method',
            'trainable_model', 'answer_only_loss', 'patch_answer_only_loss', 'train', 'world_size', 'device_name',
            'export_merged', 'kill_and_resume']
 
@@ -283,16 +284,25 @@ def describe_data(data) -> str:
 # %% ../nbs/05_train.ipynb #0780311b
 H100_BF16_FLOPS = 790e12
 
-class CountingCollator:
-    "Wrap a data collator; count samples, tokens and the longest sequence it produced."
-    def __init__(self, collator): self.collator, self.samples, self.tokens, self.max_len = collator, 0, 0, 0
-    def __call__(self, examples):
-        out = self.collator(examples)
-        am = out.get("attention_mask")
-        self.samples += len(examples)
-        if am is not None:
-            self.tokens += int(am.sum()); self.max_len = max(self.max_len, int(am.shape[-1]))
-        return out
+class BatchCounter:
+    "Samples, non-padding tokens and the longest sequence of the batches trained on, and when each batch arrived."
+    def __init__(self): self.samples, self.max_len, self._tok, self.marks, self.t_end = 0, 0, [], [], None
+    def add(self, batch):
+        am = batch.get("attention_mask"); ref = am if am is not None else batch["input_ids"]
+        n = int(ref.shape[0]); self.samples += n; self.max_len = max(self.max_len, int(ref.shape[-1]))
+        self._tok.append(am.sum() if am is not None else ref.numel())       # a device scalar: read once, at the end
+        self.marks.append((time.perf_counter(), n))
+    def stop(self): self.t_end = time.perf_counter()
+    def batch_tokens(self) -> list[int]:
+        import torch
+        return [int(t) for t in torch.stack([torch.as_tensor(t).reshape(()).cpu() for t in self._tok]).tolist()] if self._tok else []
+    @property
+    def tokens(self) -> int: return sum(self.batch_tokens())
+    def steady(self, skip: int) -> tuple:
+        "(samples/s, tokens/s) from batch `skip` to the end of training; (None, None) if too few batches."
+        if self.t_end is None or len(self.marks) <= skip + 1: return None, None
+        dt = self.t_end - self.marks[skip][0]
+        return sum(n for _, n in self.marks[skip:]) / dt, sum(self.batch_tokens()[skip:]) / dt
 
 def count_params(model) -> int:
     "Parameters of the underlying model (4-bit packed weights counted unpacked)."
@@ -313,6 +323,157 @@ def peak_memory_gib(has_cuda: bool) -> float:
 def mfu(params: int, tokens_per_s: float, has_cuda: bool):
     return round(6 * params * tokens_per_s / H100_BF16_FLOPS, 5) if has_cuda else None
 
+# %% ../nbs/05_train.ipynb #a8eabc62
+def counts(counter: BatchCounter, skip: int, world: int = 1) -> dict:
+    "The counter's totals and steady rates, summed over every process of a data-parallel run (a collective: all ranks call it)."
+    s_rate, t_rate = counter.steady(skip)
+    vals = [counter.samples, counter.tokens, s_rate or 0.0, t_rate or 0.0]
+    max_len = counter.max_len
+    import torch
+    if world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        dev = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
+        t = torch.tensor(vals, dtype=torch.float64, device=dev); m = torch.tensor([max_len], device=dev)
+        torch.distributed.all_reduce(t); torch.distributed.all_reduce(m, op=torch.distributed.ReduceOp.MAX)
+        vals, max_len = t.tolist(), int(m.item())
+    return {"samples": int(vals[0]), "tokens": int(vals[1]), "max_len": max_len,
+            "steady_samples_per_s": round(vals[2], 4) if s_rate is not None else None,
+            "steady_tokens_per_s": round(vals[3], 2) if t_rate is not None else None}
+
+
+# %% ../nbs/05_train.ipynb #a782c68c
+def loader_settings(has_cuda: bool, cpus: int | None = None, procs: int | None = None, max_workers: int = 8) -> dict:
+    "SFTConfig's DataLoader settings: on a GPU, persistent prefetching workers sized to the machine; on a CPU, none."
+    env = os.environ.get("MEDVQA_DATALOADER_WORKERS")
+    if env is not None: n = int(env)
+    elif not has_cuda: n = 0
+    else:
+        cpus = cpus or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        procs = procs or int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        n = max(0, min(max_workers, cpus // max(1, procs) - 1))
+    d = dict(dataloader_num_workers=n, dataloader_pin_memory=has_cuda)
+    if n: d.update(dataloader_persistent_workers=True, dataloader_prefetch_factor=4)
+    return d
+
+
+# %% ../nbs/05_train.ipynb #01892721
+def _counting(trainer_cls):
+    "A subclass of `trainer_cls` that feeds `self.counter` (a `BatchCounter`) with every batch it trains on."
+    class CountingTrainer(trainer_cls):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs); self.counter = BatchCounter()
+        def training_step(self, model, inputs, *args, **kwargs):
+            self.counter.add(inputs)
+            return super().training_step(model, inputs, *args, **kwargs)
+        def train(self, *args, **kwargs):
+            try: return super().train(*args, **kwargs)
+            finally:
+                import torch
+                if torch.cuda.is_available(): torch.cuda.synchronize()
+                self.counter.stop()
+    CountingTrainer.__name__ = f"Counting{trainer_cls.__name__}"
+    return CountingTrainer
+
+
+# %% ../nbs/05_train.ipynb #db980da9
+def loss_impl(model, args) -> str:
+    "How the loss of `model` trained with SFTConfig `args` is computed on this install (which kernel serves it)."
+    import trl.trainer.utils as tu
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if getattr(target, "_medvqa_answer_only", False):
+        return "answer positions only: medvqa answer_only_loss (lm_head over the labelled positions)"
+    lt = getattr(args, "loss_type", None)
+    kernel = getattr(tu, "_ChunkedLogProbFunction", None)
+    k = "Unsloth's fused linear cross-entropy kernel" if getattr(kernel, "_unsloth_fused_linear", False) else "TRL's chunked kernel"
+    if hasattr(tu, "add_fused_lm_head") and lt in ("nll", "dft"): return f"answer positions only: TRL fused LM head ({lt}), {k}"
+    if lt == "chunked_nll": return f"answer positions only: TRL chunked_nll, {k}"
+    return f"full logits: TRL {lt}"
+
+
+# %% ../nbs/05_train.ipynb #c7f8a449
+def profile_window(value: str | None = None) -> tuple[int, int] | None:
+    "The optimiser steps to profile from `value` (default $MEDVQA_PROFILE): '5-7' -> (5, 7), '5' -> (5, 5), unset -> None."
+    value = os.environ.get("MEDVQA_PROFILE") if value is None else value
+    if not value: return None
+    a, _, b = str(value).partition("-")
+    first, last = int(a), int(b or a)
+    if not 1 <= first <= last: raise ConfigError(f"MEDVQA_PROFILE must be 'first-last' optimiser steps (1-based), got {value!r}")
+    return first, last
+
+_KINDS = (("attention", ("flash", "fmha", "attention", "sdpa")), ("matmul", ("gemm", "matmul", "cutlass", "sm90_xmma", "nvjet", "cublas", "wgmma")),
+          ("copy", ("memcpy", "memset", "copy")), ("communication", ("nccl",)), ("optimizer", ("adam", "optim", "multi_tensor")),
+          ("loss", ("cross_entropy", "logprob", "log_softmax", "chunked")))
+
+def kernel_kind(name: str) -> str:
+    "A coarse kind for a GPU kernel's name."
+    n = name.lower()
+    return next((k for k, keys in _KINDS if any(x in n for x in keys)), "other")
+
+def _union_us(intervals) -> float:
+    total, end = 0.0, float("-inf")
+    for s, e in sorted(intervals):
+        if e <= end: continue
+        total += e - max(s, end); end = e
+    return total
+
+def write_profile(prof, wall_s: float, steps: int, out_dir) -> dict:
+    "Summarise a finished torch profiler run over `steps` optimiser steps into `out_dir` (profile.json, ops tables, trace)."
+    import gzip, shutil as _sh
+    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    kern = []
+    try:
+        for e in prof.profiler.kineto_results.events():
+            # GPU kernels and copies; user annotations (`Optimizer.step#AdamW.step`, `ProfilerStep#5`) span idle time too
+            if "cuda" in str(e.device_type()).lower() and e.duration_ns() > 0 and "#" not in e.name():
+                kern.append((e.name(), e.start_ns() / 1e3, (e.start_ns() + e.duration_ns()) / 1e3))
+    except Exception: pass           # CPU-only profile, or an older kineto API
+    by_kind = {}
+    for name, s, e in kern: by_kind[kernel_kind(name)] = by_kind.get(kernel_kind(name), 0.0) + (e - s) / 1e6
+    busy = _union_us([(s, e) for _, s, e in kern]) / 1e6
+    ka = prof.key_averages()
+    has_dev = bool(kern)
+    sort_gpu = "self_cuda_time_total" if has_dev else "self_cpu_time_total"
+    try: (out / "ops_gpu.txt").write_text(ka.table(sort_by=sort_gpu, row_limit=40, max_name_column_width=80))
+    except Exception as e: (out / "ops_gpu.txt").write_text(f"no GPU table: {e}")
+    (out / "ops_cpu.txt").write_text(ka.table(sort_by="self_cpu_time_total", row_limit=40, max_name_column_width=80))
+    try:
+        raw = out / "trace.json"; prof.export_chrome_trace(str(raw))
+        with open(raw, "rb") as f, gzip.open(out / "trace.json.gz", "wb") as g: _sh.copyfileobj(f, g)
+        raw.unlink()
+    except Exception as e: get_logger().warning(f"no Chrome trace: {e}")
+    top = sorted(((n, e - s) for n, s, e in kern), key=lambda x: -x[1])
+    agg = {}
+    for n, d in top: agg[n] = agg.get(n, 0.0) + d / 1e6
+    summary = {"steps": steps, "wall_s": round(wall_s, 4), "wall_s_per_step": round(wall_s / steps, 4),
+               "gpu_busy_s": round(busy, 4), "gpu_busy_fraction": round(busy / wall_s, 4) if kern and wall_s > 0 else None,
+               "kernels": len(kern), "kernel_s_by_kind": {k: round(v, 4) for k, v in sorted(by_kind.items(), key=lambda x: -x[1])},
+               "top_kernels_s": {n[:120]: round(d, 4) for n, d in sorted(agg.items(), key=lambda x: -x[1])[:15]}}
+    atomic_write_json(out / "profile.json", summary)
+    return summary
+
+def _profile_callback(out_dir, first: int, last: int):
+    "A TrainerCallback that profiles optimiser steps first..last in the main process."
+    import torch
+    from transformers import TrainerCallback
+    from torch.profiler import ProfilerActivity, profile
+    cuda = torch.cuda.is_available()
+    class ProfileSteps(TrainerCallback):
+        def __init__(self): self.prof, self.done, self.t0 = None, False, None
+        def on_step_begin(self, args, state, control, **kw):
+            if self.done or self.prof is not None or state.global_step + 1 != first or not state.is_world_process_zero: return
+            if cuda: torch.cuda.synchronize()
+            self.prof = profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else []))
+            self.prof.__enter__(); self.t0 = time.perf_counter()
+        def on_step_end(self, args, state, control, **kw):
+            if self.prof is None or state.global_step < last: return
+            if cuda: torch.cuda.synchronize()
+            wall = time.perf_counter() - self.t0
+            self.prof.__exit__(None, None, None)
+            s = write_profile(self.prof, wall, last - first + 1, Path(out_dir) / "profile")
+            get_logger().info(f"profiled steps {first}-{last}: {s['wall_s_per_step']} s/step, GPU busy {s['gpu_busy_fraction']}")
+            self.prof, self.done = None, True
+    return ProfileSteps()
+
+
 # %% ../nbs/05_train.ipynb #00f047f1
 def lora_settings(spec) -> dict:
     return {"r": spec.lora_r, "lora_alpha": spec.lora_alpha, "lora_dropout": spec.lora_dropout, "bias": spec.lora_bias,
@@ -328,12 +489,13 @@ def _peft_hf(spec, model, seed, gradient_checkpointing, modules_to_save=None):
         model.enable_input_require_grads()
     return get_peft_model(model, cfg)
 
-def _peft_unsloth(spec, model, seed):
+def _peft_unsloth(spec, model, seed, gradient_checkpointing="unsloth"):
     from unsloth import FastVisionModel
     model = FastVisionModel.get_peft_model(
         model, finetune_vision_layers=spec.finetune_vision, finetune_language_layers=True,
         finetune_attention_modules=True, finetune_mlp_modules=True, r=spec.lora_r, lora_alpha=spec.lora_alpha,
-        lora_dropout=spec.lora_dropout, bias=spec.lora_bias, random_state=seed, use_rslora=False, loftq_config=None)
+        lora_dropout=spec.lora_dropout, bias=spec.lora_bias, random_state=seed, use_rslora=False, loftq_config=None,
+        use_gradient_checkpointing=gradient_checkpointing)
     FastVisionModel.for_training(model)
     return model
 
@@ -369,6 +531,8 @@ def trainable_model(spec, backend, method="lora", model_path=None, load_in_4bit=
     if backend == "unsloth": import unsloth  # noqa: F401  (before transformers/trl are used)
     t0 = time.time()
     torch.manual_seed(seed)
+    if torch.cuda.is_available() and "LOCAL_RANK" in os.environ:     # torchrun / accelerate launch: this process's GPU
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     model, processor = load_model(spec.key, model_path=model_path, backend=backend, for_training=True, load_in_4bit=load_in_4bit,
                                   full_finetuning=method == "full")
     if method == "full": model = _full(model, backend, gradient_checkpointing)
@@ -387,8 +551,8 @@ def _sft_config(spec, out_dir, backend, has_cuda, max_steps, batch, accum, lr, o
               lr_scheduler_type="linear", weight_decay=0.001, seed=seed, data_seed=seed,
               save_strategy="steps", save_steps=save_steps, save_total_limit=2,
               report_to=["tensorboard"] if tensorboard else "none", remove_unused_columns=False,
-              dataset_kwargs={"skip_prepare_dataset": True}, max_length=None, dataloader_num_workers=0,
-              bf16=has_cuda and torch.cuda.is_bf16_supported(), use_cpu=not has_cuda, dataloader_pin_memory=has_cuda,
+              dataset_kwargs={"skip_prepare_dataset": True}, max_length=None, **loader_settings(has_cuda),
+              bf16=has_cuda and torch.cuda.is_bf16_supported(), use_cpu=not has_cuda, ddp_find_unused_parameters=False,
               gradient_checkpointing=bool(gradient_checkpointing) and backend == "hf",
               gradient_checkpointing_kwargs={"use_reentrant": False}, disable_tqdm=False)
     if backend == "unsloth": kw["dataset_text_field"] = ""
@@ -404,10 +568,10 @@ def _trainer(backend, model, processor, args, train_ds, callbacks):
         collator = None          # TRL's vision collator, completion-only loss for prompt/completion data
         patch_answer_only_loss(model)
     from trl import SFTTrainer
-    trainer = _ordered(SFTTrainer, answer_only=backend == "hf")(model=model, args=args, train_dataset=train_ds,
+    window = profile_window()
+    if window: callbacks = list(callbacks) + [_profile_callback(args.output_dir, *window)]
+    return _counting(_ordered(SFTTrainer, answer_only=backend == "hf"))(model=model, args=args, train_dataset=train_ds,
                                    processing_class=processor, data_collator=collator, callbacks=callbacks)
-    trainer.data_collator = CountingCollator(trainer.data_collator)
-    return trainer
 
 # %% ../nbs/05_train.ipynb #85e88a8d
 def answer_only_loss(hidden, labels, head, num_items_in_batch=None):
@@ -492,19 +656,19 @@ def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output
     except Exception as e:
         if type(e).__name__ == "OutOfMemoryError" or "out of memory" in str(e).lower():
             raise MedVQAError(f"out of memory training {spec.key} at per-device batch {batch_size} with sequences of up to "
-                              f"{trainer.data_collator.max_len} tokens; try batch_size={max(1, batch_size // 2)}, "
+                              f"{trainer.counter.max_len} tokens; try batch_size={max(1, batch_size // 2)}, "
                               f"grad_accum={grad_accum * 2} or smaller images") from e
         raise
     curve_s = curve.seconds if curve is not None else 0.0
     train_s = time.time() - t0 - curve_s                 # learning-curve evaluations are not training time
+    cn = counts(trainer.counter, skip=2 * grad_accum, world=world)     # every rank's batches (a collective)
     # outputs: written once, by the main process, when several run under torchrun / accelerate launch
     if not trainer.is_world_process_zero(): return {"rank": int(os.environ.get("RANK", 0)), "steps": trainer.state.global_step}
     trainer.model.save_pretrained(str(out), safe_serialization=True)
     if method == "full": processor.save_pretrained(str(out))        # a complete model folder: loadable as model_path
     rows = write_log_history(trainer.state.log_history, bounds, out)
-    cc = trainer.data_collator
     params = count_params(peft_model)
-    tps = cc.tokens * world / train_s if train_s > 0 else 0.0   # each process counts its own share
+    tps = cn["tokens"] / train_s if train_s > 0 else 0.0
     losses = [r["loss"] for r in rows]
     summary = {"model": spec.key, "hub_id": spec.hub_id, "model_path": resolve_model_path(spec.key, model_path) if (model_path or spec.tiny) else None,
                "backend": backend, "curriculum": curriculum, "data": describe_data(data), "split": split, "output_dir": str(out), "stages": bounds, "plan": plan(stages),
@@ -512,8 +676,11 @@ def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output
                "batch_size": batch_size, "grad_accum": grad_accum, "world_size": world, "effective_batch": effective,
                "optimizer": optim, "learning_rate": learning_rate or spec.learning_rate,
                "method": method, "trainable_params": trainable_params(peft_model), "load_in_4bit": q4,
-               "samples_per_s": round(cc.samples * world / train_s, 4), "tokens_per_s": round(tps, 2),
-               "samples_seen": cc.samples, "tokens_seen": cc.tokens, "max_seq_len": cc.max_len,
+               "samples_per_s": round(cn["samples"] / train_s, 4), "tokens_per_s": round(tps, 2),
+               "samples_seen": cn["samples"], "tokens_seen": cn["tokens"], "max_seq_len": cn["max_len"],
+               "steady_samples_per_s": cn["steady_samples_per_s"], "steady_tokens_per_s": cn["steady_tokens_per_s"],
+               "steady_mfu": mfu(params, cn["steady_tokens_per_s"] or 0.0, has_cuda), "loss": loss_impl(peft_model, args),
+               "dataloader_workers": args.dataloader_num_workers,
                "peak_memory_gib": round(peak_memory_gib(has_cuda), 3), "wall_s": round(time.time() - t_start, 2),
                "load_s": round(load_s, 2), "train_s": round(train_s, 2), "curve_s": round(curve_s, 2),
                "first_step_s": round(cb.first_step_s, 2) if cb.first_step_s is not None else None,

@@ -1,0 +1,32 @@
+"The GPU benchmark scripts' plans and launch commands (no training: the runs themselves need the lent GPUs)."
+import importlib.util, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
+def test_gpu_train_plans():
+    g = _load("gpu_train")
+    runs = g.plan_runs(["recipe", "backends", "sweep", "e2e"])
+    seed = [r for r in runs if r["recipe"] == "seed"]
+    assert {(r["model"], r["batch"], r["grad_accum"]) for r in seed} == {("qwen3vl2b", 2, 4), ("qwen2vl2b-4bit", 2, 4)}
+    assert all(r["backend"] == "unsloth" for r in seed)
+    assert {r["quant"] for r in runs if r["backend"] == "hf"} == {"bf16", "4bit"}
+    assert sorted(r["batch"] for r in runs if r["model"] == "qwen8b" and r["quant"] == "bf16") == [8, 32, 64]
+    assert [r["kind"] for r in runs if r.get("kind")] == ["e2e"]
+    assert set(g.FIELDS) >= {"model", "backend", "quant", "batch", "grad_accum", "recipe", "steady_samples_per_s",
+                             "steady_tokens_per_s", "mfu", "peak_gib", "first_step_s", "wall_s", "device", "status"}
+
+
+def test_multigpu_launch():
+    m = _load("multigpu")
+    assert m._launch(1, 29600) == [sys.executable, "-m", "medvqa.cli"]
+    cmd = m._launch(4, 29604)
+    assert cmd[cmd.index("--nproc_per_node") + 1] == "4" and cmd[-2:] == ["-m", "medvqa.cli"]
+    assert m._env([0, 1])["CUDA_VISIBLE_DEVICES"] == "0,1"
