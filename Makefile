@@ -34,7 +34,7 @@ test-fast: install
 
 ## the main job: both tiny models on the shipped data, on CPU, then the HTML report
 reports: install
-	HF_HUB_OFFLINE=1 $(BIN)/medvqa run --models tiny-qwen2vl,tiny-qwen3vl --parallel 2 --out reports/$(RUN)
+	HF_HUB_OFFLINE=1 $(BIN)/medvqa run --models tiny-qwen2vl,tiny-qwen3vl --curricula mixed --parallel 2 -p eval_every=100 --out reports/$(RUN)
 
 lab: install
 	$(BIN)/jupyter lab nbs

@@ -15,7 +15,7 @@ load hits them alike.
 Writes benchmarks/results/cpu_step.json.
 """
 from __future__ import annotations
-import argparse, functools, json, os, platform, tempfile, time
+import argparse, json, os, platform, tempfile, time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -28,7 +28,7 @@ def run(key, variant, steps):
     orig = (T.patch_answer_only_loss, T._ordered, T._sft_config)
     if variant != "answer_only":
         T.patch_answer_only_loss = lambda m: m
-        T._ordered = functools.partial(orig[1], answer_only=False)
+        T._ordered = lambda cls, answer_only=False: orig[1](cls, answer_only=False)
         def cfg(*a, **k):
             c = orig[2](*a, **k); c.loss_type = "nll" if variant == "full" else "chunked_nll"; return c
         T._sft_config = cfg

@@ -66,7 +66,7 @@ def test_score_folder_and_ask_missing_image(tmp_path):
 def test_train_prints_only_json_and_keeps_the_run(tmp_path):
     out = tmp_path / "run"
     r = cli("train", "--model", "tiny-qwen2vl", "--output", out, "--max-steps", "2", "--save-steps", "1",
-            "--batch-size", "2", "--grad-accum", "1", "--backend", "hf")
+            "--batch-size", "2", "--grad-accum", "1", "--backend", "hf", "--method", "lora")
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads(r.stdout)                                   # stdout is the summary and nothing else
     assert s["steps"] == 2 and s["model"] == "tiny-qwen2vl"

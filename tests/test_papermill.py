@@ -30,7 +30,8 @@ def test_train_notebook_tiny(tmp_path):
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 4
     g = json.loads((out / "gallery.json").read_text())
     assert len(g) == 4 and all(x["image"].startswith("data:image/png;base64,") for x in g)
-    assert (out / "loss.png").stat().st_size > 0 and (out / "adapter_model.safetensors").exists()
+    assert (out / "loss.png").stat().st_size > 0 and (out / "model.safetensors").exists()     # tiny models: full fine-tuning
+    assert s["method"] == "full" and s["trainable_params"] == s["params"]
     h = write_report(tmp_path / "run").read_text()
     assert "tiny-qwen2vl" in h and "1 ok" in h
 
