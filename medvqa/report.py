@@ -740,7 +740,9 @@ def _gallery(entries, k: int = 8) -> tuple[list, str]:
 def _warnings(entries) -> list[str]:
     out = []
     tiny = sorted({e["label"] for e in entries if e["ctx"]["kind"].endswith("random weights")})
-    if tiny: out.append(f"{', '.join(tiny)}: random-weight model(s); their scores show that the pipeline runs, not medical skill")
+    if tiny: out.append(f"{', '.join(tiny)}: random-weight model(s), trained here from scratch: above the majority rate their "
+                        "scores show that the pipeline learns to read images (on the shipped synthetic scans, where only the "
+                        "image tells the answers apart), at it that they did not; never medical skill")
     for e in entries:
         n = bias_note(e)
         if n: out.append(n)
