@@ -84,9 +84,8 @@ def check_adapter(adapter, key: str, model=None) -> dict:
             raise ConfigError(f"{adapter} was trained for model {trained!r}, not {spec.key!r}: pass --model {trained}")
     if is_model_folder(adapter):
         cfg = json.loads((adapter / "config.json").read_text())
-        want = {"qwen2_vl": "qwen2_vl", "qwen3_vl": "qwen3_vl"}[spec.family]
-        if cfg.get("model_type") != want:
-            raise ConfigError(f"model folder {adapter} holds a {cfg.get('model_type')!r} model, not {spec.key!r} ({want})")
+        if cfg.get("model_type") != spec.family:
+            raise ConfigError(f"model folder {adapter} holds a {cfg.get('model_type')!r} model, not {spec.key!r} ({spec.family})")
         return {}
     cfg_path = adapter / "adapter_config.json"
     if not cfg_path.exists():
