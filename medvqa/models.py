@@ -40,6 +40,7 @@ class ModelSpec:
     max_steps: int = 40
     learning_rate: float = 2e-4
     warmup_steps: int = 5
+    lr_scheduler: str = "linear"     # transformers' lr_scheduler_type
     logging_steps: int = 1
     batch_size: int = 2
     grad_accum: int = 4
@@ -64,11 +65,11 @@ REGISTRY: dict[str, ModelSpec] = {s.key: s for s in [
               load_in_4bit=True, lora_dropout=0.01, max_steps=50, params_b=8.3),
     ModelSpec("qwen2vl2b-4bit", "Qwen/Qwen2-VL-2B-Instruct", "unsloth/Qwen2-VL-2B-Instruct-unsloth-bnb-4bit", "qwen2_vl",
               load_in_4bit=True, lora_dropout=0.05, max_steps=60, params_b=2.2),
-    ModelSpec("tiny-qwen2vl", "medvqa/tiny-qwen2vl", None, "qwen2_vl", method="full", max_steps=1000, learning_rate=1e-3,
-              warmup_steps=30, batch_size=16, grad_accum=1, optim="adamw_torch", max_pixels=112 * 112, min_pixels=56 * 56,
+    ModelSpec("tiny-qwen2vl", "medvqa/tiny-qwen2vl", None, "qwen2_vl", method="full", max_steps=800, learning_rate=1e-3,
+              warmup_steps=30, lr_scheduler="constant_with_warmup", batch_size=32, grad_accum=1, optim="adamw_torch", max_pixels=112 * 112, min_pixels=56 * 56,
               target_modules=SEED_TARGETS + VISION_TARGETS, finetune_vision=True, tiny=True),
     ModelSpec("tiny-qwen3vl", "medvqa/tiny-qwen3vl", None, "qwen3_vl", method="full", max_steps=1000, learning_rate=1e-3,
-              warmup_steps=30, batch_size=16, grad_accum=1, optim="adamw_torch", max_pixels=128 * 128, min_pixels=64 * 64,
+              warmup_steps=30, lr_scheduler="constant_with_warmup", batch_size=16, grad_accum=1, optim="adamw_torch", max_pixels=128 * 128, min_pixels=64 * 64,
               target_modules=SEED_TARGETS + VISION_TARGETS, finetune_vision=True, tiny=True),
 ]}
 
@@ -209,7 +210,7 @@ _TINY_TEXT = dict(vocab_size=151936, hidden_size=64, intermediate_size=128, num_
 TINY_CONFIGS = {
     "tiny-qwen2vl": dict(
         text_config=dict(_TINY_TEXT, rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 1e6}),
-        vision_config=dict(depth=2, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2, in_channels=3,
+        vision_config=dict(depth=1, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2, in_channels=3,
                            patch_size=14, spatial_merge_size=2, temporal_patch_size=2),
         tie_word_embeddings=True),
     "tiny-qwen3vl": dict(
@@ -262,7 +263,7 @@ def _tokenizer_from(path):
     return AutoTokenizer.from_pretrained(path)
 
 TINY_IMAGE_GAIN = 30.0     # see "Why the tiny models' image path is scaled" below
-TINY_VERSION = "v3"
+TINY_VERSION = "v4"
 def tiny_model_dir(key: str) -> Path:
     "The cached folder of tiny model `key`, built on first use (≈ 2 s once the tokenizer exists)."
     spec = get_spec(key)
@@ -369,9 +370,10 @@ def _check_backend(backend, load_in_4bit, has_cuda):
         raise ConfigError("4-bit loading (bitsandbytes) needs a CUDA GPU and none is available; "
                           "load in 16/32 bits instead (load_in_4bit=False) with backend='hf'")
 
-def _dtype(dtype, has_cuda):
+def _dtype(dtype, has_cuda, tiny=False):
+    "None: bfloat16 on a GPU, float32 on a CPU, and float32 everywhere for the tiny models (so CPU and GPU runs of them compare)."
     import torch
-    if dtype is None: return torch.bfloat16 if has_cuda else torch.float32
+    if dtype is None: return torch.bfloat16 if has_cuda and not tiny else torch.float32
     return getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
 def load_model(key, model_path=None, backend="hf", for_training=False, load_in_4bit=None, dtype=None, device=None,
@@ -386,7 +388,7 @@ def load_model(key, model_path=None, backend="hf", for_training=False, load_in_4
     _check_backend(backend, load_in_4bit, has_cuda)
     path = resolve_model_path(spec.key, model_path)
     check_weights(spec.key, path)                       # no weights anywhere: say how to point at them
-    torch_dtype = _dtype(dtype, has_cuda)
+    torch_dtype = _dtype(dtype, has_cuda, spec.tiny)
     if backend == "unsloth":
         model, processor = _load_unsloth(spec, path, model_path, load_in_4bit, torch_dtype, for_training, trust_remote_code,
                                          gradient_checkpointing, full_finetuning)

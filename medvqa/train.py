@@ -548,11 +548,11 @@ def _sft_config(spec, out_dir, backend, has_cuda, max_steps, batch, accum, lr, o
     import torch
     kw = dict(output_dir=str(out_dir), max_steps=max_steps, per_device_train_batch_size=batch, gradient_accumulation_steps=accum,
               learning_rate=lr, warmup_steps=spec.warmup_steps, logging_steps=spec.logging_steps, optim=optim,
-              lr_scheduler_type="linear", weight_decay=0.001, seed=seed, data_seed=seed,
+              lr_scheduler_type=spec.lr_scheduler, weight_decay=0.001, seed=seed, data_seed=seed,
               save_strategy="steps", save_steps=save_steps, save_total_limit=2,
               report_to=["tensorboard"] if tensorboard else "none", remove_unused_columns=False,
               dataset_kwargs={"skip_prepare_dataset": True}, max_length=None, **loader_settings(has_cuda),
-              bf16=has_cuda and torch.cuda.is_bf16_supported(), use_cpu=not has_cuda, ddp_find_unused_parameters=False,
+              bf16=has_cuda and not spec.tiny and torch.cuda.is_bf16_supported(), use_cpu=not has_cuda, ddp_find_unused_parameters=False,
               gradient_checkpointing=bool(gradient_checkpointing) and backend == "hf",
               gradient_checkpointing_kwargs={"use_reentrant": False}, disable_tqdm=False)
     if backend == "unsloth": kw["dataset_text_field"] = ""
@@ -618,7 +618,7 @@ def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output
     max_steps = int(max_steps or spec.max_steps)
     q4 = bool(spec.load_in_4bit and has_cuda if load_in_4bit is None else load_in_4bit)
     method = check_method(method or spec.method, q4)
-    gradient_checkpointing = has_cuda if gradient_checkpointing is None else gradient_checkpointing
+    gradient_checkpointing = has_cuda and not spec.tiny if gradient_checkpointing is None else gradient_checkpointing
     # data -> stages -> ordered stream
     from medvqa.curriculum import make_stages, build_stream, plan
     skipped = []
