@@ -34,7 +34,7 @@ test-fast: install
 
 ## the main job: both tiny models on the shipped data, on CPU, then the HTML report
 reports: install
-	HF_HUB_OFFLINE=1 $(BIN)/medvqa run --models tiny-qwen2vl,tiny-qwen3vl --curricula mixed --parallel 2 -p eval_every=100 --out reports/$(RUN)
+	HF_HUB_OFFLINE=1 $(BIN)/medvqa run --models tiny-qwen2vl,tiny-qwen3vl --curricula mixed --parallel 2 --eval-every 100 --output reports/$(RUN)
 
 lab: install
 	$(BIN)/jupyter lab nbs
@@ -42,6 +42,7 @@ lab: install
 ## notebooks -> package (and the packaged copy of the run notebook)
 export: install
 	$(BIN)/nbdev_export
+	$(BIN)/python -c "from medvqa.run import sync_parameters; sync_parameters()"   # the run notebook's parameters, from train()'s signature
 	cp nbs/train.ipynb medvqa/templates/train.ipynb
 
 clean-nbs: install

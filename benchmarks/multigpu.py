@@ -136,7 +136,7 @@ def _one_run(a, gpus: list[int], mdirs: dict, data: str, rows: list):
     out.mkdir(parents=True)
     keys = [TINY[m] for m in SEED_MODELS] if a.tiny else list(SEED_MODELS)
     if a.tiny: keys = list(dict.fromkeys(keys))
-    cmd = [sys.executable, "-m", "medvqa.cli", "run", "--models", ",".join(keys), "--out", str(out / "reports"),
+    cmd = [sys.executable, "-m", "medvqa.cli", "run", "--models", ",".join(keys), "--output", str(out / "reports"),
            "-p", "backend=hf", "-p", f"max_steps={a.run_steps}", "-p", f"max_eval_samples={a.run_eval_samples}",
            "-p", f"train_data={data}", "-p", f"eval_data={data}", "-p", "eval_batch_size=16"]
     if not a.tiny: cmd += ["--gpus", ",".join(map(str, gpus))]

@@ -4,15 +4,15 @@
 
 # %% ../nbs/10_cli.ipynb #9b51fa24
 from __future__ import annotations
-import argparse, contextlib, json, sys
+import argparse, contextlib, json, re, sys
 from pathlib import Path
 from . import __version__
 from .core import FORMATS, STRATEGIES, ConfigError, DataError, MedVQAError, to_json
 
 # %% auto #0
-__all__ = ['data_stdout', 'cmd_data_stats', 'cmd_data_curriculum', 'models_table', 'cmd_models', 'cmd_train', 'cmd_export',
-           'cmd_evaluate', 'cmd_score', 'check_ask', 'cmd_ask', 'RunsFailed', 'cmd_run', 'cmd_ablate', 'cmd_report',
-           'build_parser', 'main']
+__all__ = ['data_stdout', 'cmd_data_stats', 'cmd_data_curriculum', 'models_table', 'cmd_models', 'train_params', 'cmd_train',
+           'cmd_export', 'cmd_evaluate', 'cmd_score', 'check_ask', 'cmd_ask', 'RunsFailed', 'run_params', 'cmd_run',
+           'cmd_ablate', 'cmd_report', 'add_options', 'build_parser', 'main']
 
 # %% ../nbs/10_cli.ipynb #7fb6213a
 def _csv(s): return [x.strip() for x in str(s).split(",") if x.strip()]
@@ -72,10 +72,11 @@ def cmd_data_stats(a):
 
 def cmd_data_curriculum(a):
     from medvqa.data import load_vqa
-    from medvqa.curriculum import make_stages, plan
+    from medvqa.curriculum import make_stages, plan, stage_sources
     ds = load_vqa(a.path, format=a.format, split=a.split, **_columns(a))
     shares = [float(x) for x in _csv(a.shares)] if a.shares else None
-    stage_data = [load_vqa(p, split=a.split) for p in _csv(a.stage_data)] if a.stage_data else None
+    srcs = stage_sources(a.strategy, _csv(a.stage_data)) if a.stage_data else None
+    stage_data = [load_vqa(p, split=a.split) if p else None for p in srcs] if srcs else None
     _print(plan(make_stages(ds, a.strategy, seed=a.seed, shares=shares, stage_data=stage_data)))
 
 # %% ../nbs/10_cli.ipynb #bd0ab101
@@ -105,14 +106,17 @@ def _backend(backend="auto"):
     from medvqa.run import prepare_backend
     prepare_backend(backend)
 
+def train_params():
+    "`medvqa.train.train`'s parameters: the options of `medvqa train`."
+    from medvqa.run import signature_params
+    from medvqa.train import train
+    return signature_params(train)
+
 def cmd_train(a):
     _backend(a.backend)
     from medvqa.train import train
-    s = train(a.model, data=_dataset(a, a.data, a.split), curriculum=a.curriculum, output_dir=a.output, max_steps=a.max_steps,
-              backend=a.backend, resume=a.resume, seed=a.seed, batch_size=a.batch_size, grad_accum=a.grad_accum,
-              save_steps=a.save_steps, model_path=a.model_path, tensorboard=a.tensorboard, split=a.split, overwrite=a.overwrite,
-              method=a.method, learning_rate=a.learning_rate, eval_data=a.eval_data, eval_every=a.eval_every)
-    _print(s)
+    kw = {q.arg: getattr(a, q.name) for q in train_params()}
+    _print(train(**{**kw, "data": _dataset(a, a.data, a.split)}))
 
 def cmd_export(a):
     from medvqa.train import check_export
@@ -172,16 +176,27 @@ def _finish(recs, out, report: bool = True):
         raise RunsFailed(f"{len(bad)} of {len(recs)} run(s) failed: " + "; ".join(f"{r.get('label')}: {r.get('error')}" for r in bad)
                          + (f"; details in {res['report']}" if report else ""))
 
+_RUN_OWN = ("model", "curriculum", "seed", "output_dir", "resume", "offline")   # run/ablate set these themselves
+
+def run_params():
+    "The run notebook's parameters that `medvqa run` and `ablate` take as options (the rest they set per run)."
+    from medvqa.run import notebook_parameters
+    return [q for q in notebook_parameters() if q.name not in _RUN_OWN]
+
+def _run_params(a) -> dict:
+    "The notebook parameters given as options, then the -p ones (which win)."
+    return {**{q.name: getattr(a, q.name) for q in run_params() if hasattr(a, q.name)}, **_kv(a.param)}
+
 def cmd_run(a):
     from medvqa.run import run_models
     recs = run_models(_csv(a.models), a.out, curricula=_check_curricula(_csv(a.curricula)) if a.curricula else None,
-                      seeds=_ints(a.seeds) if a.seeds else None, params=_kv(a.param),
+                      seeds=_ints(a.seeds) if a.seeds else None, params=_run_params(a),
                       gpus=_ints(a.gpus) if a.gpus else None, force=a.force, parallel=a.parallel)
     _finish(recs, a.out, report=not a.no_report)
 
 def cmd_ablate(a):
     from medvqa.run import ablate
-    recs = ablate(a.model, _check_curricula(_csv(a.curricula)), data=a.data, out=a.out, seeds=_ints(a.seeds), params=_kv(a.param),
+    recs = ablate(a.model, _check_curricula(_csv(a.curricula)), out=a.out, seeds=_ints(a.seeds), params=_run_params(a),
                   gpus=_ints(a.gpus) if a.gpus else None, force=a.force, parallel=a.parallel)
     _finish(recs, a.out)
 
@@ -199,7 +214,7 @@ class _Help(argparse.RawDescriptionHelpFormatter):
     "Help that states each option's default (when it has one)."
     def _get_help_string(self, action):
         h = action.help or ""
-        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in h:
+        if action.option_strings and not any(action.default is x for x in (None, False, argparse.SUPPRESS)) and "%(default)" not in h:
             h += " (default: %(default)s)"
         return h
 
@@ -209,6 +224,45 @@ def _positive(s: str) -> int:
     except ValueError: v = 0
     if v < 1: raise argparse.ArgumentTypeError(f"expected a positive whole number, got {s!r}")
     return v
+
+_CLI_NAMES = {"output_dir": "output"}                # one name for the output folder on every command
+
+def _flag(q) -> str:
+    "The option of a `medvqa.run.Param`: train's argument name (`data`, not the notebook's `train_data`), kebab-cased."
+    n = q.arg if q.fn == "train" else q.name
+    return "--" + _CLI_NAMES.get(n, n).replace("_", "-")
+
+def _list_of(el):
+    "An argparse type: comma-separated values, each converted by `el`."
+    def conv(s):
+        try: return [el(x) for x in _csv(s)]
+        except ValueError: raise argparse.ArgumentTypeError(f"expected comma-separated {el.__name__} values, got {s!r}") from None
+    conv.__name__ = f"{el.__name__} list"
+    return conv
+
+def _cli_doc(doc: str, params) -> str:
+    "A parameter's doc in command-line terms: the multi-word parameter names in it become their options."
+    for q in params:
+        if "_" in q.arg: doc = re.sub(rf"(?<![\w-]){q.arg}(?![\w-])", _flag(q), doc)
+    return re.sub(r"(?<![\w-])output_dir(?![\w-])", "--output", doc).replace("(None: ", "(default: ")
+
+def add_options(p, params, choices: dict | None = None, required=(), suppress: bool = False):
+    "One option per `medvqa.run.Param`: flag, type, default and help from the function's signature, so the two cannot drift."
+    import types, typing
+    for q in params:
+        opt = typing.get_origin(q.hint) in (typing.Union, types.UnionType)
+        t = [x for x in typing.get_args(q.hint) if x is not type(None)][0] if opt else q.hint
+        kw = dict(dest=q.name, help=_cli_doc(q.doc, params))
+        if q.name in required: kw["required"] = True
+        else: kw["default"] = argparse.SUPPRESS if suppress else q.default
+        if suppress and not any(q.default is x for x in (None, False)): kw["help"] += f" (default: {q.default})"
+        if t is bool: kw["action"] = "store_true" if q.default is False else argparse.BooleanOptionalAction
+        elif typing.get_origin(t) is list: kw.update(type=_list_of(typing.get_args(t)[0]), metavar="A,B")
+        elif t is int: kw.update(type=int if q.name == "seed" else _positive, metavar="N")
+        elif t is float: kw.update(type=float, metavar="X")
+        else: kw["metavar"] = "DIR" if q.name.endswith(("_dir", "_path")) else "PATH" if "data" in q.name else "TEXT"
+        if q.name in (choices or {}): kw.update(choices=list(choices[q.name]), metavar="NAME")
+        p.add_argument(_flag(q), **kw)
 
 def _data_options(p, what="the data"):
     "--format and the --*-column options of a command that reads data."
@@ -222,6 +276,11 @@ def _model_options(p, adapter=None):
     p.add_argument("--model", required=True, choices=list(REGISTRY), metavar="KEY", help=f"a registry model: {', '.join(REGISTRY)} (see medvqa models)")
     if adapter: p.add_argument("--adapter", metavar="DIR", help=adapter)
     p.add_argument("--model-path", metavar="DIR", help="a local folder with the model's weights (otherwise $MEDVQA_MODEL_PATH_<KEY>, then the hub)")
+
+def _output_option(p):
+    "--output, the run folder of run and ablate (--out, its old name, still works)."
+    p.add_argument("--output", dest="out", metavar="DIR", help="the run folder: one sub-folder per run, and index.html")
+    p.add_argument("--out", dest="out", help=argparse.SUPPRESS)
 
 def build_parser() -> argparse.ArgumentParser:
     from medvqa.train import TRAIN_BACKENDS
@@ -251,33 +310,19 @@ def build_parser() -> argparse.ArgumentParser:
     _data_options(c)
     c.add_argument("--seed", type=int, default=0, help="seed of the shuffling within stages")
     c.add_argument("--shares", help="comma-separated share of the step budget per stage, e.g. 0.3,0.7 (default: by stage size)")
-    c.add_argument("--stage-data", metavar="PATHS", help="comma-separated data path per stage (default: the stages split PATH)")
+    c.add_argument("--stage-data", metavar="PATHS", help="comma-separated data path per stage, in stage order or by name: open=PATH,closed=PATH (default: the stages split PATH)")
     c.set_defaults(func=cmd_data_curriculum)
 
     m = sub.add_parser("models", help="the model registry (a table; --json for every setting)", **sub_kw)
     m.add_argument("--json", action="store_true", help="print every setting of every model as JSON")
     m.set_defaults(func=cmd_models)
 
-    t = sub.add_parser("train", help="fine-tune a model (unsloth on a GPU, transformers+PEFT+TRL elsewhere); summary as JSON", **sub_kw)
-    _model_options(t)
-    t.add_argument("--data", metavar="PATH", help="training data: a file or folder, or a hub id medvqa knows (default: the shipped demo data)")
-    t.add_argument("--split", default="train", help="the split of --data to train on")
+    from medvqa.models import REGISTRY
+    choices = {"model": REGISTRY, "curriculum": STRATEGIES, "backend": TRAIN_BACKENDS, "method": METHODS}
+    t = sub.add_parser("train", help="fine-tune a model (unsloth on a GPU, transformers+PEFT+TRL elsewhere); summary as JSON",
+                       description="Every option is an argument of medvqa.train.train, with its default and its doc.", **sub_kw)
+    add_options(t, train_params(), choices, required=("model", "output_dir"))
     _data_options(t, "--data")
-    t.add_argument("--curriculum", default="open_then_closed", choices=STRATEGIES, help="the order of training samples")
-    t.add_argument("--max-steps", type=_positive, metavar="N", help="optimizer steps (default: the model's, see medvqa models)")
-    t.add_argument("--output", required=True, metavar="DIR", help="the run folder: weights, checkpoints, train_summary.json")
-    t.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
-    t.add_argument("--overwrite", action="store_true", help="replace a run already in --output (its checkpoints are deleted)")
-    t.add_argument("--backend", default="auto", choices=TRAIN_BACKENDS, help="auto: unsloth on a CUDA GPU when installed, else hf")
-    t.add_argument("--seed", type=int, default=0, help="seed of initialisation and data order")
-    t.add_argument("--batch-size", type=_positive, metavar="N", help="per-device batch (default: from the model's effective batch and the GPU's memory)")
-    t.add_argument("--grad-accum", type=_positive, metavar="N", help="gradient accumulation steps (default: effective batch / --batch-size)")
-    t.add_argument("--save-steps", type=_positive, metavar="N", help="write a checkpoint every N steps (default: a quarter of the steps)")
-    t.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard in --output")
-    t.add_argument("--method", choices=METHODS, help="lora: an adapter over frozen weights; full: every weight (default: the model's own, see medvqa models)")
-    t.add_argument("--learning-rate", type=float, metavar="LR", help="peak learning rate (default: the model's own)")
-    t.add_argument("--eval-every", type=_positive, metavar="N", help="score --eval-data every N steps while training (a learning curve, curve.json)")
-    t.add_argument("--eval-data", metavar="PATH", help="held-out data for --eval-every, its test split (default: the shipped demo data)")
     t.set_defaults(func=cmd_train)
 
     x = sub.add_parser("export", help="merge a trained adapter into its base model (16-bit) for serving; summary as JSON", **sub_kw)
@@ -315,25 +360,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--models", required=True, metavar="KEYS", help="comma-separated registry models (see medvqa models)")
     r.add_argument("--curricula", metavar="NAMES", help=f"comma-separated curricula, of: {', '.join(STRATEGIES)} (default: open_then_closed)")
     r.add_argument("--seeds", metavar="INTS", help="comma-separated seeds (default: 0)")
-    r.add_argument("--out", required=True, metavar="DIR", help="the run folder: one sub-folder per run, and index.html")
+    _output_option(r)
+    add_options(r, run_params(), choices, suppress=True)
     r.add_argument("--gpus", metavar="IDS", help="comma-separated GPU ids: one run per GPU at a time (default: one run at a time)")
     r.add_argument("--parallel", type=_positive, metavar="N", help="on a CPU: N runs at once, the cores shared out (default: one at a time)")
-    r.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="a parameter of the run notebook (repeatable)")
+    r.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="any parameter of the run notebook (repeatable; wins over the options above)")
     r.add_argument("--force", action="store_true", help="re-run folders that hold a run with other parameters")
     r.add_argument("--no-report", action="store_true", help="do not write index.html")
     r.set_defaults(func=cmd_run)
 
-    from medvqa.models import REGISTRY
     ab = sub.add_parser("ablate", help="one model under several curricula, same seeds, budget and evaluation set; the runs as JSON", **sub_kw)
     ab.add_argument("--model", required=True, choices=list(REGISTRY), metavar="KEY", help=f"a registry model: {', '.join(REGISTRY)}")
     ab.add_argument("--curricula", default="open_then_closed,closed_only,mixed,closed_then_open", metavar="NAMES",
                     help=f"comma-separated curricula, of: {', '.join(STRATEGIES)}")
-    ab.add_argument("--data", metavar="PATH", help="training (and evaluation) data (default: the shipped demo data)")
-    ab.add_argument("--out", required=True, metavar="DIR", help="the run folder: one sub-folder per run, and index.html")
+    _output_option(ab)
     ab.add_argument("--seeds", default="0", metavar="INTS", help="comma-separated seeds")
+    add_options(ab, run_params(), choices, suppress=True)
     ab.add_argument("--gpus", metavar="IDS", help="comma-separated GPU ids: one run per GPU at a time (default: one run at a time)")
     ab.add_argument("--parallel", type=_positive, metavar="N", help="on a CPU: N runs at once, the cores shared out (default: one at a time)")
-    ab.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="a parameter of the run notebook (repeatable)")
+    ab.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="any parameter of the run notebook (repeatable; wins over the options above)")
     ab.add_argument("--force", action="store_true", help="re-run folders that hold a run with other parameters")
     ab.set_defaults(func=cmd_ablate)
 
@@ -351,7 +396,10 @@ _RESUME = {"train": "the checkpoints written so far are kept; continue with the 
 
 def main(argv=None) -> int:
     "Entry point of the `medvqa` console script."
-    args = build_parser().parse_args(argv)
+    p = build_parser()
+    args = p.parse_args(argv)
+    if args.command in ("run", "ablate") and not args.out:
+        p._subparsers._group_actions[0].choices[args.command].error("the following arguments are required: --output")
     try:
         with data_stdout(): args.func(args)
     except MedVQAError as e:

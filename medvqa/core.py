@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 # %% auto #0
-__all__ = ['FORMATS', 'STRATEGIES', 'YES_NO', 'MedVQAError', 'DataError', 'ConfigError', 'normalise', 'infer_answer_type',
-           'atomic_write_bytes', 'atomic_write_text', 'to_json', 'atomic_write_json', 'append_jsonl', 'read_jsonl',
-           'get_logger', 'package_dir', 'cache_dir', 'library_versions']
+__all__ = ['FORMATS', 'STRATEGIES', 'DEFAULT_CURRICULUM', 'YES_NO', 'MedVQAError', 'DataError', 'ConfigError', 'normalise',
+           'infer_answer_type', 'atomic_write_bytes', 'atomic_write_text', 'to_json', 'atomic_write_json',
+           'append_jsonl', 'read_jsonl', 'get_logger', 'package_dir', 'cache_dir', 'library_versions']
 
 # %% ../nbs/00_core.ipynb #5da0b6dd
 class MedVQAError(Exception):
@@ -28,6 +28,7 @@ FORMATS = ("medvqa", "vqa-rad-hf", "vqa-rad-json", "slake", "pathvqa", "imagecle
 "Data layouts `medvqa.data.load_vqa` reads (`--format`)."
 
 STRATEGIES = ("open_then_closed", "closed_only", "open_only", "mixed", "closed_then_open")
+DEFAULT_CURRICULUM = STRATEGIES[0]      # the original work's order: open-ended first
 "Curricula `medvqa.curriculum.make_stages` builds (`--curriculum`)."
 
 # %% ../nbs/00_core.ipynb #845d43fc

@@ -4,6 +4,7 @@
 
 # %% ../nbs/03_curriculum.ipynb #b5ef7047
 from __future__ import annotations
+import re
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from datasets import Dataset, concatenate_datasets
 from .core import ConfigError, DataError, STRATEGIES, infer_answer_type, get_logger
 
 # %% auto #0
-__all__ = ['Stage', 'answer_types', 'make_stages', 'plan', 'allocate_steps', 'build_stream']
+__all__ = ['Stage', 'answer_types', 'make_stages', 'stage_sources', 'plan', 'allocate_steps', 'build_stream']
 
 # %% ../nbs/03_curriculum.ipynb #2744b1f5
 _LAYOUT = {"open_then_closed": (("open", ("open",)), ("closed", ("closed",))),
@@ -73,6 +74,18 @@ def make_stages(ds: Dataset | None, strategy: str = "open_then_closed", seed: in
     w = [s.share for s in stages] if shares is None else [float(s) for s in shares]
     for s, x in zip(stages, w): s.share = x / sum(w)
     return stages
+
+# %% ../nbs/03_curriculum.ipynb #f6f7f795
+def stage_sources(strategy: str, stage_data) -> list | None:
+    "`stage_data` as one source (or None: the main data) per stage of `strategy`: a list in stage order, a {stage name: source} dict, or 'name=source' strings."
+    if stage_data is None: return None
+    if not isinstance(stage_data, dict) and stage_data and all(isinstance(s, str) and re.match(r"^[a-z]+=", s) for s in stage_data):
+        stage_data = dict(s.split("=", 1) for s in stage_data)
+    if not isinstance(stage_data, dict): return list(stage_data)
+    names = {n for lay in _LAYOUT.values() for n, _ in lay}
+    bad = sorted(set(stage_data) - names)
+    if bad: raise ConfigError(f"stage_data names unknown stage(s) {', '.join(bad)}; stages are named {', '.join(sorted(names))}")
+    return [stage_data.get(n) for n, _ in _LAYOUT[strategy]]
 
 # %% ../nbs/03_curriculum.ipynb #210c2ba2
 def plan(stages: list[Stage]) -> list[dict]:

@@ -232,9 +232,19 @@ def score_in_memory(model, processor, spec, ds, batch_size: int = 64, max_new_to
     return score(rows)
 
 # %% ../nbs/07_evaluate.ipynb #44ebef3f
-def evaluate(model, data=None, adapter=None, split: str | None = "test", output_dir=None, batch_size: int = 16,
-             max_new_tokens: int = 32, resume: bool = False, model_path=None, max_samples: int | None = None,
-             on_batch: Callable[[int, list], None] | None = None, progress: bool = True, **generate_kwargs) -> dict:
+def evaluate(model: str,                          # a registry model (see `medvqa models`)
+             data: str | None = None,             # evaluation data: a file or folder, or a hub id medvqa knows (None: the shipped demo data)
+             adapter: str | None = None,          # a run folder written by train (None: the untrained model)
+             split: str | None = "test",          # the split of data to evaluate on
+             output_dir: str | None = None,       # where to write predictions.jsonl, metrics.json and eval_summary.json
+             batch_size: int = 16,                # questions answered per batch
+             max_new_tokens: int = 32,            # longest answer generated, in tokens
+             resume: bool = False,                # continue the predictions already in output_dir
+             model_path: str | None = None,       # a local folder with the model's weights
+             max_samples: int | None = None,      # only the first N samples (None: the whole split)
+             on_batch: Callable[[int, list], None] | None = None,   # called with (samples done, the batch's rows) after each batch
+             progress: bool = True,               # a progress bar on stderr
+             **generate_kwargs) -> dict:
     "Batched greedy evaluation -> metrics dict; writes output_dir/predictions.jsonl (batch by batch), metrics.json, eval_summary.json."
     from tqdm.auto import tqdm
     log = get_logger()

@@ -13,7 +13,7 @@ from .core import ConfigError, cache_dir, get_logger
 # %% auto #0
 __all__ = ['SEED_TARGETS', 'VISION_TARGETS', 'METHODS', 'REGISTRY', 'QWEN_SPECIAL_TOKENS', 'QWEN_PATTERN', 'QWEN2_VL_TEMPLATE',
            'QWEN3_VL_TEMPLATE', 'TOKENIZER_VERSION', 'TINY_CONFIGS', 'TINY_IMAGE_GAIN', 'TINY_VERSION', 'FULL_CONFIGS',
-           'BACKENDS', 'ModelSpec', 'get_spec', 'prompt_messages', 'completion_messages', 'render_prompt',
+           'BACKENDS', 'ModelSpec', 'get_spec', 'spec_with', 'prompt_messages', 'completion_messages', 'render_prompt',
            'build_qwen_tokenizer', 'cached_build', 'qwen_tokenizer_dir', 'processor_class', 'load_processor',
            'scale_image_path', 'tiny_model_dir', 'build_random_full', 'env_var', 'resolve_model_path', 'weights_hint',
            'check_weights', 'cuda_available', 'load_model']
@@ -79,6 +79,16 @@ def get_spec(key) -> ModelSpec:
     if key not in REGISTRY:
         raise ConfigError(f"unknown model {key!r}; known models: {', '.join(REGISTRY)}")
     return REGISTRY[key]
+
+# %% ../nbs/04_models.ipynb #4d103ca1
+def spec_with(key, **overrides) -> ModelSpec:
+    "The registry entry for `key` with the `overrides` that are not None applied (`dataclasses.replace`); ConfigError names an unknown field."
+    import dataclasses
+    spec = get_spec(key)
+    fields = {f.name for f in dataclasses.fields(ModelSpec)}
+    bad = sorted(set(overrides) - fields)
+    if bad: raise ConfigError(f"not a model setting: {', '.join(bad)} (settings: {', '.join(sorted(fields))})")
+    return dataclasses.replace(spec, **{k: v for k, v in overrides.items() if v is not None})
 
 # %% ../nbs/04_models.ipynb #08e24774
 def prompt_messages(question: str, n_images: int = 1) -> list[dict]:

@@ -13,8 +13,10 @@ from .core import ConfigError, DataError, atomic_write_json, atomic_write_text, 
 log = get_logger("medvqa.run")
 
 # %% auto #0
-__all__ = ['log', 'HIDE_TAGS', 'train_notebook', 'check_params', 'prepare_backend', 'read_run', 'record_run', 'notebook_html',
-           'run_notebook', 'run_label', 'plan_jobs', 'job_state', 'cpu_slots', 'run_models', 'ablate']
+__all__ = ['log', 'NOTEBOOK_NAMES', 'EVAL_NAMES', 'HIDE_TAGS', 'train_notebook', 'Param', 'signature_params',
+           'notebook_parameters', 'parameters_source', 'sync_parameters', 'check_params', 'arguments',
+           'prepare_backend', 'read_run', 'record_run', 'notebook_html', 'run_notebook', 'run_label', 'plan_jobs',
+           'job_state', 'cpu_slots', 'run_models', 'ablate']
 
 # %% ../nbs/09_run.ipynb #b3c6b650
 def train_notebook() -> Path:
@@ -23,8 +25,61 @@ def train_notebook() -> Path:
         if p.exists(): return p
     raise ConfigError("the run notebook train.ipynb is missing (neither nbs/train.ipynb nor medvqa/templates/train.ipynb)")
 
+# %% ../nbs/09_run.ipynb #7c3a3ee5
+from typing import NamedTuple
+
+class Param(NamedTuple):
+    "One parameter of the run notebook: its name there, default, doc, type hint, and the function (and argument) it feeds."
+    name: str
+    default: object
+    doc: str
+    hint: object
+    fn: str                  # "train" | "evaluate" | "notebook"
+    arg: str                 # the argument's name in fn
+
+NOTEBOOK_NAMES = {"data": "train_data", "split": "train_split"}        # train()'s argument -> the run notebook's name
+EVAL_NAMES = {"batch_size": "eval_batch_size", "max_new_tokens": "max_new_tokens", "max_samples": "max_eval_samples"}
+_TRAIN_SKIP = ("output_dir", "resume", "overwrite")                    # the notebook's own (below) or not for a notebook
+_NOTEBOOK_OWN = (("n_gallery", 8, "samples with thumbnails for the report", int),
+                 ("output_dir", None, "the run folder (None: reports/notebook/<model>)", str | None),
+                 ("resume", False, "continue an interrupted run in output_dir", bool),
+                 ("offline", None, "None: offline for the tiny models (built locally); True/False to force", bool | None))
+
+def signature_params(fn, names: dict | None = None, skip=()) -> list[Param]:
+    "A `Param` per argument of `fn` (default from its signature, doc from the comment beside it), renamed by `names`."
+    import inspect, typing
+    from fastcore.docments import docments
+    docs, hints = docments(fn), typing.get_type_hints(fn)
+    return [Param((names or {}).get(k, k), p.default, docs.get(k) or "", hints.get(k), fn.__name__, k)
+            for k, p in inspect.signature(fn).parameters.items()
+            if k not in skip and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+
+def notebook_parameters() -> list[Param]:
+    "The run notebook's parameters, in order: train()'s, evaluate()'s (EVAL_NAMES), the notebook's own."
+    from medvqa.train import train
+    from medvqa.evaluate import evaluate
+    ev = [p for p in signature_params(evaluate, EVAL_NAMES) if p.arg in EVAL_NAMES]
+    own = [Param(n, d, doc, h, "notebook", n) for n, d, doc, h in _NOTEBOOK_OWN]
+    return signature_params(train, NOTEBOOK_NAMES, _TRAIN_SKIP) + ev + own
+
+def parameters_source() -> str:
+    "The source of the run notebook's parameters cell, from `notebook_parameters()`."
+    rows = [(f"{p.name} = {p.default!r}", p.doc) for p in notebook_parameters()]
+    w = max(len(a) for a, _ in rows)
+    return "\n".join(f"{a.ljust(w)}  # {doc}".rstrip() for a, doc in rows)
+
+def sync_parameters(path=None) -> bool:
+    "Rewrite the parameters cell of the run notebook (`path`, default nbs/train.ipynb) from the signatures; True if it changed (`make export` runs it)."
+    path = Path(path or train_notebook())
+    nb = json.loads(path.read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    lines = parameters_source().splitlines(keepends=True)
+    if cell["source"] == lines: return False
+    cell["source"] = lines
+    atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return True
+
 # %% ../nbs/09_run.ipynb #ddc39d90
-_POSITIVE = ("max_steps", "batch_size", "grad_accum", "max_new_tokens", "eval_batch_size", "max_eval_samples", "n_gallery", "eval_every")
 _HUB = re.compile(r"[\w.-]+/[\w.-]+")       # 'owner/name' that is not a local path: a hub dataset (as medvqa.data reads it)
 
 def _int_or_none(v):
@@ -44,31 +99,70 @@ def _data_path(v, name, problems):
         if is_hub_dataset(s): return s
     problems.append(f"{name} {s!r}: no such file or folder"); return s
 
+def _convert(p: Param, v):
+    "`v` as `p`'s type: papermill passes what was typed ('3', 3.0, 'a,b'); ValueError when it cannot be."
+    import types, typing
+    opt = typing.get_origin(p.hint) in (typing.Union, types.UnionType)
+    t = [a for a in typing.get_args(p.hint) if a is not type(None)][0] if opt else p.hint
+    if v is None:
+        if opt or p.default is None: return None
+        raise ValueError
+    if t is bool:
+        if isinstance(v, bool): return v
+        raise ValueError
+    if t is int:
+        v = _int_or_none(v)
+        if p.name != "seed" and v < 1: raise ValueError
+        return v
+    if t is float:
+        if isinstance(v, bool): raise ValueError
+        v = float(v)
+        if not (0 <= v < 1 if p.name == "lora_dropout" else v > 0): raise ValueError
+        return v
+    if typing.get_origin(t) is list:
+        xs = [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else list(v)
+        return [None if x is None else typing.get_args(t)[0](x) for x in xs]
+    if t is str and not isinstance(v, (str, Path)): raise ValueError
+    return str(v) if t is str else v
+
+def _expected(p: Param) -> str:
+    "What `p` takes, in words, for messages."
+    import typing
+    t = next((a for a in (typing.get_args(p.hint) or (p.hint,)) if a is not type(None)), None)
+    if t is int: return "an integer" if p.name == "seed" else "a positive integer"
+    if t is float: return "a number in [0, 1)" if p.name == "lora_dropout" else "a positive number"
+    if t is bool: return "true or false"
+    if typing.get_origin(t) is list: return "a list (or comma-separated values)"
+    return "text"
+
 def check_params(p: dict) -> dict:
-    "Validate the run notebook's parameters; ConfigError listing every problem, else the cleaned parameters."
+    "Validate the run notebook's parameters (those given); ConfigError listing every problem, else the cleaned parameters."
     from medvqa.models import REGISTRY, BACKENDS, METHODS
     from medvqa.curriculum import STRATEGIES
     p, problems = dict(p), []
+    known = {q.name: q for q in notebook_parameters()}
     if p.get("model") not in REGISTRY:
         problems.append(f"unknown model {p.get('model')!r} (known: {', '.join(REGISTRY)})")
-    if p.get("curriculum") not in STRATEGIES:
+    if p.get("curriculum", STRATEGIES[0]) not in STRATEGIES:
         problems.append(f"unknown curriculum {p.get('curriculum')!r} (known: {', '.join(STRATEGIES)})")
     if p.get("backend", "auto") not in ("auto",) + tuple(BACKENDS):
         problems.append(f"unknown backend {p.get('backend')!r} (known: auto, {', '.join(BACKENDS)})")
     if p.get("method") not in (None,) + tuple(METHODS):
         problems.append(f"unknown method {p.get('method')!r} (known: {', '.join(METHODS)}; None: the model's own)")
-    for k in _POSITIVE:
-        if k not in p: continue
-        try:
-            p[k] = _int_or_none(p[k])
-            if p[k] is not None and p[k] < 1: raise ValueError
-        except ValueError: problems.append(f"{k} must be a positive integer, got {p[k]!r}")
-    try: p["seed"] = _int_or_none(p.get("seed", 0)) or 0
-    except ValueError: problems.append(f"seed must be an integer, got {p.get('seed')!r}")
+    for k, q in known.items():
+        if k not in p or q.hint is None: continue
+        try: p[k] = _convert(q, p[k])
+        except (ValueError, TypeError): problems.append(f"{k} must be {_expected(q)}, got {p[k]!r}")
+    problems += [f"unknown parameter {k!r} (see medvqa run --help)" for k in p if k not in known]
+    if p.get("seed") is None: p["seed"] = 0
     for k in ("train_split", "eval_split"):
         if k in p and not (isinstance(p[k], str) and p[k]): problems.append(f"{k} must be a split name, got {p[k]!r}")
     for k in ("train_data", "eval_data"):
         if k in p: p[k] = _data_path(p[k], k, problems)
+    if p.get("stage_data"):                           # paths, in stage order or as stage=path
+        named = [re.match(r"^([a-z]+)=(.*)$", s) if isinstance(s, str) else None for s in p["stage_data"]]
+        p["stage_data"] = [f"{m[1]}={_data_path(m[2], f'stage_data {m[1]}', problems)}" if m else _data_path(s, f"stage_data[{i}]", problems)
+                           for i, (s, m) in enumerate(zip(p["stage_data"], named))]
     if p.get("model_path"):
         mp = Path(str(p["model_path"])).expanduser()
         if not mp.exists(): problems.append(f"model_path {str(p['model_path'])!r}: no such folder")
@@ -80,6 +174,10 @@ def check_params(p: dict) -> dict:
         p["train_data"] = str(default_data())
     if "eval_data" in p and p["eval_data"] is None: p["eval_data"] = p.get("train_data")
     return p
+
+def arguments(p: dict, fn: str) -> dict:
+    "The checked notebook parameters `p` that feed `fn` ('train' or 'evaluate'), under fn's own argument names."
+    return {q.arg: p[q.name] for q in notebook_parameters() if q.fn == fn and q.name in p}
 
 # %% ../nbs/09_run.ipynb #5e518ffb
 def prepare_backend(backend: str = "auto") -> str | None:
@@ -227,7 +325,7 @@ def run_models(models: Iterable[str], out, curricula=None, seeds=None, params: d
         todo.append(j)
     if changed:
         raise ConfigError(f"{out} already holds run(s) with other parameters: {', '.join(changed)}; "
-                          "choose another output folder (--out), or pass --force (force=True) to replace them")
+                          "choose another output folder (--output), or pass --force (force=True) to replace them")
     if force:
         for j in todo:
             if (Path(j["out_dir"]) / "run.json").exists(): shutil.rmtree(j["out_dir"])

@@ -7,8 +7,8 @@ from __future__ import annotations
 import functools, importlib.util, json, math, os, re, resource, shutil, sys, time
 from pathlib import Path
 
-from .core import (ConfigError, DataError, MedVQAError, atomic_write_json, get_logger, library_versions)
-from .models import (get_spec, load_model, prompt_messages, completion_messages, resolve_model_path,
+from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atomic_write_json, get_logger, library_versions)
+from .models import (get_spec, spec_with, load_model, prompt_messages, completion_messages, resolve_model_path,
                            cuda_available, load_processor)
 
 # %% auto #0
@@ -599,15 +599,41 @@ def patch_answer_only_loss(model):
     return model
 
 # %% ../nbs/05_train.ipynb #55af3efc
-def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output_dir="runs/train", max_steps=None,
-          backend="auto", resume=False, seed=0, batch_size=None, grad_accum=None, save_steps=None, model_path=None,
-          stage_data=None, shares=None, tensorboard=False, split="train", learning_rate=None, load_in_4bit=None,
-          memory_bound_gib=None, gradient_checkpointing=None, modules_to_save=None, method=None, eval_data=None,
-          eval_every=None, eval_split="test", overwrite=False) -> dict:
-    "Train registry model `model` (LoRA adapter or, `method='full'`, every weight) on `data` in curriculum order; returns the summary."
+def train(model: str = "tiny-qwen2vl",              # a registry model (see `medvqa models`)
+          data: str | None = None,                      # training data: a file or folder, or a hub id medvqa knows (None: the shipped demo data)
+          curriculum: str = DEFAULT_CURRICULUM,         # the order of training samples
+          output_dir: str = "runs/train",               # the run folder: weights, checkpoints, train_summary.json
+          max_steps: int | None = None,                 # optimizer steps (None: the model's own)
+          backend: str = "auto",                        # auto: unsloth on a CUDA GPU when installed, else hf
+          resume: bool = False,                         # continue the run in output_dir from its last checkpoint
+          seed: int = 0,                                # seed of initialisation and data order
+          batch_size: int | None = None,                # per-device batch (None: from the model's effective batch and the GPU's memory)
+          grad_accum: int | None = None,                # gradient accumulation steps (None: effective batch / batch_size)
+          save_steps: int | None = None,                # write a checkpoint every N steps (None: a quarter of the steps)
+          model_path: str | None = None,                # a local folder with the model's weights (None: $MEDVQA_MODEL_PATH_<KEY>, then the hub)
+          stage_data: list[str] | None = None,          # one data source per stage, in stage order or by name: open=PATH,closed=PATH (None: split data)
+          shares: list[float] | None = None,            # share of the step budget per stage, e.g. 0.3,0.7 (None: by stage size)
+          tensorboard: bool = False,                    # also log to TensorBoard in output_dir
+          split: str = "train",                         # the split of the training data to train on
+          learning_rate: float | None = None,           # peak learning rate (None: the model's own)
+          lora_r: int | None = None,                    # LoRA rank (None: the model's own)
+          lora_alpha: int | None = None,                # LoRA alpha (None: the model's own)
+          lora_dropout: float | None = None,            # LoRA dropout (None: the model's own)
+          load_in_4bit: bool | None = None,             # load 4-bit weights (None: the model's own choice on a GPU, never on a CPU)
+          memory_bound_gib: float | None = None,        # GPU memory the per-device batch may use (None: what the GPU has)
+          gradient_checkpointing: bool | None = None,   # recompute activations in the backward pass (None: on a GPU, except for tiny models)
+          modules_to_save: list[str] | None = None,     # modules trained in full beside the LoRA adapter (hf backend)
+          method: str | None = None,                    # lora: an adapter over frozen weights; full: every weight (None: the model's own)
+          eval_data: str | None = None,                 # held-out data for eval_every (None: the eval_split of the training data)
+          eval_every: int | None = None,                # score eval_data every N steps while training (a learning curve, curve.json)
+          eval_split: str = "test",                     # the split of eval_data to score
+          overwrite: bool = False,                      # replace a run already in output_dir (its checkpoints are deleted)
+         ) -> dict:
+    "Train registry model `model` (a key or a `ModelSpec`) on `data` (a source, or loaded records) in curriculum order: a LoRA adapter or, `method='full'`, every weight; returns the summary."
     t_start = time.time()
     log = get_logger()
-    spec = get_spec(model)
+    spec = spec_with(model, max_steps=max_steps, learning_rate=learning_rate, method=method, lora_r=lora_r,
+                     lora_alpha=lora_alpha, lora_dropout=lora_dropout)
     backend = pick_backend(backend)
     if backend == "unsloth": import unsloth  # noqa: F401  (must patch transformers/trl before they are imported)
     has_cuda = cuda_available()
@@ -615,14 +641,15 @@ def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output
     check_output_dir(out, resume, overwrite)                    # never trains over a run unasked
     if resume: check_trained_for(out, spec.key)
     out.mkdir(parents=True, exist_ok=True)
-    max_steps = int(max_steps or spec.max_steps)
+    max_steps = int(spec.max_steps)
     q4 = bool(spec.load_in_4bit and has_cuda if load_in_4bit is None else load_in_4bit)
-    method = check_method(method or spec.method, q4)
+    method = check_method(spec.method, q4)
     gradient_checkpointing = has_cuda and not spec.tiny if gradient_checkpointing is None else gradient_checkpointing
     # data -> stages -> ordered stream
-    from medvqa.curriculum import make_stages, build_stream, plan
+    from medvqa.curriculum import make_stages, build_stream, plan, stage_sources
     skipped = []
     ds = usable(load_train_data(data, split, report=skipped), str(data or "demo data"))
+    stage_data = stage_sources(curriculum, stage_data)       # one source per stage (by order or by stage name)
     stage_data = [usable(load_train_data(s, split, report=skipped), f"stage_data[{i}]") if s is not None else None
                   for i, s in enumerate(stage_data)] if stage_data is not None else None
     stages = make_stages(ds, curriculum, seed=seed, shares=shares, stage_data=stage_data)
@@ -637,11 +664,14 @@ def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output
     peft_model, processor, load_s = trainable_model(spec, backend, method, model_path, load_in_4bit, seed, gradient_checkpointing,
                                                     modules_to_save)
     optim = pick_optimizer(spec.optim, has_cuda)
-    args = _sft_config(spec, out, backend, has_cuda, max_steps, batch_size, grad_accum, learning_rate or spec.learning_rate,
+    args = _sft_config(spec, out, backend, has_cuda, max_steps, batch_size, grad_accum, spec.learning_rate,
                        optim, save_steps or max(1, max_steps // 4), seed, tensorboard, gradient_checkpointing)
     cb, curve = _callback(bounds, out), None
     if eval_every:           # first in line, so that its evaluations stay out of the stage callback's step timing
-        held_out = usable(load_train_data(eval_data, split=eval_split), f"eval_data {eval_data or 'demo data'}")
+        if eval_data is None and not (data is None or isinstance(data, (str, Path))):
+            raise ConfigError("eval_every needs eval_data when data is loaded records (--eval-data)")
+        src = data if eval_data is None else eval_data
+        held_out = usable(load_train_data(src, split=eval_split), f"eval_data {src or 'demo data'}")
         curve = _curve_callback(spec, processor, held_out, int(eval_every), max_steps, out)
     trainer = _trainer(backend, peft_model, processor, args, conversation_stream(stream, spec.max_pixels),
                        [c for c in (curve, cb) if c is not None])
@@ -674,7 +704,7 @@ def train(model="tiny-qwen2vl", data=None, curriculum="open_then_closed", output
                "backend": backend, "curriculum": curriculum, "data": describe_data(data), "split": split, "output_dir": str(out), "stages": bounds, "plan": plan(stages),
                "max_steps": max_steps, "steps": trainer.state.global_step, "resumed_from": str(ckpt) if ckpt else None,
                "batch_size": batch_size, "grad_accum": grad_accum, "world_size": world, "effective_batch": effective,
-               "optimizer": optim, "learning_rate": learning_rate or spec.learning_rate,
+               "optimizer": optim, "learning_rate": spec.learning_rate, "lr_scheduler": spec.lr_scheduler,
                "method": method, "trainable_params": trainable_params(peft_model), "load_in_4bit": q4,
                "samples_per_s": round(cn["samples"] / train_s, 4), "tokens_per_s": round(tps, 2),
                "samples_seen": cn["samples"], "tokens_seen": cn["tokens"], "max_seq_len": cn["max_len"],
