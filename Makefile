@@ -12,7 +12,7 @@ TORCH  ?= torch==2.13.0
 QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 RUN    ?= default
 
-.PHONY: install test test-fast reports lab export clean-nbs sync-check browser
+.PHONY: install test test-fast reports lab export clean-nbs sync-check browser docs
 
 $(STAMP): pyproject.toml settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,3 +47,8 @@ export: install
 
 clean-nbs: install
 	$(BIN)/nbdev_clean
+
+## the documentation site in _docs/: every notebook (not executed) plus its module's API (docs/hooks.py); home page nbs/index.ipynb
+## mkdocs + mkdocs-jupyter rather than nbdev_docs: nbdev's site builder needs quarto, a separate program pip cannot install
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build -q -d _docs

@@ -30,7 +30,8 @@ def main(argv=None):
 
     import torch
     from transformers import AutoModelForImageTextToText
-    from medvqa.data import prepare_image, target_text
+    from medvqa.data import target_text
+    from medvqa.images import prepare_image
     from medvqa.evaluate import generate_batch, answer_part
     from medvqa.metrics import score
     from medvqa.models import TINY_CONFIGS, _save_random, get_spec, load_processor, render_prompt, scale_image_path

@@ -21,7 +21,7 @@ __all__ = ['to_images', 'answer_part', 'generate_batch', 'is_model_folder', 'che
 def to_images(images: Any, max_pixels: int) -> list:
     "A path, bytes, PIL image or a list of them -> list of prepared RGB PIL images (`data.prepare_image`)."
     from PIL import Image as _PIL
-    from medvqa.data import prepare_image
+    from medvqa.images import prepare_image
     if images is None: return []
     if isinstance(images, (str, Path, bytes, bytearray, dict, _PIL.Image)): images = [images]
     return [prepare_image(im, max_pixels=max_pixels) for im in images]

@@ -20,7 +20,7 @@ __all__ = ['log', 'HEADLINE', 'FIGURE_METRICS', 'CURVE_METRICS', 'CURRICULUM_MET
            'training_method', 'run_context', 'eval_set', 'set_baseline', 'bias_note', 'new_figure', 'fig_png',
            'data_uri', 'palette', 'plot_loss', 'plot_open_closed', 'plot_by_source', 'curve_table', 'plot_curves',
            'curriculum_groups', 'plot_curricula', 'mean_interval', 'fmt_end', 'thumbnail_uri', 'pick_gallery',
-           'write_gallery', 'render_report', 'write_report', 'example_run', 'model_card', 'write_model_card']
+           'write_gallery', 'render_report', 'write_report', 'model_card', 'write_model_card']
 
 # %% ../nbs/08_report.ipynb #54d4b97c
 HEADLINE = ("closed.accuracy", "closed.f1", "open.recall", "open.token_f1", "exact_match")
@@ -801,61 +801,6 @@ def write_report(run_dir, title: str | None = None) -> Path:
     entries = load_run(run_dir)
     if not entries: raise DataError(f"{run_dir}: no runs found (expected sub-folders with run.json or metrics.json)")
     return atomic_write_text(run_dir / "index.html", render_report(entries, title or run_dir.resolve().name))
-
-# %% ../nbs/08_report.ipynb #37e1cf5d
-def _demo_image(i: int):
-    from PIL import Image, ImageDraw
-    im = Image.new("L", (96, 96), 20); d = ImageDraw.Draw(im)
-    for y in range(0, 96, 6): d.line([(0, y), (95, y)], fill=25 + (y * 7 + i * 13) % 30)
-    x = 22 if i % 2 else 64; d.ellipse([x - 10, 40, x + 10, 60], fill=230)
-    return im
-
-_DEMO_Q = [("Is there a lesion?", "yes", "closed"), ("Which side is the lesion on?", "left", "open"),
-           ("Is the scan normal?", "no", "closed"), ("What is the finding?", "bright lesion", "open"),
-           ("Is there a <b>mass</b>?", "yes", "closed"), ("Which side is the lesion on?", "right", "open")]
-
-def example_run(out, models=("tiny-a", "tiny-b", "tiny-x"), failed=("tiny-fail",), curricula=(), seeds=(0,)) -> Path:
-    "Write a hand-made run folder (contract shapes) under `out`; returns `out`."
-    import random
-    from medvqa.metrics import score
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    samples = [{"id": f"s{i}", "question": q, "answer": a, "answer_type": t, "source": "synthetic" if i % 3 else "fixture-ct"}
-               for i, (q, a, t) in enumerate(_DEMO_Q)]
-    gallery = [{**s, "image": thumbnail_uri(_demo_image(i))} for i, s in enumerate(samples)]
-    jobs = [(m, None, 0) for m in models] if not curricula else [(m, c, s) for m in models for c in curricula for s in seeds]
-    for j, (m, c, seed) in enumerate(jobs):
-        label = m if not curricula else f"{m}.{c}.s{seed}"
-        d = out / label; d.mkdir(exist_ok=True); rng = random.Random(j)
-        preds = []
-        for s in samples:
-            p = s["answer"] if rng.random() < 0.6 else ("no" if s["answer"] == "yes" else "right")
-            if m == "tiny-x" and s["id"] == "s1": p = '<script>alert("pwned")</script>'
-            preds.append({**{k: s[k] for k in ("id", "question", "answer", "answer_type", "source")}, "prediction": p})
-        (d / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in preds))
-        atomic_write_json(d / "metrics.json", score(preds, n_boot=200, seed=0))
-        stages = [{"stage": "open", "first_step": 1, "last_step": 10}, {"stage": "closed", "first_step": 11, "last_step": 20}]
-        atomic_write_json(d / "log_history.json", [{"step": i, "loss": 3 * 0.9 ** i + rng.random() * 0.2, "learning_rate": 2e-4,
-                                                   "stage": "open" if i <= 10 else "closed"} for i in range(1, 21)])
-        atomic_write_json(d / "train_summary.json", {
-            "model": m, "hub_id": "tiny", "backend": "hf", "curriculum": c or "open_then_closed", "stages": stages,
-            "max_steps": 20, "steps": 20, "batch_size": 2, "grad_accum": 4, "effective_batch": 8, "optimizer": "adamw_torch",
-            "samples_per_s": 11.2, "tokens_per_s": 1530.0, "peak_memory_gib": 0.41, "wall_s": 95.0, "load_s": 9.0,
-            "first_loss": 3.0, "final_loss": 0.4, "seed": seed, "device": "cpu",
-            "versions": {"python": "3.11.9", "torch": "2.13.0", "transformers": "5.17.0", "trl": "1.14.2", "unsloth": None}})
-        atomic_write_json(d / "gallery.json", gallery)
-        (d / "train.html").write_text("<html><body>executed notebook</body></html>")
-        (d / "train.ipynb").write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
-        atomic_write_json(d / "run.json", {"model": m, "curriculum": c or "open_then_closed", "seed": seed, "status": "ok",
-                                           "error": None, "traceback": None, "notebook": "train.ipynb", "html": "train.html",
-                                           "params": {"model": m, "max_steps": 20}})
-    for m in failed:
-        d = out / m; d.mkdir(exist_ok=True)
-        atomic_write_json(d / "run.json", {"model": m, "curriculum": "open_then_closed", "seed": 0, "status": "failed",
-            "error": "ConfigError: unknown model 'tiny-fail' <known: tiny-qwen2vl>",
-            "traceback": 'Traceback (most recent call last):\n  File "<module>", line 3\nConfigError: unknown model',
-            "notebook": "train.ipynb", "html": "train.html", "params": {"model": m}})
-        (d / "train.html").write_text("<html><body>failed notebook</body></html>")
-    return out
 
 # %% ../nbs/08_report.ipynb #4a61ca84
 CARD_TEMPLATE = """---

@@ -365,16 +365,3 @@ def ablate(model: str, curricula=None, data=None, out="reports/ablation", seeds=
     if data is not None: params["train_data"] = str(data); params.setdefault("eval_data", str(data))
     return run_models([model], out, curricula=list(curricula or STRATEGIES), seeds=list(seeds), params=params,
                       gpus=gpus, long_labels=True, **kwargs)
-
-# %% ../nbs/09_run.ipynb #fb0c8db7
-def _stub_notebook(path) -> Path:
-    "A tiny papermill notebook (parameters model, output_dir, ...; fails for model 'bad') for tests."
-    cells = [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "execution_count": None, "outputs": [],
-              "source": 'model = "a"\ncurriculum = "open_then_closed"\nseed = 0\noutput_dir = None'},
-             {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-              "source": 'from pathlib import Path\nif model == "bad": raise ValueError(f"model {model!r} <refused>")\n'
-                        '(Path(output_dir) / "done.txt").write_text(model)'}]
-    nb = {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                       "language_info": {"name": "python"}}}
-    atomic_write_text(path, json.dumps(nb)); return Path(path)

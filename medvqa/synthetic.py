@@ -134,7 +134,7 @@ _MODALITY = {"CT": ("ct", "A computed tomography slice: bone is bright because i
 def dicom_to_png_array(path, max_side: int = 128) -> tuple[np.ndarray, str]:
     "A DICOM file as medvqa reads every DICOM (`data.open_image`: rescaled, windowed, 8-bit), at most `max_side`; returns (array, Modality)."
     import pydicom
-    from medvqa.data import open_image
+    from medvqa.images import open_image
     img = open_image(path)
     if max(img.size) > max_side: img.thumbnail((max_side, max_side), Image.LANCZOS)
     return np.asarray(img), str(pydicom.dcmread(path, stop_before_pixels=True).Modality)

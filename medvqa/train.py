@@ -19,7 +19,7 @@ __all__ = ['TRAIN_BACKENDS', 'H100_BF16_FLOPS', 'pick_backend', 'pick_optimizer'
            'count_params', 'count_4bit', 'peak_memory_gib', 'mfu', 'counts', 'loader_settings', 'loss_impl',
            'profile_window', 'kernel_kind', 'write_profile', 'lora_settings', 'trainable_params', 'check_method',
            'trainable_model', 'answer_only_loss', 'patch_answer_only_loss', 'train', 'world_size', 'device_name',
-           'export_merged', 'kill_and_resume']
+           'export_merged']
 
 # %% ../nbs/05_train.ipynb #81d5ba2e
 TRAIN_BACKENDS = ("auto", "hf", "unsloth")
@@ -773,30 +773,3 @@ def export_merged(model_key, adapter_dir, out_dir, model_path=None, dtype="bfloa
     atomic_write_json(out / "medvqa_export.json", info)
     get_logger().info(f"merged {adapter_dir} into {spec.key}: {out} (max logit error {merge_error:.2g})")
     return info
-
-# %% ../nbs/05_train.ipynb #b49fb84d
-def kill_and_resume(workdir, key="tiny-qwen2vl", max_steps=8, save_steps=2, kill_after=4, timeout=600) -> dict:
-    "Start a training run in a subprocess, SIGKILL it once checkpoint `kill_after` is complete, resume it; report both."
-    import signal, subprocess
-    workdir = Path(workdir); data = workdir / "data"; out = workdir / "run"
-    from medvqa.synthetic import write_synthetic
-    write_synthetic(data, 48, 8, seed=0)
-    code = (f"from medvqa.train import train; train({key!r}, data={str(data)!r}, output_dir={str(out)!r}, "
-            f"max_steps={max_steps}, save_steps={save_steps}, backend='hf', curriculum='open_then_closed')")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    t0 = time.time()
-    try:
-        while True:
-            ck = last_checkpoint(out)
-            if ck is not None and int(ck.name.split("-")[1]) >= kill_after: break
-            if proc.poll() is not None: raise MedVQAError(f"training subprocess ended (rc {proc.returncode}) before checkpoint {kill_after}")
-            if time.time() - t0 > timeout: raise MedVQAError("timed out waiting for a checkpoint")
-            time.sleep(0.2)
-    finally:
-        if proc.poll() is None: proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    killed_at = int(last_checkpoint(out).name.split("-")[1])
-    before = json.loads((last_checkpoint(out) / "trainer_state.json").read_text())["log_history"]
-    summary = train(key, data=str(data), output_dir=out, max_steps=max_steps, save_steps=save_steps, backend="hf", resume=True)
-    return {"killed_at": killed_at, "before": [h for h in before if "loss" in h], "summary": summary,
-            "log": json.loads((out / "log_history.json").read_text())}

@@ -1,5 +1,5 @@
 "The agent-facing API at the package's top level: `medvqa.Specialist(model=...).answer(images, question) -> str`."
-import subprocess, sys
+import os, subprocess, sys
 
 
 def test_import_is_light_and_specialist_answers():
@@ -11,4 +11,22 @@ def test_import_is_light_and_specialist_answers():
             "assert isinstance(a, str)\n"
             "assert s.answer(r['images'], r['question']) == a   # greedy: the same answer twice\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": __import__("os").environ.get("HOME", "/root")})
+    assert p.returncode == 0, p.stderr[-2000:]
+
+
+def test_top_level_names():
+    "`import medvqa` is cheap; the main functions resolve from it on first use; `medvqa.train` is the module and callable."
+    code = ("import sys, medvqa; assert 'torch' not in sys.modules and 'datasets' not in sys.modules\n"
+            "assert medvqa.__doc__.startswith('medvqa: fine-tune') and medvqa.__version__\n"
+            "from medvqa.data import load_vqa; from medvqa.hygiene import data_stats; from medvqa.evaluate import Specialist\n"
+            "assert (medvqa.load_vqa, medvqa.data_stats, medvqa.Specialist) == (load_vqa, data_stats, Specialist)\n"
+            "import medvqa.train as T\n"
+            "assert medvqa.train is T and callable(T) and callable(medvqa.evaluate) and T.train.__module__ == 'medvqa.train'\n"
+            "assert set(['load_vqa', 'train', 'write_report']) <= set(dir(medvqa))\n"
+            "try: medvqa.no_such_name\n"
+            "except AttributeError: pass\n"
+            "else: raise AssertionError('no AttributeError')\n")
+    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"),
+           **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr[-2000:]

@@ -64,7 +64,8 @@ needs_browser = pytest.mark.skipif(CHROMIUM is None and os.environ.get("MEDVQA_B
 
 @needs_browser
 def test_report_in_chromium(tmp_path):
-    from medvqa.report import example_run, write_report
+    from medvqa.report import write_report
+    from medvqa.testing import example_run
     html = write_report(example_run(tmp_path / "demo"))
     shot = tmp_path / "screenshot.png"
     r = check_page(html, shot)
@@ -80,7 +81,8 @@ def test_report_in_chromium(tmp_path):
 @needs_browser
 def test_ablation_report_fits_1280(tmp_path):
     "Six runs, curves and the all-metrics table: still no horizontal scrolling in a 1,280-pixel window."
-    from medvqa.report import example_run, write_report
+    from medvqa.report import write_report
+    from medvqa.testing import example_run
     from medvqa.core import atomic_write_json
     run = example_run(tmp_path / "abl", models=("tiny-a",), curricula=("open_then_closed", "closed_only", "mixed"), seeds=(0, 1))
     for d in run.iterdir():

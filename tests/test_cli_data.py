@@ -2,7 +2,7 @@
 import json, os, subprocess, sys
 from pathlib import Path
 import pytest
-from medvqa.data import FIXTURE_KINDS, write_layout_fixture, write_input_fixture
+from medvqa.testing import FIXTURE_KINDS, write_layout_fixture, write_input_fixture
 from medvqa.synthetic import default_data
 
 MEDVQA = str(Path(sys.executable).parent / "medvqa")

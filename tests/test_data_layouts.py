@@ -1,12 +1,14 @@
-"Every real layout loads and reports stats; every awkward input is skipped or loads, as medvqa.data promises."
+"Every real layout loads and reports stats; every awkward input is skipped or loads, as medvqa.data, medvqa.images and medvqa.hygiene promise."
 import json
 
 import numpy as np
 import pytest
 
 from medvqa.core import DataError
-from medvqa.data import (FEATURES, FIXTURE_KINDS, INPUT_CASES, data_stats, detect_format, load_vqa, prepare_image,
-                         write_input_fixture, write_layout_fixture)
+from medvqa.data import FEATURES, detect_format, load_vqa
+from medvqa.hygiene import data_stats
+from medvqa.images import prepare_image
+from medvqa.testing import FIXTURE_KINDS, INPUT_CASES, write_input_fixture, write_layout_fixture
 
 STATS_KEYS = {"samples", "open", "closed", "images", "skipped", "duplicates", "leakage", "by_source"}
 

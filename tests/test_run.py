@@ -5,7 +5,8 @@ from pathlib import Path
 
 from medvqa.core import package_dir
 from medvqa.report import write_report
-from medvqa.run import _stub_notebook, read_run, run_models, train_notebook
+from medvqa.run import read_run, run_models, train_notebook
+from medvqa.testing import stub_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"max_steps": 2, "batch_size": 2, "grad_accum": 1, "max_eval_samples": 4, "max_new_tokens": 8, "n_gallery": 4}
@@ -38,7 +39,7 @@ def test_run_models_tiny_and_failure(tmp_path):
 
 def test_run_models_one_per_gpu(tmp_path):
     "gpus=[0, 1]: parallel worker processes, each run pinned with CUDA_VISIBLE_DEVICES (a stand-in notebook)."
-    stub = _stub_notebook(tmp_path / "stub.ipynb")
+    stub = stub_notebook(tmp_path / "stub.ipynb")
     nb = json.loads(stub.read_text())
     nb["cells"][1]["source"] += '\nimport os; (Path(output_dir) / "gpu.txt").write_text(os.environ.get("CUDA_VISIBLE_DEVICES", ""))'
     stub.write_text(json.dumps(nb))

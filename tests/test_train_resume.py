@@ -1,7 +1,7 @@
 "A training run killed mid-way (SIGKILL after a checkpoint) and resumed ends at the same step count, its log continuing where it stopped."
 import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-from medvqa.train import kill_and_resume
+from medvqa.testing import kill_and_resume
 
 
 def test_killed_run_resumes(tmp_path):
