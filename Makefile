@@ -43,6 +43,7 @@ lab: install
 export: install
 	$(BIN)/nbdev_export
 	$(BIN)/python -c "from medvqa.run import sync_parameters; sync_parameters()"   # the run notebook's parameters, from train()'s signature
+	$(BIN)/python docs/hooks.py                                                    # the docs' home page, from README.md
 	cp nbs/train.ipynb medvqa/templates/train.ipynb
 
 clean-nbs: install

@@ -64,3 +64,27 @@ def on_post_build(config):
     for rel in ("reports/screenshot.png",):
         if (ROOT / rel).is_file():
             (site / rel).parent.mkdir(parents=True, exist_ok=True); shutil.copy(ROOT / rel, site / rel)
+
+
+def sync_index(root: Path = ROOT) -> bool:
+    "Rewrite nbs/index.ipynb from README.md's opening (one markdown cell per section, then the existing closing note); True if it changed."
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    opening = readme[:readme.index("## What the runs show")].strip()
+    parts = re.split(r"\n(?=## )", opening)
+    path = root / "nbs" / "index.ipynb"
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    new = []
+    for i, text in enumerate(parts):
+        c = dict(nb["cells"][i]) if i < len(nb["cells"]) - 1 else {"cell_type": "markdown", "id": f"{i:08x}", "metadata": {}}
+        lines = text.strip().split("\n")
+        c["source"] = [l + "\n" for l in lines[:-1]] + [lines[-1]]
+        new.append(c)
+    new.append(nb["cells"][-1])
+    if new == nb["cells"]: return False
+    nb["cells"] = new
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return True
+
+
+if __name__ == "__main__":                 # `python docs/hooks.py`: nbs/index.ipynb from README.md (make export runs it)
+    print("nbs/index.ipynb updated" if sync_index() else "nbs/index.ipynb already matches README.md")

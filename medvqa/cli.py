@@ -58,17 +58,19 @@ def _dataset(a, path, split):
     return load_vqa(path, format=a.format, split=split, **_columns(a))
 
 def cmd_data_stats(a):
-    from medvqa.data import load_vqa, data_stats, drop_duplicates, drop_leakage
-    report = []
-    ds = load_vqa(a.path, format=a.format, split=a.split, report=report, **_columns(a))
+    from medvqa.data import load_vqa
+    from medvqa.images import ImageHashes
+    from medvqa.hygiene import data_stats, drop_duplicates, drop_leakage
+    report, hs = [], ImageHashes()                  # each image is decoded and hashed once, while loading
+    ds = load_vqa(a.path, format=a.format, split=a.split, report=report, hashes=hs, **_columns(a))
     test = None
     if a.test:
-        test = load_vqa(a.test, format=a.test_format or a.format, split=a.test_split, report=report, **_columns(a))
+        test = load_vqa(a.test, format=a.test_format or a.format, split=a.test_split, report=report, hashes=hs, **_columns(a))
     if a.drop_duplicates:
-        ds = drop_duplicates(ds)
-        if test is not None: test = drop_duplicates(test)
-    if a.drop_leakage: ds = drop_leakage(ds, test)
-    _print(data_stats(ds, test=test, skipped=report))
+        ds = drop_duplicates(ds, hashes=hs)
+        if test is not None: test = drop_duplicates(test, hashes=hs)
+    if a.drop_leakage: ds = drop_leakage(ds, test, hashes=hs)
+    _print(data_stats(ds, test=test, skipped=report, hashes=hs))
 
 def cmd_data_curriculum(a):
     from medvqa.data import load_vqa

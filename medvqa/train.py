@@ -18,8 +18,8 @@ __all__ = ['TRAIN_BACKENDS', 'H100_BF16_FLOPS', 'pick_backend', 'pick_optimizer'
            'check_output_dir', 'trained_for', 'check_trained_for', 'check_export', 'describe_data', 'BatchCounter',
            'count_params', 'count_4bit', 'peak_memory_gib', 'mfu', 'counts', 'loader_settings', 'loss_impl',
            'profile_window', 'kernel_kind', 'write_profile', 'lora_settings', 'trainable_params', 'check_method',
-           'trainable_model', 'answer_only_loss', 'patch_answer_only_loss', 'train', 'world_size', 'device_name',
-           'export_merged']
+           'trainable_model', 'answer_only_loss', 'patch_answer_only_loss', 'keep_freed_memory', 'train', 'world_size',
+           'device_name', 'export_merged']
 
 # %% ../nbs/05_train.ipynb #81d5ba2e
 TRAIN_BACKENDS = ("auto", "hf", "unsloth")
@@ -598,6 +598,16 @@ def patch_answer_only_loss(model):
     target.forward, target._medvqa_answer_only = forward, True
     return model
 
+# %% ../nbs/05_train.ipynb #361ec050
+def keep_freed_memory() -> bool:
+    "Keep freed memory in this process (glibc: no mmap for large blocks, no trimming of the heap); False where the C library has no `mallopt`."
+    import ctypes, ctypes.util
+    try: libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError: return False
+    if not hasattr(libc, "mallopt"): return False
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4                # glibc's malloc.h
+    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 30))
+
 # %% ../nbs/05_train.ipynb #55af3efc
 def train(model: str = "tiny-qwen2vl",              # a registry model (see `medvqa models`)
           data: str | None = None,                      # training data: a file or folder, or a hub id medvqa knows (None: the shipped demo data)
@@ -637,6 +647,7 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
     backend = pick_backend(backend)
     if backend == "unsloth": import unsloth  # noqa: F401  (must patch transformers/trl before they are imported)
     has_cuda = cuda_available()
+    if not has_cuda: keep_freed_memory()                        # see above: page faults at every step otherwise
     out = Path(output_dir)
     check_output_dir(out, resume, overwrite)                    # never trains over a run unasked
     if resume: check_trained_for(out, spec.key)
