@@ -228,6 +228,7 @@ def _positive(s: str) -> int:
     return v
 
 _CLI_NAMES = {"output_dir": "output"}                # one name for the output folder on every command
+_EXAMPLES = {"stage_data": "open=PATH,closed=PATH", "modules_to_save": "lm_head"}
 
 def _flag(q) -> str:
     "The option of a `medvqa.run.Param`: train's argument name (`data`, not the notebook's `train_data`), kebab-cased."
@@ -254,7 +255,7 @@ def add_options(p, params, choices: dict | None = None, required=(), suppress: b
     for q in params:
         opt = typing.get_origin(q.hint) in (typing.Union, types.UnionType)
         t = [x for x in typing.get_args(q.hint) if x is not type(None)][0] if opt else q.hint
-        kw = dict(dest=q.name, help=_cli_doc(q.doc, params))
+        kw = dict(dest=q.name, help=_cli_doc(q.doc, params) + (f"; e.g. {_EXAMPLES[q.name]}" if q.name in _EXAMPLES else ""))
         if q.name in required: kw["required"] = True
         else: kw["default"] = argparse.SUPPRESS if suppress else q.default
         if suppress and not any(q.default is x for x in (None, False)): kw["help"] += f" (default: {q.default})"

@@ -621,7 +621,7 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
           grad_accum: int | None = None,                # gradient accumulation steps (None: effective batch / batch_size)
           save_steps: int | None = None,                # write a checkpoint every N steps (None: a quarter of the steps)
           model_path: str | None = None,                # a local folder with the model's weights (None: $MEDVQA_MODEL_PATH_<KEY>, then the hub)
-          stage_data: list[str] | None = None,          # one data source per stage, in stage order or by name: open=PATH,closed=PATH (None: split data)
+          stage_data: list[str] | None = None,          # one data source per stage, in stage order or named by stage (None: split data)
           shares: list[float] | None = None,            # share of the step budget per stage, e.g. 0.3,0.7 (None: by stage size)
           tensorboard: bool = False,                    # also log to TensorBoard in output_dir
           split: str = "train",                         # the split of the training data to train on
