@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import quote
 
-from .core import ConfigError, DataError, atomic_write_json, atomic_write_text, get_logger, normalise, read_jsonl
+from .core import (ConfigError, DataError, atomic_write_json, atomic_write_text, get_logger, normalise, read_json,
+                         read_jsonl)
 
 log = get_logger("medvqa.report")
 
@@ -93,24 +94,6 @@ def fmt_duration(s) -> str:
 # %% ../nbs/08_report.ipynb #93554313
 _RUN_FILES = ("run.json", "metrics.json", "train_summary.json")
 
-def _read_json(path: Path, problems: list):
-    if not path.exists(): return None
-    try: return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        problems.append(f"{path.name}: unreadable ({type(e).__name__}: {e})"); return None
-
-def _read_predictions(path: Path, problems: list) -> dict:
-    if not path.exists(): return {}
-    out, bad = {}, 0
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if not line.strip(): continue
-        try: r = json.loads(line)
-        except json.JSONDecodeError: bad += 1; continue
-        if isinstance(r, dict) and "id" in r: out[str(r["id"])] = r
-        else: bad += 1
-    if bad: problems.append(f"{path.name}: {bad} unreadable line(s) skipped")
-    return out
-
 def _curve(rows, problems: list) -> list[dict]:
     "The usable points of curve.json ({step, closed_accuracy, open_exact_match, n}), sorted by step."
     if rows is None: return []
@@ -124,8 +107,9 @@ def load_entry(d) -> dict:
     d = Path(d); problems = []
     e = {"label": d.name, "dir": d, "problems": problems}
     for name in ("run", "metrics", "train_summary", "eval_summary", "log_history", "gallery", "curve"):
-        e[name] = _read_json(d / f"{name}.json", problems)
-    e["predictions"] = _read_predictions(d / "predictions.jsonl", problems)
+        e[name] = read_json(d / f"{name}.json", "skip", problems=problems)
+    preds = d / "predictions.jsonl"
+    e["predictions"] = {str(r["id"]): r for r in read_jsonl(preds, ["id"], "skip", problems)} if preds.exists() else {}
     run = e["run"] if isinstance(e["run"], dict) else {}
     summ = e["train_summary"] if isinstance(e["train_summary"], dict) else {}
     e["run"], e["train_summary"] = run, summ
@@ -150,8 +134,8 @@ def load_run(run_dir) -> list[dict]:
 def _weights_note(model_path) -> str | None:
     "'random' when a model folder says its weights are random (medvqa_model.json), else None."
     if not model_path: return None
-    try: return json.loads((Path(str(model_path)) / "medvqa_model.json").read_text()).get("weights")
-    except (OSError, json.JSONDecodeError, AttributeError): return None
+    note = read_json(Path(str(model_path)) / "medvqa_model.json", "skip")
+    return note.get("weights") if isinstance(note, dict) else None
 
 def _short(path) -> str:
     "The last two parts of a path ('…/data/vqa-rad'); other strings unchanged."
@@ -461,14 +445,10 @@ def fmt_end(entries: list[dict], key: str) -> str:
 _DATA_URI = re.compile(r"^data:image/(png|jpeg);base64,[A-Za-z0-9+/=]+$")
 
 def thumbnail_uri(img, size: int = 160) -> str:
-    "A PNG data URI of a PIL image shrunk to fit `size`×`size` (RGB)."
+    "A PNG data URI of a PIL image shrunk to fit `size`×`size` (8-bit, by `medvqa.images.to_8bit`)."
     from PIL import Image
-    im = img.copy()
-    if im.mode not in ("RGB", "L"):
-        if im.mode.startswith("I"):  # 16/32-bit grey: stretch to 8 bit
-            lo, hi = im.getextrema(); scale = 255 / max(hi - lo, 1)
-            im = im.point(lambda v: (v - lo) * scale).convert("L")
-        else: im = im.convert("RGB")
+    from medvqa.images import to_8bit
+    im = to_8bit(img).copy()
     im.thumbnail((size, size), Image.Resampling.LANCZOS)
     buf = io.BytesIO(); im.save(buf, format="PNG", optimize=True)
     return data_uri(buf.getvalue())

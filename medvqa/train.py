@@ -7,19 +7,19 @@ from __future__ import annotations
 import functools, importlib.util, json, math, os, re, resource, shutil, sys, time
 from pathlib import Path
 
-from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atomic_write_json, get_logger, library_versions)
+from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atomic_write_json, get_logger, library_versions,
+                         read_json)
 from .models import (get_spec, spec_with, load_model, prompt_messages, completion_messages, resolve_model_path,
                            cuda_available, load_processor)
 
 # %% auto #0
 __all__ = ['TRAIN_BACKENDS', 'H100_BF16_FLOPS', 'pick_backend', 'pick_optimizer', 'estimate_memory_gib', 'pick_batch',
-           'resolve_batch', 'torch_total_memory_gib', 'load_train_data', 'usable', 'to_conversation',
-           'conversation_stream', 'stage_of', 'write_log_history', 'curve_point', 'last_checkpoint', 'holds_run',
-           'check_output_dir', 'trained_for', 'check_trained_for', 'check_export', 'describe_data', 'BatchCounter',
-           'count_params', 'count_4bit', 'peak_memory_gib', 'mfu', 'counts', 'loader_settings', 'loss_impl',
-           'profile_window', 'kernel_kind', 'write_profile', 'lora_settings', 'trainable_params', 'check_method',
-           'trainable_model', 'answer_only_loss', 'patch_answer_only_loss', 'keep_freed_memory', 'train', 'world_size',
-           'device_name', 'export_merged']
+           'resolve_batch', 'torch_total_memory_gib', 'usable', 'to_conversation', 'conversation_stream', 'stage_of',
+           'write_log_history', 'curve_point', 'last_checkpoint', 'holds_run', 'check_output_dir', 'trained_for',
+           'check_trained_for', 'check_export', 'describe_data', 'BatchCounter', 'count_params', 'count_4bit',
+           'peak_memory_gib', 'mfu', 'counts', 'loader_settings', 'loss_impl', 'profile_window', 'kernel_kind',
+           'write_profile', 'lora_settings', 'trainable_params', 'check_method', 'trainable_model', 'answer_only_loss',
+           'patch_answer_only_loss', 'keep_freed_memory', 'train', 'world_size', 'device_name', 'export_merged']
 
 # %% ../nbs/05_train.ipynb #81d5ba2e
 TRAIN_BACKENDS = ("auto", "hf", "unsloth")
@@ -78,20 +78,6 @@ def torch_total_memory_gib() -> float:
     return torch.cuda.get_device_properties(0).total_memory / 2**30
 
 # %% ../nbs/05_train.ipynb #fe5e6314
-def _data_api():
-    import medvqa.data as d
-    return d
-
-def load_train_data(data=None, split="train", report=None):
-    "A datasets.Dataset from a path/hub id (via data.load_vqa), a Dataset, or a list of records; None = demo data."
-    from datasets import Dataset
-    if isinstance(data, Dataset): return data
-    if isinstance(data, list): return Dataset.from_list(data)
-    if data is None:
-        from medvqa.synthetic import default_data
-        data = default_data()
-    return _data_api().load_vqa(str(data), split=split, on_error="skip", report=report)
-
 def usable(ds, name="data"):
     "Drop samples without a question or an answer; DataError when none is left."
     keep = [i for i, (q, a) in enumerate(zip(ds["question"], ds["answer"])) if str(q or "").strip() and str(a or "").strip()]
@@ -100,9 +86,9 @@ def usable(ds, name="data"):
 
 def to_conversation(row: dict, max_pixels: int) -> dict:
     "One stream row -> TRL prompt/completion conversational sample with prepared images."
-    d = _data_api()
-    imgs = [d.prepare_image(im, max_pixels=max_pixels) for im in (row.get("images") or [])]
-    return {"prompt": prompt_messages(row["question"], len(imgs)), "completion": completion_messages(d.target_text(row)),
+    from medvqa.data import prepare_image, target_text
+    imgs = [prepare_image(im, max_pixels=max_pixels) for im in (row.get("images") or [])]
+    return {"prompt": prompt_messages(row["question"], len(imgs)), "completion": completion_messages(target_text(row)),
             "images": imgs, "stage": row.get("stage", "")}
 
 def conversation_stream(stream, max_pixels: int):
@@ -194,8 +180,7 @@ def last_checkpoint(out_dir) -> Path | None:
     for p in Path(out_dir).glob("checkpoint-*"):
         m = re.fullmatch(r"checkpoint-(\d+)", p.name)
         if not m or not all((p / f).exists() for f in _CKPT_FILES) or not any((p / f).exists() for f in _WEIGHT_FILES): continue
-        try: state = json.loads((p / "trainer_state.json").read_text())
-        except (OSError, json.JSONDecodeError): continue
+        state = read_json(p / "trainer_state.json", "skip", default={})
         if state.get("global_step") == int(m.group(1)): found.append((int(m.group(1)), p))
     return max(found)[1] if found else None
 
@@ -240,13 +225,11 @@ def _key_of_base(base: str) -> str | None:
 def trained_for(folder) -> str | None:
     "The registry model a run folder, checkpoint or adapter was trained for, when it says; else None."
     d = Path(folder)
-    try: s = json.loads((d / "train_summary.json").read_text())
-    except (OSError, json.JSONDecodeError): s = {}
+    s = read_json(d / "train_summary.json", "skip", default={})
     if s.get("model"): return s["model"]
     ck = last_checkpoint(d)
     for p in (d, ck) if ck else (d,):
-        try: cfg = json.loads((p / "adapter_config.json").read_text())
-        except (OSError, json.JSONDecodeError): continue
+        cfg = read_json(p / "adapter_config.json", "skip", default={})
         if cfg.get("base_model_name_or_path"): return _key_of_base(str(cfg["base_model_name_or_path"]))
     return None
 
@@ -658,10 +641,11 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
     gradient_checkpointing = has_cuda and not spec.tiny if gradient_checkpointing is None else gradient_checkpointing
     # data -> stages -> ordered stream
     from medvqa.curriculum import make_stages, build_stream, plan, stage_sources
+    from medvqa.data import as_dataset
     skipped = []
-    ds = usable(load_train_data(data, split, report=skipped), str(data or "demo data"))
+    ds = usable(as_dataset(data, split, report=skipped), str(data or "demo data"))
     stage_data = stage_sources(curriculum, stage_data)       # one source per stage (by order or by stage name)
-    stage_data = [usable(load_train_data(s, split, report=skipped), f"stage_data[{i}]") if s is not None else None
+    stage_data = [usable(as_dataset(s, split, report=skipped), f"stage_data[{i}]") if s is not None else None
                   for i, s in enumerate(stage_data)] if stage_data is not None else None
     stages = make_stages(ds, curriculum, seed=seed, shares=shares, stage_data=stage_data)
     batch_size, grad_accum = resolve_batch(spec, batch_size, grad_accum, has_cuda, load_in_4bit, memory_bound_gib)
@@ -682,7 +666,7 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
         if eval_data is None and not (data is None or isinstance(data, (str, Path))):
             raise ConfigError("eval_every needs eval_data when data is loaded records (--eval-data)")
         src = data if eval_data is None else eval_data
-        held_out = usable(load_train_data(src, split=eval_split), f"eval_data {src or 'demo data'}")
+        held_out = usable(as_dataset(src, split=eval_split), f"eval_data {src or 'demo data'}")
         curve = _curve_callback(spec, processor, held_out, int(eval_every), max_steps, out)
     trainer = _trainer(backend, peft_model, processor, args, conversation_stream(stream, spec.max_pixels),
                        [c for c in (curve, cb) if c is not None])
@@ -750,9 +734,10 @@ def device_name(has_cuda: bool) -> str:
 # %% ../nbs/05_train.ipynb #df04f670
 def _probe_batch(processor, spec):
     from PIL import Image
+    from medvqa.images import prepare_image
     from medvqa.models import render_prompt
     img = Image.new("RGB", (96, 80), (40, 40, 40)); img.paste((220, 220, 220), (10, 10, 40, 40))
-    return processor(images=[[_data_api().prepare_image(img, max_pixels=spec.max_pixels)]],
+    return processor(images=[[prepare_image(img, max_pixels=spec.max_pixels)]],
                      text=[render_prompt(processor, "Is there a lesion?", 1) + "yes"], return_tensors="pt")
 
 def export_merged(model_key, adapter_dir, out_dir, model_path=None, dtype="bfloat16", atol=1e-3, overwrite=False) -> dict:
