@@ -198,7 +198,7 @@ def example_run(out, models=("tiny-a", "tiny-b", "tiny-x"), failed=("tiny-fail",
     "Write a hand-made run folder (contract shapes) under `out`; returns `out`."
     import random
     from medvqa.metrics import score
-    from medvqa.report import thumbnail_uri
+    from medvqa.figures import thumbnail_uri
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     samples = [{"id": f"s{i}", "question": q, "answer": a, "answer_type": t, "source": "synthetic" if i % 3 else "fixture-ct"}
                for i, (q, a, t) in enumerate(_DEMO_Q)]
