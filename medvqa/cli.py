@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, contextlib, json, re, sys
 from pathlib import Path
 from . import __version__
-from .core import FORMATS, STRATEGIES, ConfigError, DataError, MedVQAError, to_json
+from .core import DEFAULT_CURRICULUM, FORMATS, STRATEGIES, ConfigError, DataError, MedVQAError, to_json
 
 # %% auto #0
 __all__ = ['data_stdout', 'cmd_data_stats', 'cmd_data_curriculum', 'models_table', 'cmd_models', 'train_params', 'cmd_train',
@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_data_stats)
     c = d.add_parser("curriculum", help="the stage plan of a curriculum as JSON", **sub_kw)
     c.add_argument("path", help="a data file or folder, or a hub id medvqa knows")
-    c.add_argument("--strategy", default="open_then_closed", choices=STRATEGIES, help="the curriculum")
+    c.add_argument("--strategy", default=DEFAULT_CURRICULUM, choices=STRATEGIES, help="the curriculum")
     c.add_argument("--split", default="train", help="the split to plan")
     _data_options(c)
     c.add_argument("--seed", type=int, default=0, help="seed of the shuffling within stages")
@@ -361,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run nbs/train.ipynb once per model (papermill), then the report; the runs as JSON", **sub_kw)
     r.add_argument("--models", required=True, metavar="KEYS", help="comma-separated registry models (see medvqa models)")
-    r.add_argument("--curricula", metavar="NAMES", help=f"comma-separated curricula, of: {', '.join(STRATEGIES)} (default: open_then_closed)")
+    r.add_argument("--curricula", metavar="NAMES", help=f"comma-separated curricula, of: {', '.join(STRATEGIES)} (default: {DEFAULT_CURRICULUM})")
     r.add_argument("--seeds", metavar="INTS", help="comma-separated seeds (default: 0)")
     _output_option(r)
     add_options(r, run_params(), choices, suppress=True)

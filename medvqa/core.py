@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 # %% auto #0
-__all__ = ['FORMATS', 'STRATEGIES', 'DEFAULT_CURRICULUM', 'YES_NO', 'MedVQAError', 'DataError', 'ConfigError', 'normalise',
-           'infer_answer_type', 'atomic_write_bytes', 'atomic_write_text', 'to_json', 'atomic_write_json',
-           'append_jsonl', 'read_jsonl', 'get_logger', 'package_dir', 'cache_dir', 'library_versions']
+__all__ = ['FORMATS', 'STRATEGIES', 'DEFAULT_CURRICULUM', 'YES_NO', 'MedVQAError', 'DataError', 'ConfigError',
+           'looks_like_hub_id', 'normalise', 'infer_answer_type', 'atomic_write_bytes', 'atomic_write_text', 'to_json',
+           'atomic_write_json', 'append_jsonl', 'iter_jsonl', 'read_jsonl', 'read_json', 'get_logger', 'package_dir',
+           'cache_dir', 'library_versions', 'thread_map']
 
 # %% ../nbs/00_core.ipynb #5da0b6dd
 class MedVQAError(Exception):
@@ -28,8 +29,17 @@ FORMATS = ("medvqa", "vqa-rad-hf", "vqa-rad-json", "slake", "pathvqa", "imagecle
 "Data layouts `medvqa.data.load_vqa` reads (`--format`)."
 
 STRATEGIES = ("open_then_closed", "closed_only", "open_only", "mixed", "closed_then_open")
-DEFAULT_CURRICULUM = STRATEGIES[0]      # the original work's order: open-ended first
 "Curricula `medvqa.curriculum.make_stages` builds (`--curriculum`)."
+
+DEFAULT_CURRICULUM = STRATEGIES[0]
+"The curriculum when none is named: the original work's order, open-ended questions first."
+
+# %% ../nbs/00_core.ipynb #fc333fae
+_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+
+def looks_like_hub_id(source) -> bool:
+    "True when `source` is written 'owner/name', as a Hugging Face hub id is (whether or not the hub holds it)."
+    return bool(_HUB_ID.fullmatch(str(source)))
 
 # %% ../nbs/00_core.ipynb #845d43fc
 _PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
@@ -99,22 +109,46 @@ def append_jsonl(path, rows: Iterable[dict]) -> int:
         f.flush(); os.fsync(f.fileno())
     return n
 
-def read_jsonl(path, required: Iterable[str] = ()) -> list[dict]:
-    "Read a JSON-lines file; bad JSON or a missing `required` field raises `DataError` naming the line."
-    path = Path(path)
+# %% ../nbs/00_core.ipynb #d3cb1bef
+_ON_ERROR = ("raise", "skip", "keep")
+
+def _check_policy(on_error: str, choices=_ON_ERROR):
+    if on_error not in choices: raise ConfigError(f"on_error must be one of {', '.join(choices)}, got {on_error!r}")
+
+def iter_jsonl(path, required: Iterable[str] = (), on_error: str = "raise", problems: list | None = None) -> Iterator[tuple[int, Any]]:
+    "(line number, object) for each non-empty line; a bad line (bad JSON, not an object, a `required` field missing) raises `DataError` ('raise'), is counted in `problems` ('skip') or comes as (line, `DataError`) ('keep')."
+    _check_policy(on_error)
+    path, required, bad = Path(path), list(required), 0
     if not path.exists(): raise DataError(f"{path}: file not found")
     if path.is_dir(): raise DataError(f"{path}: is a folder, not a JSON-lines file")
-    rows, required = [], list(required)
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         for i, line in enumerate(f, 1):
             if not line.strip(): continue
             try: r = json.loads(line)
-            except json.JSONDecodeError as e: raise DataError(f"{path}:{i}: bad JSON ({e.msg})") from None
-            if not isinstance(r, dict): raise DataError(f"{path}:{i}: expected a JSON object, got {type(r).__name__}")
-            missing = [k for k in required if k not in r]
-            if missing: raise DataError(f"{path}:{i}: missing field(s) {', '.join(missing)}")
-            rows.append(r)
-    return rows
+            except json.JSONDecodeError as e: problem = f"bad JSON ({e.msg})"
+            else:
+                missing = [k for k in required if k not in r] if isinstance(r, dict) else []
+                problem = (f"expected a JSON object, got {type(r).__name__}" if not isinstance(r, dict) else
+                           f"missing field(s) {', '.join(missing)}" if missing else None)
+            if problem is None: yield i, r
+            elif on_error == "raise": raise DataError(f"{path}:{i}: {problem}")
+            elif on_error == "keep": yield i, DataError(problem)
+            else: bad += 1
+    if bad and problems is not None: problems.append(f"{path.name}: {bad} unreadable line(s) skipped")
+
+def read_jsonl(path, required: Iterable[str] = (), on_error: str = "raise", problems: list | None = None) -> list[dict]:
+    "The objects of a JSON-lines file, as `iter_jsonl` reads them; by default a bad line raises `DataError` naming it."
+    return [r for _, r in iter_jsonl(path, required, on_error, problems)]
+
+# %% ../nbs/00_core.ipynb #93b84fd0
+def read_json(path, on_error: str = "raise", default: Any = None, problems: list | None = None) -> Any:
+    "The JSON in `path`; when it is missing or unreadable, `DataError` ('raise') or `default` ('skip', an unreadable file noted in `problems`)."
+    _check_policy(on_error, ("raise", "skip")); path = Path(path)
+    try: return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        if on_error == "raise": raise DataError(f"{path}: cannot read JSON ({e})") from None
+        if problems is not None and path.exists(): problems.append(f"{path.name}: unreadable ({type(e).__name__}: {e})")
+        return default
 
 # %% ../nbs/00_core.ipynb #d61edf84
 def get_logger(name: str = "medvqa") -> logging.Logger:
@@ -145,3 +179,12 @@ def library_versions(names: Iterable[str] = _LIBS) -> dict:
         try: out[n] = _md.version(n)
         except _md.PackageNotFoundError: out[n] = None
     return out
+
+# %% ../nbs/00_core.ipynb #f252ce1d
+def thread_map(f, items: Iterable, desc: str = "", workers: int | None = None) -> list:
+    "`f` over `items` in threads (by default twice the cores, at most 8), results in order; a progress bar from 500 items on."
+    from concurrent.futures import ThreadPoolExecutor
+    from tqdm.auto import tqdm
+    items = list(items)
+    with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 2) * 2)) as ex:
+        return list(tqdm(ex.map(f, items), total=len(items), desc=desc, disable=len(items) < 500))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import datasets
 from datasets import Dataset, concatenate_datasets
-from .core import ConfigError, DataError, STRATEGIES, infer_answer_type, get_logger
+from .core import DEFAULT_CURRICULUM, ConfigError, DataError, STRATEGIES, infer_answer_type, get_logger
 
 # %% auto #0
 __all__ = ['Stage', 'answer_types', 'make_stages', 'stage_sources', 'plan', 'allocate_steps', 'build_stream']
@@ -47,7 +47,7 @@ def answer_types(ds: Dataset) -> list[str]:
 def _counts(ds: Dataset) -> dict:
     c = Counter(answer_types(ds)); return {"open": c["open"], "closed": c["closed"]}
 
-def make_stages(ds: Dataset | None, strategy: str = "open_then_closed", seed: int = 0, shares=None, stage_data=None) -> list[Stage]:
+def make_stages(ds: Dataset | None, strategy: str = DEFAULT_CURRICULUM, seed: int = 0, shares=None, stage_data=None) -> list[Stage]:
     "Split `ds` (or one dataset per stage in `stage_data`) into the ordered, seeded stages of `strategy`."
     if strategy not in STRATEGIES: raise ConfigError(f"unknown curriculum {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     layout = _LAYOUT[strategy]

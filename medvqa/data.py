@@ -4,24 +4,23 @@
 
 # %% ../nbs/01a_data.ipynb #e626e283
 from __future__ import annotations
-import json, os, re
+import json, re
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import datasets
 from datasets import Dataset, Features, List, Value
 from datasets import Image as ImageFeature
-from tqdm.auto import tqdm
 
-from .core import DataError, ConfigError, FORMATS, infer_answer_type, get_logger
+from .core import (DataError, ConfigError, FORMATS, infer_answer_type, get_logger, iter_jsonl, looks_like_hub_id,
+                         read_json, thread_map)
 from .images import (DEFAULT_MAX_PIXELS, MAX_IMAGE_PIXELS, MIN_SIDE, ImageError, ImageHashes, check_image, image_bytes,
                            image_hash, image_ref_key, is_dicom, open_image, prepare_image, to_8bit)
 
 # %% auto #0
 __all__ = ['FEATURES', 'ANSWER_TYPES', 'canonical_split', 'target_text', 'build_dataset', 'load_info', 'is_hub_dataset',
-           'locate_data', 'detect_format', 'load_vqa', 'select_split']
+           'locate_data', 'detect_format', 'load_vqa', 'select_split', 'as_dataset']
 
 # %% ../nbs/01a_data.ipynb #b64af1ee
 FEATURES = Features({"id": Value("string"), "images": List(ImageFeature()), "question": Value("string"),
@@ -89,9 +88,7 @@ def build_dataset(records: Iterable[dict], on_error: str = "skip", report: list 
                 if new is not None: hashes.add(new, h, sha)        # DICOM stored as PNG bytes
             return key, (new, None)
         except ImageError as e: return key, (None, e)
-    items = list(refs.items())
-    with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 2) * 2)) as ex:
-        results = dict(tqdm(ex.map(work, items), total=len(items), desc="checking images", disable=len(items) < 500))
+    results = dict(thread_map(work, refs.items(), "checking images", workers))
     rows = []
     for r in ok:
         keys = [image_ref_key(ref) or ("missing", str(ref)) for ref in r["images"]]
@@ -118,14 +115,6 @@ def load_info(ds: Dataset) -> dict:
     except (json.JSONDecodeError, AttributeError): return {}
 
 # %% ../nbs/01a_data.ipynb #67187979
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    "(line number, object or DataError) for each non-empty line of a JSON-lines file."
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip(): continue
-            try: yield i, json.loads(line)
-            except json.JSONDecodeError as e: yield i, DataError(f"bad JSON ({e.msg})")
-
 def _malformed(file, rec, msg) -> dict: return {"_file": str(file), "_record": str(rec), "_error": msg}
 
 def _split_of_name(name: str, default: str = "train") -> str:
@@ -149,9 +138,8 @@ def _read_medvqa(path: Path, **_) -> Iterator[dict]:
     if not files: raise DataError(f"{path}: no .jsonl files")
     for f in files:
         split = _split_of_name(f.stem)
-        for i, r in _iter_jsonl(f):
+        for i, r in iter_jsonl(f, on_error="keep"):
             if isinstance(r, DataError): yield _malformed(f, f"line {i}", str(r)); continue
-            if not isinstance(r, dict): yield _malformed(f, f"line {i}", f"expected a JSON object, got {type(r).__name__}"); continue
             imgs = r.get("images", r.get("image"))
             imgs = [imgs] if isinstance(imgs, str) else imgs
             if not isinstance(imgs, list) or not all(isinstance(x, str) for x in imgs):
@@ -231,8 +219,7 @@ def _read_parquet(path: Path, source: str, **columns) -> Iterator[dict]:
 
 # %% ../nbs/01a_data.ipynb #81f25a17
 def _read_json_list(f: Path) -> list:
-    try: data = json.loads(f.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: raise DataError(f"{f}: cannot read JSON ({e})") from None
+    data = read_json(f)
     if not isinstance(data, list): raise DataError(f"{f}: expected a JSON list of records, got {type(data).__name__}")
     return data
 
@@ -291,7 +278,7 @@ def _read_pubmedvision(path: Path, **_) -> Iterator[dict]:
     files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix in (".json", ".jsonl"))
     if not files: raise DataError(f"{path}: no .json / .jsonl files")
     for f in files:
-        rows = _iter_jsonl(f) if f.suffix == ".jsonl" else enumerate(_read_json_list(f))
+        rows = iter_jsonl(f, on_error="keep") if f.suffix == ".jsonl" else enumerate(_read_json_list(f))
         for i, r in rows:
             if not isinstance(r, dict): yield _malformed(f, f"#{i}", str(r) if isinstance(r, DataError) else "expected an object"); continue
             conv, imgs = r.get("conversations"), r.get("image", r.get("images"))
@@ -388,7 +375,7 @@ def detect_format(path) -> str:
     if not p.exists():
         if is_hub_dataset(path): return "hub"
         hint = (f" (to read the Hugging Face dataset {path} instead, pass --format hub)"
-                if re.fullmatch(r"[\w.-]+/[\w.-]+", str(path)) else "")
+                if looks_like_hub_id(path) else "")
         raise DataError(f"{path}: no such file or folder{hint}")
     return locate_data(path)[0]
 
@@ -433,6 +420,14 @@ def select_split(ds: Dataset, split) -> Dataset:
     "Rows of `ds` whose split is `split` (a name or a list of names; aliases like 'val' accepted)."
     want = {canonical_split(s) for s in ([split] if isinstance(split, str) else split)}
     return ds.select([i for i, s in enumerate(ds["split"]) if s in want])
+
+# %% ../nbs/01a_data.ipynb #bfc47d21
+def as_dataset(data=None, split=None, report: list | None = None) -> Dataset:
+    "A Dataset as it is, a list of records, a path or hub id (`load_vqa`, bad records skipped into `report`), or None: the shipped demo data."
+    if isinstance(data, Dataset): return data
+    if isinstance(data, list): return Dataset.from_list(data)
+    from medvqa.synthetic import data_or_demo
+    return load_vqa(str(data_or_demo(data)), split=split, on_error="skip", report=report)
 
 # %% ../nbs/01a_data.ipynb #5f9744bd
 _HYGIENE = ("image_keys", "find_duplicates", "drop_duplicates", "find_leakage", "drop_leakage", "data_stats")

@@ -163,13 +163,11 @@ class Specialist:
 
 # %% ../nbs/07_evaluate.ipynb #8c524440
 def _load_data(data, split):
-    from medvqa.data import load_vqa
-    if data is None:
-        from medvqa.synthetic import default_data
-        data = default_data()
-    if isinstance(data, (str, Path)): return load_vqa(str(data), split=split), str(data)
-    from medvqa.data import load_info
-    return data, load_info(data).get("origin") or f"<{type(data).__name__}>"   # a Dataset already loaded (split is its own)
+    "(dataset, its name for the summary), read by `medvqa.data.as_dataset`; a Dataset already loaded keeps its own split."
+    from medvqa.data import as_dataset, load_info
+    from medvqa.synthetic import data_or_demo
+    data = data_or_demo(data); ds = as_dataset(data, split)
+    return ds, str(data) if isinstance(data, (str, Path)) else load_info(ds).get("origin") or f"<{type(data).__name__}>"
 
 def _done_predictions(path: Path, ids: set) -> dict:
     "Rows already in `path` by id; a last line torn by an interruption is cut off first."

@@ -5,15 +5,13 @@
 # %% ../nbs/01_images.ipynb #568cd756
 from __future__ import annotations
 import hashlib, io, math, os, warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 from PIL import Image, ImageOps
-from tqdm.auto import tqdm
 
-from .core import DataError
+from .core import DataError, thread_map
 
 # %% auto #0
 __all__ = ['DEFAULT_MAX_PIXELS', 'MAX_IMAGE_PIXELS', 'MIN_SIDE', 'HASH_SIZE', 'NEAR_BITS', 'ImageError', 'to_8bit', 'is_dicom',
@@ -39,6 +37,15 @@ def _image_source(src) -> tuple[str, Any]:
     if isinstance(src, (bytes, bytearray, memoryview)): return "<bytes>", bytes(src)
     if src is None or str(src) == "": raise ImageError("<image>", "neither a path nor bytes", "missing image")
     return str(src), Path(src)
+
+def _raw_bytes(src) -> tuple[str, bytes]:
+    "(name, bytes) of a path, bytes or {'bytes','path'} dict; `ImageError` for a missing or unreadable file."
+    name, data = _image_source(src)
+    if isinstance(data, Path):
+        if not data.is_file(): raise ImageError(name, "image file not found", "missing image")
+        try: data = data.read_bytes()
+        except OSError as e: raise ImageError(name, f"cannot read file ({e.strerror or e})") from None
+    return name, data
 
 def _window(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
     "Map [lo, hi] linearly to 0..255 (uint8), clipping outside."
@@ -91,11 +98,7 @@ def open_image(src, max_image_pixels: int | None = None) -> Image.Image:
     "Open a path, bytes, {'bytes','path'} dict or PIL image as an 8-bit 'L'/'RGB' image; `ImageError` names the file."
     if isinstance(src, Image.Image): return to_8bit(src)
     bound = max_image_pixels or MAX_IMAGE_PIXELS
-    name, data = _image_source(src)
-    if isinstance(data, Path):
-        if not data.is_file(): raise ImageError(name, "image file not found", "missing image")
-        try: data = data.read_bytes()
-        except OSError as e: raise ImageError(name, f"cannot read file ({e.strerror or e})") from None
+    name, data = _raw_bytes(src)
     if is_dicom(data[:132], name): return _read_dicom(io.BytesIO(data), name, bound)
     try:
         with warnings.catch_warnings():
@@ -154,14 +157,6 @@ def image_ref_key(ref):
     except (OSError, TypeError, ValueError): return None
     return ("p", os.path.abspath(p), st.st_mtime_ns, st.st_size)
 
-def _raw_bytes(ref) -> bytes:
-    name, data = _image_source(ref)
-    if isinstance(data, Path):
-        if not data.is_file(): raise ImageError(name, "image file not found", "missing image")
-        try: return data.read_bytes()
-        except OSError as e: raise ImageError(name, f"cannot read file ({e.strerror or e})") from None
-    return data
-
 class ImageHashes:
     "(content hash, file SHA-1) of each image seen, by `image_ref_key`: `load_vqa(hashes=)` fills one, the hygiene functions read it."
     def __init__(self): self.known = {}
@@ -182,10 +177,9 @@ class ImageHashes:
             if k not in self.known: todo.setdefault(k, ref)
         def work(item):
             k, ref = item
-            data = _raw_bytes(ref)
-            return k, (image_hash({"bytes": data, "path": _image_source(ref)[0]}), hashlib.sha1(data).hexdigest())
-        with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 2) * 2)) as ex:
-            self.known.update(tqdm(ex.map(work, todo.items()), total=len(todo), desc="hashing images", disable=len(todo) < 500))
+            name, data = _raw_bytes(ref)
+            return k, (image_hash({"bytes": data, "path": name}), hashlib.sha1(data).hexdigest())
+        self.known.update(thread_map(work, todo.items(), "hashing images", workers))
         return self
 
     def get(self, ref) -> tuple[int, str]:
@@ -199,7 +193,7 @@ def check_image(ref, check: str = "decode", max_image_pixels: int | None = None)
     "Check one image ('decode', 'header' or 'none'); (PNG ref replacing a DICOM or None, content hash or None, sha1 or None). Raises ImageError."
     name, _ = _image_source(ref)
     if check == "none" and not is_dicom(b"", name): return None, None, None
-    data = _raw_bytes(ref)
+    _, data = _raw_bytes(ref)
     dicom = is_dicom(data[:132], name)
     if check == "header" and not dicom:
         try:

@@ -8,7 +8,8 @@ import datetime as _dt, json, os, re, shutil, time, traceback as _tb
 from pathlib import Path
 from typing import Iterable
 
-from .core import ConfigError, DataError, atomic_write_json, atomic_write_text, get_logger, package_dir
+from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, atomic_write_json, atomic_write_text, get_logger,
+                         looks_like_hub_id, package_dir, read_json)
 
 log = get_logger("medvqa.run")
 
@@ -80,8 +81,6 @@ def sync_parameters(path=None) -> bool:
     return True
 
 # %% ../nbs/09_run.ipynb #ddc39d90
-_HUB = re.compile(r"[\w.-]+/[\w.-]+")       # 'owner/name' that is not a local path: a hub dataset (as medvqa.data reads it)
-
 def _int_or_none(v):
     "v as an int (integral floats accepted), None for None; raises ValueError otherwise."
     if v is None: return None
@@ -94,7 +93,7 @@ def _data_path(v, name, problems):
     if v is None or v == "": return None
     s = str(v); p = Path(s).expanduser()
     if p.exists(): return str(p.resolve())
-    if _HUB.fullmatch(s):
+    if looks_like_hub_id(s):                               # 'owner/name' that is not a local path: a hub dataset
         from medvqa.data import is_hub_dataset               # only the hub ids medvqa knows; others are missing paths
         if is_hub_dataset(s): return s
     problems.append(f"{name} {s!r}: no such file or folder"); return s
@@ -169,9 +168,9 @@ def check_params(p: dict) -> dict:
         else: p["model_path"] = str(mp.resolve())
     if problems:
         raise ConfigError("bad parameter" + ("s" if len(problems) > 1 else "") + " for train.ipynb: " + "; ".join(problems))
-    if "train_data" in p and p["train_data"] is None:
-        from medvqa.synthetic import default_data
-        p["train_data"] = str(default_data())
+    if "train_data" in p:
+        from medvqa.synthetic import data_or_demo
+        p["train_data"] = str(data_or_demo(p["train_data"]))      # the path the run reads, the demo data's when none
     if "eval_data" in p and p["eval_data"] is None: p["eval_data"] = p.get("train_data")
     return p
 
@@ -196,9 +195,7 @@ def _now() -> str: return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec=
 
 def read_run(out_dir) -> dict:
     "The `run.json` of a run folder ({} when absent or unreadable)."
-    p = Path(out_dir) / "run.json"
-    try: return json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError): return {}
+    return read_json(Path(out_dir) / "run.json", "skip", default={})
 
 def record_run(out_dir, **fields) -> dict:
     "Merge `fields` into the run folder's `run.json`; returns the record."
@@ -261,7 +258,7 @@ def plan_jobs(models, out, curricula=None, seeds=None, params=None, long_labels=
     "One job (label, out_dir, params) per model × curriculum × seed."
     params = dict(params or {}); models = list(models)
     if not models: raise ConfigError("no models to run")
-    curricula = list(curricula or [params.get("curriculum", "open_then_closed")])
+    curricula = list(curricula or [params.get("curriculum", DEFAULT_CURRICULUM)])
     seeds = list(seeds if seeds is not None else [params.get("seed", 0)])
     long = long_labels if long_labels is not None else (len(curricula) > 1 or len(seeds) > 1)
     jobs = []

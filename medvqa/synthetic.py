@@ -13,7 +13,7 @@ from .core import DataError, ConfigError, atomic_write_bytes, atomic_write_text,
 # %% auto #0
 __all__ = ['ANSWERS', 'DEMO_DICOM', 'DEMO_README', 'DEMO_QUESTIONS', 'synthetic_scan', 'make_synthetic', 'text_only_ceiling',
            'write_records', 'write_synthetic', 'dicom_to_png_array', 'dicom_records', 'demo_dir', 'build_demo_fixtures',
-           'default_data']
+           'default_data', 'data_or_demo']
 
 # %% ../nbs/02_synthetic.ipynb #fb7b20ba
 _SLOTS = (
@@ -216,3 +216,8 @@ def default_data() -> Path:
     if not (d / "train.jsonl").exists():
         raise DataError(f"{d}: demo fixtures missing (reinstall medvqa, or run medvqa.synthetic.build_demo_fixtures())")
     return d
+
+# %% ../nbs/02_synthetic.ipynb #6ba1119d
+def data_or_demo(data):
+    "`data` as given, or the shipped demo folder (`default_data`) when it is None: the data every command uses when none is named."
+    return default_data() if data is None else data

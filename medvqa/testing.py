@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .core import ConfigError, DataError, MedVQAError, atomic_write_json, atomic_write_text, infer_answer_type
+from .core import DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atomic_write_json, atomic_write_text, infer_answer_type
 from .images import image_bytes, open_image
 
 # %% auto #0
@@ -198,7 +198,7 @@ def example_run(out, models=("tiny-a", "tiny-b", "tiny-x"), failed=("tiny-fail",
     "Write a hand-made run folder (contract shapes) under `out`; returns `out`."
     import random
     from medvqa.metrics import score
-    from medvqa.report import thumbnail_uri
+    from medvqa.figures import thumbnail_uri
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     samples = [{"id": f"s{i}", "question": q, "answer": a, "answer_type": t, "source": "synthetic" if i % 3 else "fixture-ct"}
                for i, (q, a, t) in enumerate(_DEMO_Q)]
@@ -218,7 +218,7 @@ def example_run(out, models=("tiny-a", "tiny-b", "tiny-x"), failed=("tiny-fail",
         atomic_write_json(d / "log_history.json", [{"step": i, "loss": 3 * 0.9 ** i + rng.random() * 0.2, "learning_rate": 2e-4,
                                                    "stage": "open" if i <= 10 else "closed"} for i in range(1, 21)])
         atomic_write_json(d / "train_summary.json", {
-            "model": m, "hub_id": "tiny", "backend": "hf", "curriculum": c or "open_then_closed", "stages": stages,
+            "model": m, "hub_id": "tiny", "backend": "hf", "curriculum": c or DEFAULT_CURRICULUM, "stages": stages,
             "max_steps": 20, "steps": 20, "batch_size": 2, "grad_accum": 4, "effective_batch": 8, "optimizer": "adamw_torch",
             "samples_per_s": 11.2, "tokens_per_s": 1530.0, "peak_memory_gib": 0.41, "wall_s": 95.0, "load_s": 9.0,
             "first_loss": 3.0, "final_loss": 0.4, "seed": seed, "device": "cpu",
@@ -226,12 +226,12 @@ def example_run(out, models=("tiny-a", "tiny-b", "tiny-x"), failed=("tiny-fail",
         atomic_write_json(d / "gallery.json", gallery)
         (d / "train.html").write_text("<html><body>executed notebook</body></html>")
         (d / "train.ipynb").write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
-        atomic_write_json(d / "run.json", {"model": m, "curriculum": c or "open_then_closed", "seed": seed, "status": "ok",
+        atomic_write_json(d / "run.json", {"model": m, "curriculum": c or DEFAULT_CURRICULUM, "seed": seed, "status": "ok",
                                            "error": None, "traceback": None, "notebook": "train.ipynb", "html": "train.html",
                                            "params": {"model": m, "max_steps": 20}})
     for m in failed:
         d = out / m; d.mkdir(exist_ok=True)
-        atomic_write_json(d / "run.json", {"model": m, "curriculum": "open_then_closed", "seed": 0, "status": "failed",
+        atomic_write_json(d / "run.json", {"model": m, "curriculum": DEFAULT_CURRICULUM, "seed": 0, "status": "failed",
             "error": "ConfigError: unknown model 'tiny-fail' <known: tiny-qwen2vl>",
             "traceback": 'Traceback (most recent call last):\n  File "<module>", line 3\nConfigError: unknown model',
             "notebook": "train.ipynb", "html": "train.html", "params": {"model": m}})

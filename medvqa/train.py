@@ -4,22 +4,21 @@
 
 # %% ../nbs/05_train.ipynb #c7048eea
 from __future__ import annotations
-import functools, importlib.util, json, math, os, re, resource, shutil, sys, time
+import functools, importlib.util, math, os, sys, time
 from pathlib import Path
 
 from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atomic_write_json, get_logger, library_versions)
 from .models import (get_spec, spec_with, load_model, prompt_messages, completion_messages, resolve_model_path,
                            cuda_available, load_processor)
+from .monitor import (_callback, _counting, _curve_callback, _ordered, _profile_callback, count_4bit, count_params, counts,
+                            loss_impl, mfu, peak_memory_gib, profile_window, write_log_history)
+from .checkpoints import check_export, check_output_dir, check_trained_for, describe_data, last_checkpoint
 
 # %% auto #0
-__all__ = ['TRAIN_BACKENDS', 'H100_BF16_FLOPS', 'pick_backend', 'pick_optimizer', 'estimate_memory_gib', 'pick_batch',
-           'resolve_batch', 'torch_total_memory_gib', 'load_train_data', 'usable', 'to_conversation',
-           'conversation_stream', 'stage_of', 'write_log_history', 'curve_point', 'last_checkpoint', 'holds_run',
-           'check_output_dir', 'trained_for', 'check_trained_for', 'check_export', 'describe_data', 'BatchCounter',
-           'count_params', 'count_4bit', 'peak_memory_gib', 'mfu', 'counts', 'loader_settings', 'loss_impl',
-           'profile_window', 'kernel_kind', 'write_profile', 'lora_settings', 'trainable_params', 'check_method',
-           'trainable_model', 'answer_only_loss', 'patch_answer_only_loss', 'keep_freed_memory', 'train', 'world_size',
-           'device_name', 'export_merged']
+__all__ = ['TRAIN_BACKENDS', 'pick_backend', 'pick_optimizer', 'estimate_memory_gib', 'pick_batch', 'resolve_batch',
+           'torch_total_memory_gib', 'usable', 'to_conversation', 'conversation_stream', 'loader_settings',
+           'lora_settings', 'trainable_params', 'check_method', 'trainable_model', 'answer_only_loss',
+           'patch_answer_only_loss', 'keep_freed_memory', 'train', 'world_size', 'device_name', 'export_merged']
 
 # %% ../nbs/05_train.ipynb #81d5ba2e
 TRAIN_BACKENDS = ("auto", "hf", "unsloth")
@@ -78,20 +77,6 @@ def torch_total_memory_gib() -> float:
     return torch.cuda.get_device_properties(0).total_memory / 2**30
 
 # %% ../nbs/05_train.ipynb #fe5e6314
-def _data_api():
-    import medvqa.data as d
-    return d
-
-def load_train_data(data=None, split="train", report=None):
-    "A datasets.Dataset from a path/hub id (via data.load_vqa), a Dataset, or a list of records; None = demo data."
-    from datasets import Dataset
-    if isinstance(data, Dataset): return data
-    if isinstance(data, list): return Dataset.from_list(data)
-    if data is None:
-        from medvqa.synthetic import default_data
-        data = default_data()
-    return _data_api().load_vqa(str(data), split=split, on_error="skip", report=report)
-
 def usable(ds, name="data"):
     "Drop samples without a question or an answer; DataError when none is left."
     keep = [i for i, (q, a) in enumerate(zip(ds["question"], ds["answer"])) if str(q or "").strip() and str(a or "").strip()]
@@ -100,9 +85,9 @@ def usable(ds, name="data"):
 
 def to_conversation(row: dict, max_pixels: int) -> dict:
     "One stream row -> TRL prompt/completion conversational sample with prepared images."
-    d = _data_api()
-    imgs = [d.prepare_image(im, max_pixels=max_pixels) for im in (row.get("images") or [])]
-    return {"prompt": prompt_messages(row["question"], len(imgs)), "completion": completion_messages(d.target_text(row)),
+    from medvqa.data import prepare_image, target_text
+    imgs = [prepare_image(im, max_pixels=max_pixels) for im in (row.get("images") or [])]
+    return {"prompt": prompt_messages(row["question"], len(imgs)), "completion": completion_messages(target_text(row)),
             "images": imgs, "stage": row.get("stage", "")}
 
 def conversation_stream(stream, max_pixels: int):
@@ -112,233 +97,6 @@ def conversation_stream(stream, max_pixels: int):
         convs = [to_conversation(r, max_pixels) for r in rows]
         return {k: [c[k] for c in convs] for k in ("prompt", "completion", "images", "stage")}
     return stream.with_transform(tf)
-
-# %% ../nbs/05_train.ipynb #931cbbe8
-def stage_of(step: int, bounds: list[dict]) -> str:
-    "The stage name of 1-based optimiser step `step`."
-    for b in bounds:
-        if b["first_step"] <= step <= b["last_step"]: return b["stage"]
-    return bounds[-1]["stage"] if bounds else ""
-
-def _ordered(trainer_cls, answer_only: bool = False):
-    "A subclass of `trainer_cls` that feeds the training set in order (no shuffling); `answer_only`: the model computes its own loss (`patch_answer_only_loss`), so TRL's per-token metrics over full logits are skipped."
-    from torch.utils.data import SequentialSampler
-    from transformers import Trainer
-    class OrderedTrainer(trainer_cls):
-        def _get_train_sampler(self, train_dataset=None, *args, **kwargs):
-            return SequentialSampler(train_dataset if train_dataset is not None else self.train_dataset)
-        if answer_only:
-            def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-                return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
-    OrderedTrainer.__name__ = f"Ordered{trainer_cls.__name__}"
-    return OrderedTrainer
-
-def _callback(bounds, out_dir):
-    from transformers import TrainerCallback
-    log = get_logger()
-    class StageCallback(TrainerCallback):
-        def __init__(self): self.t_begin = self.first_step_s = None; self.current = None
-        def on_train_begin(self, args, state, control, **kw): self.t_begin = time.time()
-        def on_step_begin(self, args, state, control, **kw):
-            st = stage_of(state.global_step + 1, bounds)
-            if st != self.current:
-                b = next(b for b in bounds if b["stage"] == st and b["first_step"] <= state.global_step + 1 <= b["last_step"])
-                log.info(f"stage {st!r}: steps {b['first_step']}-{b['last_step']}")
-                self.current = st
-        def on_step_end(self, args, state, control, **kw):
-            if self.first_step_s is None: self.first_step_s = time.time() - self.t_begin
-        def on_log(self, args, state, control, logs=None, **kw):
-            if state.log_history: state.log_history[-1].setdefault("stage", stage_of(state.global_step, bounds))
-            if state.is_world_process_zero: write_log_history(state.log_history, bounds, out_dir)
-    return StageCallback()
-
-def write_log_history(history, bounds, out_dir) -> list[dict]:
-    "log_history.json: one entry per logged training step, with its stage."
-    rows = [dict(h, stage=h.get("stage") or stage_of(h["step"], bounds)) for h in history if "loss" in h]
-    atomic_write_json(Path(out_dir) / "log_history.json", rows)
-    return rows
-
-# %% ../nbs/05_train.ipynb #c80f960f
-def curve_point(step: int, metrics: dict) -> dict:
-    "One point of a learning curve from `medvqa.metrics.score`'s result."
-    return {"step": int(step), "closed_accuracy": metrics["closed"]["accuracy"], "open_exact_match": metrics["open"]["exact_match"],
-            "exact_match": metrics["exact_match"], "closed_invalid": metrics["closed"]["invalid"], "n": metrics["n"]}
-
-def _curve_callback(spec, processor, data, every: int, max_steps: int, out_dir, max_new_tokens: int = 8):
-    from transformers import TrainerCallback
-    from medvqa.evaluate import score_in_memory
-    path = Path(out_dir) / "curve.json"
-    class CurveCallback(TrainerCallback):
-        def __init__(self): self.points, self.seconds = [], 0.0
-        def _add(self, step, model):
-            t0 = time.time()
-            self.points.append(curve_point(step, score_in_memory(model, processor, spec, data, max_new_tokens=max_new_tokens)))
-            atomic_write_json(path, self.points)
-            self.seconds += time.time() - t0
-        def on_train_begin(self, args, state, control, model=None, **kw):
-            if not state.is_world_process_zero: return
-            if path.exists(): self.points = [p for p in json.loads(path.read_text()) if p["step"] <= state.global_step]
-            if not self.points: self._add(state.global_step, model)
-        def on_step_end(self, args, state, control, model=None, **kw):
-            if state.is_world_process_zero and (state.global_step % every == 0 or state.global_step == max_steps):
-                self._add(state.global_step, model)
-    return CurveCallback()
-
-# %% ../nbs/05_train.ipynb #e443fe3a
-_CKPT_FILES = ("optimizer.pt", "scheduler.pt", "trainer_state.json")
-_WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json")   # LoRA | full
-
-def last_checkpoint(out_dir) -> Path | None:
-    "The newest complete `checkpoint-N` folder in `out_dir`, or None."
-    found = []
-    for p in Path(out_dir).glob("checkpoint-*"):
-        m = re.fullmatch(r"checkpoint-(\d+)", p.name)
-        if not m or not all((p / f).exists() for f in _CKPT_FILES) or not any((p / f).exists() for f in _WEIGHT_FILES): continue
-        try: state = json.loads((p / "trainer_state.json").read_text())
-        except (OSError, json.JSONDecodeError): continue
-        if state.get("global_step") == int(m.group(1)): found.append((int(m.group(1)), p))
-    return max(found)[1] if found else None
-
-# %% ../nbs/05_train.ipynb #77ee50bf
-_RUN_FILES = ("train_summary.json", "log_history.json", "adapter_config.json", "adapter_model.safetensors", "model.safetensors",
-              "config.json", "README.md", "predictions.jsonl", "metrics.json", "eval_summary.json", "gallery.json", "curve.json",
-              "loss.png", "results.png")
-
-def holds_run(out_dir) -> str | None:
-    "What in `out_dir` shows a finished or partial training run, in words; None for a new or empty folder."
-    d = Path(out_dir)
-    if not d.is_dir(): return None
-    if (d / "train_summary.json").exists(): return "a finished training run"
-    ck = sorted((p for p in d.glob("checkpoint-*") if p.is_dir()), key=lambda p: (len(p.name), p.name))
-    if ck: return f"a partial training run ({ck[-1].name})"
-    found = [n for n in _RUN_FILES[:5] if (d / n).exists()]
-    return f"a training run's files ({', '.join(found)})" if found else None
-
-def check_output_dir(out_dir, resume: bool = False, overwrite: bool = False) -> str | None:
-    "Refuse to train into a folder that holds a run unless `resume` or `overwrite`; with `overwrite`, delete that run. Returns what was there."
-    if resume and overwrite: raise ConfigError("--resume and --overwrite contradict each other: pass one of them")
-    what = holds_run(out_dir)
-    if what is None or resume: return what
-    if not overwrite:
-        raise ConfigError(f"{out_dir} already holds {what}: pass --resume (resume=True) to continue it, "
-                          "--overwrite (overwrite=True) to replace it, or choose another --output")
-    if int(os.environ.get("RANK", "0")) == 0:                 # one process deletes
-        d = Path(out_dir)
-        for p in d.glob("checkpoint-*"): shutil.rmtree(p, ignore_errors=True)
-        for n in _RUN_FILES: (d / n).unlink(missing_ok=True)
-        get_logger().warning(f"{out_dir}: replaced {what} (--overwrite)")
-    return what
-
-def _key_of_base(base: str) -> str | None:
-    "The registry key of a base model named by hub id, Unsloth id, key or tiny build folder ('.../tiny-qwen2vl-v2')."
-    from medvqa.models import REGISTRY
-    for s in REGISTRY.values():
-        if base in (s.key, s.hub_id, s.unsloth_id): return s.key
-    stem = Path(base).name.rsplit("-", 1)[0]
-    return stem if stem in REGISTRY and REGISTRY[stem].tiny else None
-
-def trained_for(folder) -> str | None:
-    "The registry model a run folder, checkpoint or adapter was trained for, when it says; else None."
-    d = Path(folder)
-    try: s = json.loads((d / "train_summary.json").read_text())
-    except (OSError, json.JSONDecodeError): s = {}
-    if s.get("model"): return s["model"]
-    ck = last_checkpoint(d)
-    for p in (d, ck) if ck else (d,):
-        try: cfg = json.loads((p / "adapter_config.json").read_text())
-        except (OSError, json.JSONDecodeError): continue
-        if cfg.get("base_model_name_or_path"): return _key_of_base(str(cfg["base_model_name_or_path"]))
-    return None
-
-def check_trained_for(folder, key, what: str = "run") -> None:
-    "ConfigError when `folder` was trained for another model than `key`, naming the --model it needs."
-    spec, other = get_spec(key), trained_for(folder)
-    if other and other != spec.key:
-        raise ConfigError(f"the {what} in {folder} was trained for model {other!r}, not {spec.key!r}: pass --model {other}")
-
-def check_export(model_key, adapter_dir, out_dir, overwrite: bool = False) -> None:
-    "Everything `export_merged` can check before loading a model: an adapter of this model, and an output folder free to write."
-    a, out = Path(adapter_dir), Path(out_dir)
-    if not a.is_dir(): raise ConfigError(f"{a}: no such folder (--adapter names the run folder medvqa train wrote)")
-    if not (a / "adapter_config.json").exists():
-        if (a / "model.safetensors").exists() or (a / "model.safetensors.index.json").exists():
-            raise ConfigError(f"{a} holds a fully fine-tuned model, not an adapter: there is nothing to merge; use the folder as it is")
-        raise ConfigError(f"{a}: not a LoRA adapter folder (no adapter_config.json)")
-    check_trained_for(a, model_key, "adapter")
-    if out.resolve() == a.resolve(): raise ConfigError(f"--output {out} is the adapter's own folder: choose another")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(f"{out} is not empty: pass --overwrite (overwrite=True) to write into it, or choose another --output")
-
-# %% ../nbs/05_train.ipynb #554c73be
-def describe_data(data) -> str:
-    "What training data was, for summaries and model cards: a path (resolved), a loaded set's origin, or its kind and size."
-    if data is None:
-        from medvqa.synthetic import default_data
-        return f"{default_data()} (the shipped demo data)"
-    if isinstance(data, (str, Path)):
-        p = Path(data); return str(p.resolve()) if p.exists() else str(data)
-    if isinstance(data, list): return f"a list of {len(data)} records"
-    from medvqa.data import load_info
-    return load_info(data).get("origin") or f"a {type(data).__name__} of {len(data)} records"
-
-# %% ../nbs/05_train.ipynb #0780311b
-H100_BF16_FLOPS = 790e12
-
-class BatchCounter:
-    "Samples, non-padding tokens and the longest sequence of the batches trained on, and when each batch arrived."
-    def __init__(self): self.samples, self.max_len, self._tok, self.marks, self.t_end = 0, 0, [], [], None
-    def add(self, batch):
-        am = batch.get("attention_mask"); ref = am if am is not None else batch["input_ids"]
-        n = int(ref.shape[0]); self.samples += n; self.max_len = max(self.max_len, int(ref.shape[-1]))
-        self._tok.append(am.sum() if am is not None else ref.numel())       # a device scalar: read once, at the end
-        self.marks.append((time.perf_counter(), n))
-    def stop(self): self.t_end = time.perf_counter()
-    def batch_tokens(self) -> list[int]:
-        import torch
-        return [int(t) for t in torch.stack([torch.as_tensor(t).reshape(()).cpu() for t in self._tok]).tolist()] if self._tok else []
-    @property
-    def tokens(self) -> int: return sum(self.batch_tokens())
-    def steady(self, skip: int) -> tuple:
-        "(samples/s, tokens/s) from batch `skip` to the end of training; (None, None) if too few batches."
-        if self.t_end is None or len(self.marks) <= skip + 1: return None, None
-        dt = self.t_end - self.marks[skip][0]
-        return sum(n for _, n in self.marks[skip:]) / dt, sum(self.batch_tokens()[skip:]) / dt
-
-def count_params(model) -> int:
-    "Parameters of the underlying model (4-bit packed weights counted unpacked)."
-    return sum(p.numel() * (2 if p.__class__.__name__ == "Params4bit" else 1) for p in model.parameters())
-
-def count_4bit(model) -> dict:
-    "How many bitsandbytes 4-bit linear layers the model holds, in all and in the vision tower."
-    names = [n for n, m in model.named_modules() if m.__class__.__name__ == "Linear4bit"]
-    return {"total": len(names), "visual": sum(".visual." in f".{n}." for n in names)}
-
-def peak_memory_gib(has_cuda: bool) -> float:
-    "Peak GPU memory allocated (GPU) or peak resident memory of this process (CPU), GiB."
-    if has_cuda:
-        import torch
-        return torch.cuda.max_memory_allocated() / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-def mfu(params: int, tokens_per_s: float, has_cuda: bool):
-    return round(6 * params * tokens_per_s / H100_BF16_FLOPS, 5) if has_cuda else None
-
-# %% ../nbs/05_train.ipynb #a8eabc62
-def counts(counter: BatchCounter, skip: int, world: int = 1) -> dict:
-    "The counter's totals and steady rates, summed over every process of a data-parallel run (a collective: all ranks call it)."
-    s_rate, t_rate = counter.steady(skip)
-    vals = [counter.samples, counter.tokens, s_rate or 0.0, t_rate or 0.0]
-    max_len = counter.max_len
-    import torch
-    if world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
-        dev = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
-        t = torch.tensor(vals, dtype=torch.float64, device=dev); m = torch.tensor([max_len], device=dev)
-        torch.distributed.all_reduce(t); torch.distributed.all_reduce(m, op=torch.distributed.ReduceOp.MAX)
-        vals, max_len = t.tolist(), int(m.item())
-    return {"samples": int(vals[0]), "tokens": int(vals[1]), "max_len": max_len,
-            "steady_samples_per_s": round(vals[2], 4) if s_rate is not None else None,
-            "steady_tokens_per_s": round(vals[3], 2) if t_rate is not None else None}
-
 
 # %% ../nbs/05_train.ipynb #a782c68c
 def loader_settings(has_cuda: bool, cpus: int | None = None, procs: int | None = None, max_workers: int = 8) -> dict:
@@ -353,125 +111,6 @@ def loader_settings(has_cuda: bool, cpus: int | None = None, procs: int | None =
     d = dict(dataloader_num_workers=n, dataloader_pin_memory=has_cuda)
     if n: d.update(dataloader_persistent_workers=True, dataloader_prefetch_factor=4)
     return d
-
-
-# %% ../nbs/05_train.ipynb #01892721
-def _counting(trainer_cls):
-    "A subclass of `trainer_cls` that feeds `self.counter` (a `BatchCounter`) with every batch it trains on."
-    class CountingTrainer(trainer_cls):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs); self.counter = BatchCounter()
-        def training_step(self, model, inputs, *args, **kwargs):
-            self.counter.add(inputs)
-            return super().training_step(model, inputs, *args, **kwargs)
-        def train(self, *args, **kwargs):
-            try: return super().train(*args, **kwargs)
-            finally:
-                import torch
-                if torch.cuda.is_available(): torch.cuda.synchronize()
-                self.counter.stop()
-    CountingTrainer.__name__ = f"Counting{trainer_cls.__name__}"
-    return CountingTrainer
-
-
-# %% ../nbs/05_train.ipynb #db980da9
-def loss_impl(model, args) -> str:
-    "How the loss of `model` trained with SFTConfig `args` is computed on this install (which kernel serves it)."
-    import trl.trainer.utils as tu
-    target = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if getattr(target, "_medvqa_answer_only", False):
-        return "answer positions only: medvqa answer_only_loss (lm_head over the labelled positions)"
-    lt = getattr(args, "loss_type", None)
-    kernel = getattr(tu, "_ChunkedLogProbFunction", None)
-    k = "Unsloth's fused linear cross-entropy kernel" if getattr(kernel, "_unsloth_fused_linear", False) else "TRL's chunked kernel"
-    if hasattr(tu, "add_fused_lm_head") and lt in ("nll", "dft"): return f"answer positions only: TRL fused LM head ({lt}), {k}"
-    if lt == "chunked_nll": return f"answer positions only: TRL chunked_nll, {k}"
-    return f"full logits: TRL {lt}"
-
-
-# %% ../nbs/05_train.ipynb #c7f8a449
-def profile_window(value: str | None = None) -> tuple[int, int] | None:
-    "The optimiser steps to profile from `value` (default $MEDVQA_PROFILE): '5-7' -> (5, 7), '5' -> (5, 5), unset -> None."
-    value = os.environ.get("MEDVQA_PROFILE") if value is None else value
-    if not value: return None
-    a, _, b = str(value).partition("-")
-    first, last = int(a), int(b or a)
-    if not 1 <= first <= last: raise ConfigError(f"MEDVQA_PROFILE must be 'first-last' optimiser steps (1-based), got {value!r}")
-    return first, last
-
-_KINDS = (("attention", ("flash", "fmha", "attention", "sdpa")), ("matmul", ("gemm", "matmul", "cutlass", "sm90_xmma", "nvjet", "cublas", "wgmma")),
-          ("copy", ("memcpy", "memset", "copy")), ("communication", ("nccl",)), ("optimizer", ("adam", "optim", "multi_tensor")),
-          ("loss", ("cross_entropy", "logprob", "log_softmax", "chunked")))
-
-def kernel_kind(name: str) -> str:
-    "A coarse kind for a GPU kernel's name."
-    n = name.lower()
-    return next((k for k, keys in _KINDS if any(x in n for x in keys)), "other")
-
-def _union_us(intervals) -> float:
-    total, end = 0.0, float("-inf")
-    for s, e in sorted(intervals):
-        if e <= end: continue
-        total += e - max(s, end); end = e
-    return total
-
-def write_profile(prof, wall_s: float, steps: int, out_dir) -> dict:
-    "Summarise a finished torch profiler run over `steps` optimiser steps into `out_dir` (profile.json, ops tables, trace)."
-    import gzip, shutil as _sh
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    kern = []
-    try:
-        for e in prof.profiler.kineto_results.events():
-            # GPU kernels and copies; user annotations (`Optimizer.step#AdamW.step`, `ProfilerStep#5`) span idle time too
-            if "cuda" in str(e.device_type()).lower() and e.duration_ns() > 0 and "#" not in e.name():
-                kern.append((e.name(), e.start_ns() / 1e3, (e.start_ns() + e.duration_ns()) / 1e3))
-    except Exception: pass           # CPU-only profile, or an older kineto API
-    by_kind = {}
-    for name, s, e in kern: by_kind[kernel_kind(name)] = by_kind.get(kernel_kind(name), 0.0) + (e - s) / 1e6
-    busy = _union_us([(s, e) for _, s, e in kern]) / 1e6
-    ka = prof.key_averages()
-    has_dev = bool(kern)
-    sort_gpu = "self_cuda_time_total" if has_dev else "self_cpu_time_total"
-    try: (out / "ops_gpu.txt").write_text(ka.table(sort_by=sort_gpu, row_limit=40, max_name_column_width=80))
-    except Exception as e: (out / "ops_gpu.txt").write_text(f"no GPU table: {e}")
-    (out / "ops_cpu.txt").write_text(ka.table(sort_by="self_cpu_time_total", row_limit=40, max_name_column_width=80))
-    try:
-        raw = out / "trace.json"; prof.export_chrome_trace(str(raw))
-        with open(raw, "rb") as f, gzip.open(out / "trace.json.gz", "wb") as g: _sh.copyfileobj(f, g)
-        raw.unlink()
-    except Exception as e: get_logger().warning(f"no Chrome trace: {e}")
-    top = sorted(((n, e - s) for n, s, e in kern), key=lambda x: -x[1])
-    agg = {}
-    for n, d in top: agg[n] = agg.get(n, 0.0) + d / 1e6
-    summary = {"steps": steps, "wall_s": round(wall_s, 4), "wall_s_per_step": round(wall_s / steps, 4),
-               "gpu_busy_s": round(busy, 4), "gpu_busy_fraction": round(busy / wall_s, 4) if kern and wall_s > 0 else None,
-               "kernels": len(kern), "kernel_s_by_kind": {k: round(v, 4) for k, v in sorted(by_kind.items(), key=lambda x: -x[1])},
-               "top_kernels_s": {n[:120]: round(d, 4) for n, d in sorted(agg.items(), key=lambda x: -x[1])[:15]}}
-    atomic_write_json(out / "profile.json", summary)
-    return summary
-
-def _profile_callback(out_dir, first: int, last: int):
-    "A TrainerCallback that profiles optimiser steps first..last in the main process."
-    import torch
-    from transformers import TrainerCallback
-    from torch.profiler import ProfilerActivity, profile
-    cuda = torch.cuda.is_available()
-    class ProfileSteps(TrainerCallback):
-        def __init__(self): self.prof, self.done, self.t0 = None, False, None
-        def on_step_begin(self, args, state, control, **kw):
-            if self.done or self.prof is not None or state.global_step + 1 != first or not state.is_world_process_zero: return
-            if cuda: torch.cuda.synchronize()
-            self.prof = profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else []))
-            self.prof.__enter__(); self.t0 = time.perf_counter()
-        def on_step_end(self, args, state, control, **kw):
-            if self.prof is None or state.global_step < last: return
-            if cuda: torch.cuda.synchronize()
-            wall = time.perf_counter() - self.t0
-            self.prof.__exit__(None, None, None)
-            s = write_profile(self.prof, wall, last - first + 1, Path(out_dir) / "profile")
-            get_logger().info(f"profiled steps {first}-{last}: {s['wall_s_per_step']} s/step, GPU busy {s['gpu_busy_fraction']}")
-            self.prof, self.done = None, True
-    return ProfileSteps()
 
 
 # %% ../nbs/05_train.ipynb #00f047f1
@@ -658,10 +297,11 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
     gradient_checkpointing = has_cuda and not spec.tiny if gradient_checkpointing is None else gradient_checkpointing
     # data -> stages -> ordered stream
     from medvqa.curriculum import make_stages, build_stream, plan, stage_sources
+    from medvqa.data import as_dataset
     skipped = []
-    ds = usable(load_train_data(data, split, report=skipped), str(data or "demo data"))
+    ds = usable(as_dataset(data, split, report=skipped), str(data or "demo data"))
     stage_data = stage_sources(curriculum, stage_data)       # one source per stage (by order or by stage name)
-    stage_data = [usable(load_train_data(s, split, report=skipped), f"stage_data[{i}]") if s is not None else None
+    stage_data = [usable(as_dataset(s, split, report=skipped), f"stage_data[{i}]") if s is not None else None
                   for i, s in enumerate(stage_data)] if stage_data is not None else None
     stages = make_stages(ds, curriculum, seed=seed, shares=shares, stage_data=stage_data)
     batch_size, grad_accum = resolve_batch(spec, batch_size, grad_accum, has_cuda, load_in_4bit, memory_bound_gib)
@@ -682,7 +322,7 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
         if eval_data is None and not (data is None or isinstance(data, (str, Path))):
             raise ConfigError("eval_every needs eval_data when data is loaded records (--eval-data)")
         src = data if eval_data is None else eval_data
-        held_out = usable(load_train_data(src, split=eval_split), f"eval_data {src or 'demo data'}")
+        held_out = usable(as_dataset(src, split=eval_split), f"eval_data {src or 'demo data'}")
         curve = _curve_callback(spec, processor, held_out, int(eval_every), max_steps, out)
     trainer = _trainer(backend, peft_model, processor, args, conversation_stream(stream, spec.max_pixels),
                        [c for c in (curve, cb) if c is not None])
@@ -750,9 +390,10 @@ def device_name(has_cuda: bool) -> str:
 # %% ../nbs/05_train.ipynb #df04f670
 def _probe_batch(processor, spec):
     from PIL import Image
+    from medvqa.images import prepare_image
     from medvqa.models import render_prompt
     img = Image.new("RGB", (96, 80), (40, 40, 40)); img.paste((220, 220, 220), (10, 10, 40, 40))
-    return processor(images=[[_data_api().prepare_image(img, max_pixels=spec.max_pixels)]],
+    return processor(images=[[prepare_image(img, max_pixels=spec.max_pixels)]],
                      text=[render_prompt(processor, "Is there a lesion?", 1) + "yes"], return_tensors="pt")
 
 def export_merged(model_key, adapter_dir, out_dir, model_path=None, dtype="bfloat16", atol=1e-3, overwrite=False) -> dict:
