@@ -33,10 +33,11 @@ test-fast: install
 	$(BIN)/nbdev_test --n_workers 2
 
 ## the main job: both tiny models on the shipped data, on CPU, and beside them a short curriculum ablation
-## (tiny-qwen3vl closed_only against its mixed run: same data, steps and evaluation set), then one HTML report
+## (tiny-qwen3vl closed_only against its mixed run: same data, steps and evaluation set), then one HTML report;
+## three runs on two cores, one thread each
 reports: install
 	@mkdir -p reports/$(RUN)
-	HF_HUB_OFFLINE=1 $(BIN)/medvqa ablate --model tiny-qwen3vl --curricula closed_only --eval-every 100 --output reports/$(RUN) \
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/medvqa ablate --model tiny-qwen3vl --curricula closed_only --eval-every 100 --output reports/$(RUN) \
 	    > reports/$(RUN)/make-ablate.json & ablate=$$!; \
 	HF_HUB_OFFLINE=1 $(BIN)/medvqa run --models tiny-qwen2vl,tiny-qwen3vl --curricula mixed --parallel 2 --eval-every 100 \
 	    --output reports/$(RUN) --no-report > reports/$(RUN)/make-run.json; rc=$$?; \
