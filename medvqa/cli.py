@@ -284,6 +284,7 @@ def _output_option(p):
     "--output, the run folder of run and ablate (--out, its old name, still works)."
     p.add_argument("--output", dest="out", metavar="DIR", help="the run folder: one sub-folder per run, and index.html")
     p.add_argument("--out", dest="out", help=argparse.SUPPRESS)
+    p.set_defaults(output_required=p)                 # main() says so when neither is given
 
 def build_parser() -> argparse.ArgumentParser:
     from medvqa.train import TRAIN_BACKENDS
@@ -401,8 +402,8 @@ def main(argv=None) -> int:
     "Entry point of the `medvqa` console script."
     p = build_parser()
     args = p.parse_args(argv)
-    if args.command in ("run", "ablate") and not args.out:
-        p._subparsers._group_actions[0].choices[args.command].error("the following arguments are required: --output")
+    if getattr(args, "output_required", None) and not args.out:
+        args.output_required.error("the following arguments are required: --output")
     try:
         with data_stdout(): args.func(args)
     except MedVQAError as e:

@@ -14,7 +14,7 @@ from datasets import Dataset, concatenate_datasets
 from .core import DEFAULT_CURRICULUM, ConfigError, DataError, STRATEGIES, infer_answer_type, get_logger
 
 # %% auto #0
-__all__ = ['Stage', 'answer_types', 'make_stages', 'stage_sources', 'plan', 'allocate_steps', 'build_stream']
+__all__ = ['Stage', 'answer_types', 'make_stages', 'stage_ref', 'stage_sources', 'plan', 'allocate_steps', 'build_stream']
 
 # %% ../nbs/03_curriculum.ipynb #2744b1f5
 _LAYOUT = {"open_then_closed": (("open", ("open",)), ("closed", ("closed",))),
@@ -76,11 +76,16 @@ def make_stages(ds: Dataset | None, strategy: str = DEFAULT_CURRICULUM, seed: in
     return stages
 
 # %% ../nbs/03_curriculum.ipynb #f6f7f795
+def stage_ref(s):
+    "(stage name, source) of a 'name=source' string (open=..., closed=..., mixed=...), else (None, s)."
+    m = re.match(r"^([a-z]+)=(.*)$", s) if isinstance(s, str) else None
+    return (m[1], m[2]) if m else (None, s)
+
 def stage_sources(strategy: str, stage_data) -> list | None:
     "`stage_data` as one source (or None: the main data) per stage of `strategy`: a list in stage order, a {stage name: source} dict, or 'name=source' strings."
     if stage_data is None: return None
-    if not isinstance(stage_data, dict) and stage_data and all(isinstance(s, str) and re.match(r"^[a-z]+=", s) for s in stage_data):
-        stage_data = dict(s.split("=", 1) for s in stage_data)
+    if not isinstance(stage_data, dict) and stage_data and all(stage_ref(s)[0] for s in stage_data):
+        stage_data = dict(stage_ref(s) for s in stage_data)
     if not isinstance(stage_data, dict): return list(stage_data)
     names = {n for lay in _LAYOUT.values() for n, _ in lay}
     bad = sorted(set(stage_data) - names)

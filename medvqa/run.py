@@ -159,9 +159,10 @@ def check_params(p: dict) -> dict:
     for k in ("train_data", "eval_data"):
         if k in p: p[k] = _data_path(p[k], k, problems)
     if p.get("stage_data"):                           # paths, in stage order or as stage=path
-        named = [re.match(r"^([a-z]+)=(.*)$", s) if isinstance(s, str) else None for s in p["stage_data"]]
-        p["stage_data"] = [f"{m[1]}={_data_path(m[2], f'stage_data {m[1]}', problems)}" if m else _data_path(s, f"stage_data[{i}]", problems)
-                           for i, (s, m) in enumerate(zip(p["stage_data"], named))]
+        from medvqa.curriculum import stage_ref
+        refs = [stage_ref(s) for s in p["stage_data"]]
+        p["stage_data"] = [f"{n}={_data_path(s, f'stage_data {n}', problems)}" if n else _data_path(s, f"stage_data[{i}]", problems)
+                           for i, (n, s) in enumerate(refs)]
     if p.get("model_path"):
         mp = Path(str(p["model_path"])).expanduser()
         if not mp.exists(): problems.append(f"model_path {str(p['model_path'])!r}: no such folder")
