@@ -251,10 +251,10 @@ def _cli_doc(doc: str, params) -> str:
 
 def add_options(p, params, choices: dict | None = None, required=(), suppress: bool = False):
     "One option per `medvqa.run.Param`: flag, type, default and help from the function's signature, so the two cannot drift."
-    import types, typing
+    import typing
+    from medvqa.run import base_type
     for q in params:
-        opt = typing.get_origin(q.hint) in (typing.Union, types.UnionType)
-        t = [x for x in typing.get_args(q.hint) if x is not type(None)][0] if opt else q.hint
+        t = base_type(q.hint)[0]
         kw = dict(dest=q.name, help=_cli_doc(q.doc, params) + (f"; e.g. {_EXAMPLES[q.name]}" if q.name in _EXAMPLES else ""))
         if q.name in required: kw["required"] = True
         else: kw["default"] = argparse.SUPPRESS if suppress else q.default

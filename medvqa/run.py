@@ -15,7 +15,7 @@ log = get_logger("medvqa.run")
 
 # %% auto #0
 __all__ = ['log', 'NOTEBOOK_NAMES', 'EVAL_NAMES', 'HIDE_TAGS', 'train_notebook', 'Param', 'signature_params',
-           'notebook_parameters', 'parameters_source', 'sync_parameters', 'check_params', 'arguments',
+           'notebook_parameters', 'parameters_source', 'sync_parameters', 'base_type', 'check_params', 'arguments',
            'prepare_backend', 'read_run', 'record_run', 'notebook_html', 'run_notebook', 'run_label', 'plan_jobs',
            'job_state', 'cpu_slots', 'run_models', 'ablate']
 
@@ -98,11 +98,17 @@ def _data_path(v, name, problems):
         if is_hub_dataset(s): return s
     problems.append(f"{name} {s!r}: no such file or folder"); return s
 
+def base_type(hint) -> tuple:
+    "(the type, whether None is allowed) of a parameter's hint: `int | None` -> (int, True)."
+    import types, typing
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return [a for a in typing.get_args(hint) if a is not type(None)][0], True
+    return hint, False
+
 def _convert(p: Param, v):
     "`v` as `p`'s type: papermill passes what was typed ('3', 3.0, 'a,b'); ValueError when it cannot be."
-    import types, typing
-    opt = typing.get_origin(p.hint) in (typing.Union, types.UnionType)
-    t = [a for a in typing.get_args(p.hint) if a is not type(None)][0] if opt else p.hint
+    import typing
+    t, opt = base_type(p.hint)
     if v is None:
         if opt or p.default is None: return None
         raise ValueError
@@ -127,7 +133,7 @@ def _convert(p: Param, v):
 def _expected(p: Param) -> str:
     "What `p` takes, in words, for messages."
     import typing
-    t = next((a for a in (typing.get_args(p.hint) or (p.hint,)) if a is not type(None)), None)
+    t = base_type(p.hint)[0]
     if t is int: return "an integer" if p.name == "seed" else "a positive integer"
     if t is float: return "a number in [0, 1)" if p.name == "lora_dropout" else "a positive number"
     if t is bool: return "true or false"
