@@ -15,10 +15,10 @@ from .monitor import (_callback, _counting, _curve_callback, _ordered, _profile_
 from .checkpoints import check_export, check_output_dir, check_trained_for, describe_data, last_checkpoint
 
 # %% auto #0
-__all__ = ['TRAIN_BACKENDS', 'pick_backend', 'pick_optimizer', 'estimate_memory_gib', 'pick_batch', 'resolve_batch',
-           'torch_total_memory_gib', 'usable', 'to_conversation', 'conversation_stream', 'loader_settings',
-           'lora_settings', 'trainable_params', 'check_method', 'trainable_model', 'answer_only_loss',
-           'patch_answer_only_loss', 'keep_freed_memory', 'train', 'world_size', 'device_name', 'export_merged']
+__all__ = ['TRAIN_BACKENDS', 'pick_backend', 'pick_optimizer', 'estimate_memory_gib', 'torch_total_memory_gib', 'pick_batch',
+           'resolve_batch', 'usable', 'to_conversation', 'conversation_stream', 'loader_settings', 'lora_settings',
+           'trainable_params', 'check_method', 'trainable_model', 'answer_only_loss', 'patch_answer_only_loss',
+           'keep_freed_memory', 'world_size', 'device_name', 'train', 'export_merged']
 
 # %% ../nbs/05_train.ipynb #81d5ba2e
 TRAIN_BACKENDS = ("auto", "hf", "unsloth")
@@ -33,7 +33,7 @@ def pick_backend(backend: str = "auto") -> str:
         if not importlib.util.find_spec("unsloth"): raise ConfigError("backend 'unsloth' needs the unsloth package (pip install unsloth); or use backend='hf' (--backend hf)")
     return backend
 
-# %% ../nbs/05_train.ipynb #56ff856d
+# %% ../nbs/05_train.ipynb #7417849d
 def pick_optimizer(optim: str, has_cuda: bool | None = None) -> str:
     "The optimiser to use: 8-bit ones fall back to adamw_torch without bitsandbytes' GPU kernels (logged)."
     has_cuda = cuda_available() if has_cuda is None else has_cuda
@@ -42,12 +42,17 @@ def pick_optimizer(optim: str, has_cuda: bool | None = None) -> str:
         return "adamw_torch"
     return optim
 
+# %% ../nbs/05_train.ipynb #86938554
 def estimate_memory_gib(params_b: float, batch: int, seq_len: int, vocab: int = 151936, hidden: int = 2048,
                         layers: int = 28, load_in_4bit: bool = False) -> float:
     "Rough training memory (GiB) of a LoRA run with gradient checkpointing."
     weights = params_b * 1e9 * (0.56 if load_in_4bit else 2.0)
     per_sample = seq_len * vocab * 4 * 3 + seq_len * hidden * layers * 2 * 2
     return (weights + batch * per_sample) / 2**30 + 1.0        # + CUDA context, LoRA and optimiser state
+
+def torch_total_memory_gib() -> float:
+    import torch
+    return torch.cuda.get_device_properties(0).total_memory / 2**30
 
 def pick_batch(effective: int, has_cuda: bool, params_b: float = 2.0, seq_len: int = 512, load_in_4bit: bool = False,
                memory_bound_gib: float | None = None, cpu_batch: int = 2, **model_dims) -> tuple[int, int]:
@@ -62,6 +67,7 @@ def pick_batch(effective: int, has_cuda: bool, params_b: float = 2.0, seq_len: i
             return b, effective // b
     return 1, effective
 
+# %% ../nbs/05_train.ipynb #6079048c
 def resolve_batch(spec, batch_size=None, grad_accum=None, has_cuda=False, load_in_4bit=None, memory_bound_gib=None):
     "(batch, accumulation): explicit values win; otherwise the spec's effective batch split by `pick_batch`."
     if batch_size and grad_accum: return int(batch_size), int(grad_accum)
@@ -72,17 +78,14 @@ def resolve_batch(spec, batch_size=None, grad_accum=None, has_cuda=False, load_i
     return pick_batch(eff, has_cuda, params_b=spec.params_b or 2.0, load_in_4bit=q4, memory_bound_gib=memory_bound_gib,
                       cpu_batch=spec.batch_size)
 
-def torch_total_memory_gib() -> float:
-    import torch
-    return torch.cuda.get_device_properties(0).total_memory / 2**30
-
-# %% ../nbs/05_train.ipynb #fe5e6314
+# %% ../nbs/05_train.ipynb #d91e472b
 def usable(ds, name="data"):
     "Drop samples without a question or an answer; DataError when none is left."
     keep = [i for i, (q, a) in enumerate(zip(ds["question"], ds["answer"])) if str(q or "").strip() and str(a or "").strip()]
     if not keep: raise DataError(f"{name}: no usable sample (every record lacks a question or an answer; {len(ds)} records)")
     return ds if len(keep) == len(ds) else ds.select(keep)
 
+# %% ../nbs/05_train.ipynb #96fa4d86
 def to_conversation(row: dict, max_pixels: int) -> dict:
     "One stream row -> TRL prompt/completion conversational sample with prepared images."
     from medvqa.data import prepare_image, target_text
@@ -113,11 +116,13 @@ def loader_settings(has_cuda: bool, cpus: int | None = None, procs: int | None =
     return d
 
 
-# %% ../nbs/05_train.ipynb #00f047f1
+# %% ../nbs/05_train.ipynb #c50f36b6
 def lora_settings(spec) -> dict:
+    "The LoRA settings of `spec`, as the summary records them."
     return {"r": spec.lora_r, "lora_alpha": spec.lora_alpha, "lora_dropout": spec.lora_dropout, "bias": spec.lora_bias,
             "target_modules": list(spec.target_modules), "finetune_vision": spec.finetune_vision}
 
+# %% ../nbs/05_train.ipynb #e852f337
 def _peft_hf(spec, model, seed, gradient_checkpointing, modules_to_save=None):
     from peft import LoraConfig, get_peft_model
     cfg = LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=spec.lora_dropout, bias=spec.lora_bias,
@@ -148,10 +153,12 @@ def _full(model, backend, gradient_checkpointing):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model
 
+# %% ../nbs/05_train.ipynb #b9835979
 def trainable_params(model) -> int:
     "Parameters the optimiser updates."
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
+# %% ../nbs/05_train.ipynb #d22e8c73
 def check_method(method: str, load_in_4bit: bool = False) -> str:
     "A known training method; full fine-tuning refuses 4-bit weights (they cannot be updated)."
     from medvqa.models import METHODS
@@ -161,6 +168,7 @@ def check_method(method: str, load_in_4bit: bool = False) -> str:
                           "or load it unquantised (load_in_4bit=False)")
     return method
 
+# %% ../nbs/05_train.ipynb #df930098
 def trainable_model(spec, backend, method="lora", model_path=None, load_in_4bit=None, seed=0, gradient_checkpointing=None,
                     modules_to_save=None):
     "(model ready to train, processor, load seconds): a LoRA adapter over frozen weights, or every weight (`method='full'`)."
@@ -180,9 +188,10 @@ def trainable_model(spec, backend, method="lora", model_path=None, load_in_4bit=
                  else _peft_hf(spec, model, seed, gradient_checkpointing, modules_to_save))
     return model, processor, time.time() - t0
 
-# %% ../nbs/05_train.ipynb #c30837cd
+# %% ../nbs/05_train.ipynb #c158d1fe
 def _sft_config(spec, out_dir, backend, has_cuda, max_steps, batch, accum, lr, optim, save_steps, seed, tensorboard,
                 gradient_checkpointing):
+    "TRL's settings for this run: batches, schedule, checkpoints, DataLoader, precision and loss."
     from trl import SFTConfig
     import torch
     kw = dict(output_dir=str(out_dir), max_steps=max_steps, per_device_train_batch_size=batch, gradient_accumulation_steps=accum,
@@ -199,7 +208,9 @@ def _sft_config(spec, out_dir, backend, has_cuda, max_steps, batch, accum, lr, o
     kw["loss_type"] = "nll" if backend == "hf" else "chunked_nll"
     return SFTConfig(**kw)
 
+# %% ../nbs/05_train.ipynb #f532b632
 def _trainer(backend, model, processor, args, train_ds, callbacks):
+    "TRL's `SFTTrainer` for `backend`, counting what it trains on and keeping the stream's order (`medvqa.monitor`)."
     if backend == "unsloth":
         from unsloth.trainer import UnslothVisionDataCollator
         collator = UnslothVisionDataCollator(model, processor, resize="max", completion_only_loss=True)
@@ -212,7 +223,7 @@ def _trainer(backend, model, processor, args, train_ds, callbacks):
     return _counting(_ordered(SFTTrainer, answer_only=backend == "hf"))(model=model, args=args, train_dataset=train_ds,
                                    processing_class=processor, data_collator=collator, callbacks=callbacks)
 
-# %% ../nbs/05_train.ipynb #85e88a8d
+# %% ../nbs/05_train.ipynb #aa82e106
 def answer_only_loss(hidden, labels, head, num_items_in_batch=None):
     "Next-token cross-entropy of `head(hidden)` over the labelled positions only (sum / `num_items_in_batch`, else mean)."
     import torch.nn.functional as F
@@ -221,6 +232,7 @@ def answer_only_loss(hidden, labels, head, num_items_in_batch=None):
     loss = F.cross_entropy(logits, labels[:, 1:][keep], reduction="sum")
     return loss / (num_items_in_batch if num_items_in_batch is not None else keep.sum().clamp(min=1))
 
+# %% ../nbs/05_train.ipynb #10b4602a
 def patch_answer_only_loss(model):
     "Make `model`'s forward compute `answer_only_loss` when given labels (PEFT wrappers: their base model is patched)."
     from transformers.modeling_outputs import CausalLMOutputWithPast
@@ -247,7 +259,90 @@ def keep_freed_memory() -> bool:
     M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4                # glibc's malloc.h
     return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 30))
 
-# %% ../nbs/05_train.ipynb #55af3efc
+# %% ../nbs/05_train.ipynb #9e3c5821
+def _run_folder(spec, output_dir, resume: bool, overwrite: bool) -> Path:
+    "The run folder, created: refused when it holds a run (unless `resume` or `overwrite`) or, resuming, another model's run."
+    out = Path(output_dir)
+    check_output_dir(out, resume, overwrite)                    # never trains over a run unasked
+    if resume: check_trained_for(out, spec.key)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+# %% ../nbs/05_train.ipynb #8693772f
+def _machine_settings(spec, has_cuda: bool, load_in_4bit=None, gradient_checkpointing=None) -> tuple[bool, str, bool]:
+    "(4-bit weights, training method, gradient checkpointing) for `spec` on this machine; explicit choices win."
+    q4 = bool(spec.load_in_4bit and has_cuda if load_in_4bit is None else load_in_4bit)
+    method = check_method(spec.method, q4)
+    gradient_checkpointing = has_cuda and not spec.tiny if gradient_checkpointing is None else gradient_checkpointing
+    return q4, method, gradient_checkpointing
+
+# %% ../nbs/05_train.ipynb #1fd9f843
+def _train_stages(data, split: str, curriculum: str, stage_data, shares, seed: int, skipped: list) -> list:
+    "The curriculum's ordered stages of usable samples from `data` (or one source per stage, `stage_data`); unreadable records go to `skipped`."
+    from medvqa.curriculum import make_stages, stage_sources
+    from medvqa.data import as_dataset
+    ds = usable(as_dataset(data, split, report=skipped), str(data or "demo data"))
+    stage_data = stage_sources(curriculum, stage_data)       # one source per stage (by order or by stage name)
+    stage_data = [usable(as_dataset(s, split, report=skipped), f"stage_data[{i}]") if s is not None else None
+                  for i, s in enumerate(stage_data)] if stage_data is not None else None
+    return make_stages(ds, curriculum, seed=seed, shares=shares, stage_data=stage_data)
+
+# %% ../nbs/05_train.ipynb #291b992d
+def _held_out(data, eval_data, eval_split: str):
+    "The usable held-out set of a learning curve: `eval_data`, else the `eval_split` of the source `data` (a path or None)."
+    from medvqa.data import as_dataset
+    if eval_data is None and not (data is None or isinstance(data, (str, Path))):
+        raise ConfigError("eval_every needs eval_data when data is loaded records (--eval-data)")
+    src = data if eval_data is None else eval_data
+    return usable(as_dataset(src, split=eval_split), f"eval_data {src or 'demo data'}")
+
+# %% ../nbs/05_train.ipynb #3c92fc1e
+def _resume_checkpoint(out: Path, resume: bool) -> Path | None:
+    "The checkpoint to resume from: the last complete one in `out` when `resume` (None, and said, before the first)."
+    if not resume: return None
+    ckpt = last_checkpoint(out)
+    get_logger().info(f"resuming from {ckpt}" if ckpt else f"resume: no complete checkpoint in {out} yet, starting fresh")
+    return ckpt
+
+# %% ../nbs/05_train.ipynb #4171e3bc
+def _fit(trainer, ckpt, key: str, batch_size: int, grad_accum: int) -> None:
+    "Run `trainer` (from `ckpt` when resuming); out of memory becomes a MedVQAError that says which batch to try."
+    try: trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    except Exception as e:
+        if type(e).__name__ == "OutOfMemoryError" or "out of memory" in str(e).lower():
+            raise MedVQAError(f"out of memory training {key} at per-device batch {batch_size} with sequences of up to "
+                              f"{trainer.counter.max_len} tokens; try batch_size={max(1, batch_size // 2)}, "
+                              f"grad_accum={grad_accum * 2} or smaller images") from e
+        raise
+
+# %% ../nbs/05_train.ipynb #8c77c795
+def _speed(cn: dict, train_s: float, params: int, has_cuda: bool) -> dict:
+    "The summary's throughput: samples and tokens per second over the run and steady, what was seen, and the steady share of peak FLOPs."
+    tps = cn["tokens"] / train_s if train_s > 0 else 0.0
+    return {"samples_per_s": round(cn["samples"] / train_s, 4), "tokens_per_s": round(tps, 2),
+            "samples_seen": cn["samples"], "tokens_seen": cn["tokens"], "max_seq_len": cn["max_len"],
+            "steady_samples_per_s": cn["steady_samples_per_s"], "steady_tokens_per_s": cn["steady_tokens_per_s"],
+            "steady_mfu": mfu(params, cn["steady_tokens_per_s"] or 0.0, has_cuda)}
+
+# %% ../nbs/05_train.ipynb #e93b85d1
+def _loss_summary(rows: list[dict]) -> dict:
+    "First and final logged loss of `rows` (None without any) and whether every one was finite."
+    losses = [r["loss"] for r in rows]
+    return {"first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None,
+            "loss_finite": all(math.isfinite(l) for l in losses)}
+
+# %% ../nbs/05_train.ipynb #08f9b857
+def world_size() -> int:
+    "Processes training together (torchrun / accelerate launch set WORLD_SIZE; 1 otherwise)."
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+def device_name(has_cuda: bool) -> str:
+    "The GPU's name, or the CPU's cores and architecture."
+    import platform, torch
+    if has_cuda: return torch.cuda.get_device_name(0)
+    return f"cpu ({os.cpu_count()} cores, {platform.machine()})"
+
+# %% ../nbs/05_train.ipynb #105b0a6d
 def train(model: str = "tiny-qwen2vl",              # a registry model (see `medvqa models`)
           data: str | None = None,                      # training data: a file or folder, or a hub id medvqa knows (None: the shipped demo data)
           curriculum: str = DEFAULT_CURRICULUM,         # the order of training samples
@@ -287,23 +382,13 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
     if backend == "unsloth": import unsloth  # noqa: F401  (must patch transformers/trl before they are imported)
     has_cuda = cuda_available()
     if not has_cuda: keep_freed_memory()                        # see above: page faults at every step otherwise
-    out = Path(output_dir)
-    check_output_dir(out, resume, overwrite)                    # never trains over a run unasked
-    if resume: check_trained_for(out, spec.key)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _run_folder(spec, output_dir, resume, overwrite)
     max_steps = int(spec.max_steps)
-    q4 = bool(spec.load_in_4bit and has_cuda if load_in_4bit is None else load_in_4bit)
-    method = check_method(spec.method, q4)
-    gradient_checkpointing = has_cuda and not spec.tiny if gradient_checkpointing is None else gradient_checkpointing
+    q4, method, gradient_checkpointing = _machine_settings(spec, has_cuda, load_in_4bit, gradient_checkpointing)
     # data -> stages -> ordered stream
-    from medvqa.curriculum import make_stages, build_stream, plan, stage_sources
-    from medvqa.data import as_dataset
+    from medvqa.curriculum import build_stream, plan
     skipped = []
-    ds = usable(as_dataset(data, split, report=skipped), str(data or "demo data"))
-    stage_data = stage_sources(curriculum, stage_data)       # one source per stage (by order or by stage name)
-    stage_data = [usable(as_dataset(s, split, report=skipped), f"stage_data[{i}]") if s is not None else None
-                  for i, s in enumerate(stage_data)] if stage_data is not None else None
-    stages = make_stages(ds, curriculum, seed=seed, shares=shares, stage_data=stage_data)
+    stages = _train_stages(data, split, curriculum, stage_data, shares, seed, skipped)
     batch_size, grad_accum = resolve_batch(spec, batch_size, grad_accum, has_cuda, load_in_4bit, memory_bound_gib)
     world = world_size()
     effective = batch_size * grad_accum * world
@@ -319,27 +404,14 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
                        optim, save_steps or max(1, max_steps // 4), seed, tensorboard, gradient_checkpointing)
     cb, curve = _callback(bounds, out), None
     if eval_every:           # first in line, so that its evaluations stay out of the stage callback's step timing
-        if eval_data is None and not (data is None or isinstance(data, (str, Path))):
-            raise ConfigError("eval_every needs eval_data when data is loaded records (--eval-data)")
-        src = data if eval_data is None else eval_data
-        held_out = usable(as_dataset(src, split=eval_split), f"eval_data {src or 'demo data'}")
-        curve = _curve_callback(spec, processor, held_out, int(eval_every), max_steps, out)
+        curve = _curve_callback(spec, processor, _held_out(data, eval_data, eval_split), int(eval_every), max_steps, out)
     trainer = _trainer(backend, peft_model, processor, args, conversation_stream(stream, spec.max_pixels),
                        [c for c in (curve, cb) if c is not None])
-    ckpt = None
-    if resume:
-        ckpt = last_checkpoint(out)
-        log.info(f"resuming from {ckpt}" if ckpt else f"resume: no complete checkpoint in {out} yet, starting fresh")
+    ckpt = _resume_checkpoint(out, resume)
     if has_cuda:
         import torch; torch.cuda.reset_peak_memory_stats()
     t0 = time.time()
-    try: trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-    except Exception as e:
-        if type(e).__name__ == "OutOfMemoryError" or "out of memory" in str(e).lower():
-            raise MedVQAError(f"out of memory training {spec.key} at per-device batch {batch_size} with sequences of up to "
-                              f"{trainer.counter.max_len} tokens; try batch_size={max(1, batch_size // 2)}, "
-                              f"grad_accum={grad_accum * 2} or smaller images") from e
-        raise
+    _fit(trainer, ckpt, spec.key, batch_size, grad_accum)
     curve_s = curve.seconds if curve is not None else 0.0
     train_s = time.time() - t0 - curve_s                 # learning-curve evaluations are not training time
     cn = counts(trainer.counter, skip=2 * grad_accum, world=world)     # every rank's batches (a collective)
@@ -350,23 +422,18 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
     rows = write_log_history(trainer.state.log_history, bounds, out)
     params = count_params(peft_model)
     tps = cn["tokens"] / train_s if train_s > 0 else 0.0
-    losses = [r["loss"] for r in rows]
     summary = {"model": spec.key, "hub_id": spec.hub_id, "model_path": resolve_model_path(spec.key, model_path) if (model_path or spec.tiny) else None,
                "backend": backend, "curriculum": curriculum, "data": describe_data(data), "split": split, "output_dir": str(out), "stages": bounds, "plan": plan(stages),
                "max_steps": max_steps, "steps": trainer.state.global_step, "resumed_from": str(ckpt) if ckpt else None,
                "batch_size": batch_size, "grad_accum": grad_accum, "world_size": world, "effective_batch": effective,
                "optimizer": optim, "learning_rate": spec.learning_rate, "lr_scheduler": spec.lr_scheduler,
                "method": method, "trainable_params": trainable_params(peft_model), "load_in_4bit": q4,
-               "samples_per_s": round(cn["samples"] / train_s, 4), "tokens_per_s": round(tps, 2),
-               "samples_seen": cn["samples"], "tokens_seen": cn["tokens"], "max_seq_len": cn["max_len"],
-               "steady_samples_per_s": cn["steady_samples_per_s"], "steady_tokens_per_s": cn["steady_tokens_per_s"],
-               "steady_mfu": mfu(params, cn["steady_tokens_per_s"] or 0.0, has_cuda), "loss": loss_impl(peft_model, args),
+               **_speed(cn, train_s, params, has_cuda), "loss": loss_impl(peft_model, args),
                "dataloader_workers": args.dataloader_num_workers,
                "peak_memory_gib": round(peak_memory_gib(has_cuda), 3), "wall_s": round(time.time() - t_start, 2),
                "load_s": round(load_s, 2), "train_s": round(train_s, 2), "curve_s": round(curve_s, 2),
                "first_step_s": round(cb.first_step_s, 2) if cb.first_step_s is not None else None,
-               "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None,
-               "loss_finite": all(math.isfinite(l) for l in losses), "params": params, "linear4bit": count_4bit(peft_model), "mfu": mfu(params, tps, has_cuda),
+               **_loss_summary(rows), "params": params, "linear4bit": count_4bit(peft_model), "mfu": mfu(params, tps, has_cuda),
                "skipped": len(skipped), "seed": seed, "device": device_name(has_cuda),
                "lora": dict(lora_settings(spec), modules_to_save=list(modules_to_save or ())) if method == "lora" else None,
                "gradient_checkpointing": bool(gradient_checkpointing),
@@ -378,17 +445,9 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
              f"{summary['samples_per_s']} samples/s; {'adapter' if method == 'lora' else 'model'} in {out}")
     return summary
 
-def world_size() -> int:
-    "Processes training together (torchrun / accelerate launch set WORLD_SIZE; 1 otherwise)."
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-def device_name(has_cuda: bool) -> str:
-    import platform, torch
-    if has_cuda: return torch.cuda.get_device_name(0)
-    return f"cpu ({os.cpu_count()} cores, {platform.machine()})"
-
-# %% ../nbs/05_train.ipynb #df04f670
+# %% ../nbs/05_train.ipynb #349d1b07
 def _probe_batch(processor, spec):
+    "One image and question through `processor`: the inputs on which two models' logits are compared."
     from PIL import Image
     from medvqa.images import prepare_image
     from medvqa.models import render_prompt
@@ -396,6 +455,7 @@ def _probe_batch(processor, spec):
     return processor(images=[[prepare_image(img, max_pixels=spec.max_pixels)]],
                      text=[render_prompt(processor, "Is there a lesion?", 1) + "yes"], return_tensors="pt")
 
+# %% ../nbs/05_train.ipynb #9bf53f4e
 def export_merged(model_key, adapter_dir, out_dir, model_path=None, dtype="bfloat16", atol=1e-3, overwrite=False) -> dict:
     "Merge the LoRA adapter in `adapter_dir` into `model_key`'s weights; save a 16-bit model + processor to `out_dir`."
     import torch
