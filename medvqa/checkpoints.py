@@ -28,7 +28,7 @@ def last_checkpoint(out_dir) -> Path | None:
         if state.get("global_step") == int(m.group(1)): found.append((int(m.group(1)), p))
     return max(found)[1] if found else None
 
-# %% ../nbs/05b_checkpoints.ipynb #77ee50bf
+# %% ../nbs/05b_checkpoints.ipynb #9f0806ba
 _RUN_FILES = ("train_summary.json", "log_history.json", "adapter_config.json", "adapter_model.safetensors", "model.safetensors",
               "config.json", "README.md", "predictions.jsonl", "metrics.json", "eval_summary.json", "gallery.json", "curve.json",
               "loss.png", "results.png")
@@ -58,6 +58,7 @@ def check_output_dir(out_dir, resume: bool = False, overwrite: bool = False) -> 
         get_logger().warning(f"{out_dir}: replaced {what} (--overwrite)")
     return what
 
+# %% ../nbs/05b_checkpoints.ipynb #40448a6b
 def _key_of_base(base: str) -> str | None:
     "The registry key of a base model named by hub id, Unsloth id, key or tiny build folder ('.../tiny-qwen2vl-v2')."
     from medvqa.models import REGISTRY
@@ -83,6 +84,7 @@ def check_trained_for(folder, key, what: str = "run") -> None:
     if other and other != spec.key:
         raise ConfigError(f"the {what} in {folder} was trained for model {other!r}, not {spec.key!r}: pass --model {other}")
 
+# %% ../nbs/05b_checkpoints.ipynb #04e41ef0
 def check_export(model_key, adapter_dir, out_dir, overwrite: bool = False) -> None:
     "Everything `export_merged` can check before loading a model: an adapter of this model, and an output folder free to write."
     a, out = Path(adapter_dir), Path(out_dir)

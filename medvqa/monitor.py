@@ -13,13 +13,14 @@ from .core import ConfigError, atomic_write_json, get_logger
 __all__ = ['H100_BF16_FLOPS', 'stage_of', 'write_log_history', 'curve_point', 'BatchCounter', 'count_params', 'count_4bit',
            'peak_memory_gib', 'mfu', 'counts', 'loss_impl', 'profile_window', 'kernel_kind', 'write_profile']
 
-# %% ../nbs/05a_monitor.ipynb #931cbbe8
+# %% ../nbs/05a_monitor.ipynb #e2550c45
 def stage_of(step: int, bounds: list[dict]) -> str:
     "The stage name of 1-based optimiser step `step`."
     for b in bounds:
         if b["first_step"] <= step <= b["last_step"]: return b["stage"]
     return bounds[-1]["stage"] if bounds else ""
 
+# %% ../nbs/05a_monitor.ipynb #562af21c
 def _ordered(trainer_cls, answer_only: bool = False):
     "A subclass of `trainer_cls` that feeds the training set in order (no shuffling); `answer_only`: the model computes its own loss (`patch_answer_only_loss`), so TRL's per-token metrics over full logits are skipped."
     from torch.utils.data import SequentialSampler
@@ -33,6 +34,7 @@ def _ordered(trainer_cls, answer_only: bool = False):
     OrderedTrainer.__name__ = f"Ordered{trainer_cls.__name__}"
     return OrderedTrainer
 
+# %% ../nbs/05a_monitor.ipynb #07848039
 def _callback(bounds, out_dir):
     from transformers import TrainerCallback
     log = get_logger()
@@ -58,12 +60,13 @@ def write_log_history(history, bounds, out_dir) -> list[dict]:
     atomic_write_json(Path(out_dir) / "log_history.json", rows)
     return rows
 
-# %% ../nbs/05a_monitor.ipynb #c80f960f
+# %% ../nbs/05a_monitor.ipynb #d1ca48e5
 def curve_point(step: int, metrics: dict) -> dict:
     "One point of a learning curve from `medvqa.metrics.score`'s result."
     return {"step": int(step), "closed_accuracy": metrics["closed"]["accuracy"], "open_exact_match": metrics["open"]["exact_match"],
             "exact_match": metrics["exact_match"], "closed_invalid": metrics["closed"]["invalid"], "n": metrics["n"]}
 
+# %% ../nbs/05a_monitor.ipynb #a0ea6f62
 def _curve_callback(spec, processor, data, every: int, max_steps: int, out_dir, max_new_tokens: int = 8):
     from transformers import TrainerCallback
     from medvqa.evaluate import score_in_memory
@@ -84,9 +87,7 @@ def _curve_callback(spec, processor, data, every: int, max_steps: int, out_dir, 
                 self._add(state.global_step, model)
     return CurveCallback()
 
-# %% ../nbs/05a_monitor.ipynb #0780311b
-H100_BF16_FLOPS = 790e12
-
+# %% ../nbs/05a_monitor.ipynb #53df7e5a
 class BatchCounter:
     "Samples, non-padding tokens and the longest sequence of the batches trained on, and when each batch arrived."
     def __init__(self): self.samples, self.max_len, self._tok, self.marks, self.t_end = 0, 0, [], [], None
@@ -107,6 +108,7 @@ class BatchCounter:
         dt = self.t_end - self.marks[skip][0]
         return sum(n for _, n in self.marks[skip:]) / dt, sum(self.batch_tokens()[skip:]) / dt
 
+# %% ../nbs/05a_monitor.ipynb #583f3943
 def count_params(model) -> int:
     "Parameters of the underlying model (4-bit packed weights counted unpacked)."
     return sum(p.numel() * (2 if p.__class__.__name__ == "Params4bit" else 1) for p in model.parameters())
@@ -116,12 +118,16 @@ def count_4bit(model) -> dict:
     names = [n for n, m in model.named_modules() if m.__class__.__name__ == "Linear4bit"]
     return {"total": len(names), "visual": sum(".visual." in f".{n}." for n in names)}
 
+# %% ../nbs/05a_monitor.ipynb #152c7a26
 def peak_memory_gib(has_cuda: bool) -> float:
     "Peak GPU memory allocated (GPU) or peak resident memory of this process (CPU), GiB."
     if has_cuda:
         import torch
         return torch.cuda.max_memory_allocated() / 2**30
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+# %% ../nbs/05a_monitor.ipynb #7f48f97a
+H100_BF16_FLOPS = 790e12
 
 def mfu(params: int, tokens_per_s: float, has_cuda: bool):
     return round(6 * params * tokens_per_s / H100_BF16_FLOPS, 5) if has_cuda else None
@@ -177,7 +183,7 @@ def loss_impl(model, args) -> str:
     return f"full logits: TRL {lt}"
 
 
-# %% ../nbs/05a_monitor.ipynb #c7f8a449
+# %% ../nbs/05a_monitor.ipynb #04b2a9e5
 def profile_window(value: str | None = None) -> tuple[int, int] | None:
     "The optimiser steps to profile from `value` (default $MEDVQA_PROFILE): '5-7' -> (5, 7), '5' -> (5, 5), unset -> None."
     value = os.environ.get("MEDVQA_PROFILE") if value is None else value
@@ -187,6 +193,7 @@ def profile_window(value: str | None = None) -> tuple[int, int] | None:
     if not 1 <= first <= last: raise ConfigError(f"MEDVQA_PROFILE must be 'first-last' optimiser steps (1-based), got {value!r}")
     return first, last
 
+# %% ../nbs/05a_monitor.ipynb #6ba3490e
 _KINDS = (("attention", ("flash", "fmha", "attention", "sdpa")), ("matmul", ("gemm", "matmul", "cutlass", "sm90_xmma", "nvjet", "cublas", "wgmma")),
           ("copy", ("memcpy", "memset", "copy")), ("communication", ("nccl",)), ("optimizer", ("adam", "optim", "multi_tensor")),
           ("loss", ("cross_entropy", "logprob", "log_softmax", "chunked")))
@@ -203,6 +210,7 @@ def _union_us(intervals) -> float:
         total += e - max(s, end); end = e
     return total
 
+# %% ../nbs/05a_monitor.ipynb #878e1cd4
 def write_profile(prof, wall_s: float, steps: int, out_dir) -> dict:
     "Summarise a finished torch profiler run over `steps` optimiser steps into `out_dir` (profile.json, ops tables, trace)."
     import gzip, shutil as _sh
@@ -238,6 +246,7 @@ def write_profile(prof, wall_s: float, steps: int, out_dir) -> dict:
     atomic_write_json(out / "profile.json", summary)
     return summary
 
+# %% ../nbs/05a_monitor.ipynb #ee821860
 def _profile_callback(out_dir, first: int, last: int):
     "A TrainerCallback that profiles optimiser steps first..last in the main process."
     import torch
@@ -260,4 +269,3 @@ def _profile_callback(out_dir, first: int, last: int):
             get_logger().info(f"profiled steps {first}-{last}: {s['wall_s_per_step']} s/step, GPU busy {s['gpu_busy_fraction']}")
             self.prof, self.done = None, True
     return ProfileSteps()
-
