@@ -64,7 +64,7 @@ def infer_answer_type(question: Any, answer: Any) -> str:
     if q.endswith("?") and _OPTIONS.search(q): return "closed"
     return "open"
 
-# %% ../nbs/00_core.ipynb #e9060e3d
+# %% ../nbs/00_core.ipynb #a38c5ed7
 def _umask() -> int:
     m = os.umask(0); os.umask(m); return m
 
@@ -85,6 +85,7 @@ def atomic_write_text(path, text: str) -> Path:
     "Write `text` (UTF-8) to `path` atomically."
     return atomic_write_bytes(path, text.encode("utf-8"))
 
+# %% ../nbs/00_core.ipynb #b7d438d1
 def _default(o):
     if isinstance(o, Path): return str(o)
     if hasattr(o, "item"): return o.item()          # numpy / torch scalars
@@ -101,6 +102,7 @@ def atomic_write_json(path, obj) -> Path:
     "Write `obj` as indented JSON to `path` atomically."
     return atomic_write_text(path, to_json(obj) + "\n")
 
+# %% ../nbs/00_core.ipynb #e8af9d07
 def append_jsonl(path, rows: Iterable[dict]) -> int:
     "Append `rows` to a JSON-lines file, flushed and synced; returns how many were written."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True); n = 0
@@ -150,7 +152,7 @@ def read_json(path, on_error: str = "raise", default: Any = None, problems: list
         if problems is not None and path.exists(): problems.append(f"{path.name}: unreadable ({type(e).__name__}: {e})")
         return default
 
-# %% ../nbs/00_core.ipynb #d61edf84
+# %% ../nbs/00_core.ipynb #0f5ef205
 def get_logger(name: str = "medvqa") -> logging.Logger:
     "The package logger; one stderr handler, INFO by default (`MEDVQA_LOG_LEVEL` overrides)."
     log = logging.getLogger(name)
@@ -161,6 +163,7 @@ def get_logger(name: str = "medvqa") -> logging.Logger:
         root.addHandler(h); root.setLevel(os.environ.get("MEDVQA_LOG_LEVEL", "INFO")); root.propagate = False
     return log
 
+# %% ../nbs/00_core.ipynb #540dc858
 def package_dir() -> Path:
     "The installed `medvqa` package folder."
     return Path(__file__).parent
@@ -170,6 +173,7 @@ def cache_dir() -> Path:
     d = Path(os.environ.get("MEDVQA_CACHE", Path.home()/".cache"/"medvqa"))
     d.mkdir(parents=True, exist_ok=True); return d
 
+# %% ../nbs/00_core.ipynb #c76c45cf
 _LIBS = ("medvqa", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "unsloth", "unsloth_zoo", "bitsandbytes")
 
 def library_versions(names: Iterable[str] = _LIBS) -> dict:

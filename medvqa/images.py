@@ -18,7 +18,7 @@ __all__ = ['DEFAULT_MAX_PIXELS', 'MAX_IMAGE_PIXELS', 'MIN_SIDE', 'HASH_SIZE', 'N
            'open_image', 'prepare_image', 'image_bytes', 'image_hash', 'hamming', 'image_ref_key', 'ImageHashes',
            'check_image']
 
-# %% ../nbs/01_images.ipynb #827f601d
+# %% ../nbs/01_images.ipynb #2265bfb3
 DEFAULT_MAX_PIXELS = 448 * 448     # what a model sees at most (prepare_image)
 MAX_IMAGE_PIXELS = 64_000_000      # what a file may claim at most (8000 x 8000): beyond it, a decompression bomb
 MIN_SIDE = 28                      # Qwen-VL's patch merger needs at least 28 pixels a side
@@ -28,6 +28,7 @@ class ImageError(DataError):
     def __init__(self, name, msg, kind="unreadable image"):
         super().__init__(f"{name}: {msg}"); self.kind = kind
 
+# %% ../nbs/01_images.ipynb #b4d9bbff
 def _image_source(src) -> tuple[str, Any]:
     "(name, bytes or Path) of a path, bytes, or datasets' {'bytes','path'} dict."
     if isinstance(src, dict):
@@ -47,6 +48,7 @@ def _raw_bytes(src) -> tuple[str, bytes]:
         except OSError as e: raise ImageError(name, f"cannot read file ({e.strerror or e})") from None
     return name, data
 
+# %% ../nbs/01_images.ipynb #fdfe0654
 def _window(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
     "Map [lo, hi] linearly to 0..255 (uint8), clipping outside."
     if not np.isfinite(hi - lo) or hi <= lo: return np.zeros(a.shape, np.uint8)
@@ -65,6 +67,7 @@ def to_8bit(img: Image.Image) -> Image.Image:
         return Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("RGB")
     return img.convert("RGB")
 
+# %% ../nbs/01_images.ipynb #514b8c74
 def _first(v) -> float:
     "First value of a DICOM multi-value (window centre/width may hold several)."
     try: return float(v[0])
@@ -94,6 +97,7 @@ def is_dicom(head: bytes, name: str = "") -> bool:
     "True for DICOM content (the 'DICM' magic at byte 128) or a .dcm/.dicom name."
     return head[128:132] == b"DICM" or name.lower().endswith((".dcm", ".dicom"))
 
+# %% ../nbs/01_images.ipynb #68071917
 def open_image(src, max_image_pixels: int | None = None) -> Image.Image:
     "Open a path, bytes, {'bytes','path'} dict or PIL image as an 8-bit 'L'/'RGB' image; `ImageError` names the file."
     if isinstance(src, Image.Image): return to_8bit(src)
