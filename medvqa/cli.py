@@ -206,7 +206,7 @@ def cmd_report(a):
     from medvqa.report import write_report
     _print({"report": str(write_report(a.run_dir))})
 
-# %% ../nbs/10_cli.ipynb #b68b313a
+# %% ../nbs/10_cli.ipynb #cc004887
 class _Parser(argparse.ArgumentParser):
     "A usage mistake is one line, as medvqa's own errors are, and says where the options are listed."
     def error(self, message):
@@ -220,6 +220,7 @@ class _Help(argparse.RawDescriptionHelpFormatter):
             h += " (default: %(default)s)"
         return h
 
+# %% ../nbs/10_cli.ipynb #1007219b
 def _positive(s: str) -> int:
     "An argparse type: a whole number of at least 1."
     try: v = int(s)
@@ -227,6 +228,7 @@ def _positive(s: str) -> int:
     if v < 1: raise argparse.ArgumentTypeError(f"expected a positive whole number, got {s!r}")
     return v
 
+# %% ../nbs/10_cli.ipynb #a210af7f
 _CLI_NAMES = {"output_dir": "output"}                # one name for the output folder on every command
 _EXAMPLES = {"stage_data": "open=PATH,closed=PATH", "modules_to_save": "lm_head"}
 
@@ -267,6 +269,7 @@ def add_options(p, params, choices: dict | None = None, required=(), suppress: b
         if q.name in (choices or {}): kw.update(choices=list(choices[q.name]), metavar="NAME")
         p.add_argument(_flag(q), **kw)
 
+# %% ../nbs/10_cli.ipynb #93af475e
 def _data_options(p, what="the data"):
     "--format and the --*-column options of a command that reads data."
     p.add_argument("--format", choices=FORMATS, metavar="FORMAT", help=f"the layout of {what}, one of: {', '.join(FORMATS)} (detected when not given)")
@@ -286,6 +289,7 @@ def _output_option(p):
     p.add_argument("--out", dest="out", help=argparse.SUPPRESS)
     p.set_defaults(output_required=p)                 # main() says so when neither is given
 
+# %% ../nbs/10_cli.ipynb #1a8b2ac4
 def build_parser() -> argparse.ArgumentParser:
     from medvqa.train import TRAIN_BACKENDS
     from medvqa.models import METHODS

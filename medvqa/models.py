@@ -365,7 +365,7 @@ def check_weights(key, path) -> None:
         raise ConfigError(f"no weights for {spec.key!r}: {path} is not in the Hugging Face cache and the hub cannot be reached "
                           f"({type(e).__name__}); {weights_hint(spec.key)}") from None
 
-# %% ../nbs/04_models.ipynb #1d1b931d
+# %% ../nbs/04_models.ipynb #acfeff2b
 BACKENDS = ("hf", "unsloth")
 
 def cuda_available() -> bool:
@@ -380,12 +380,45 @@ def _check_backend(backend, load_in_4bit, has_cuda):
         raise ConfigError("4-bit loading (bitsandbytes) needs a CUDA GPU and none is available; "
                           "load in 16/32 bits instead (load_in_4bit=False) with backend='hf'")
 
+# %% ../nbs/04_models.ipynb #c24635d2
 def _dtype(dtype, has_cuda, tiny=False):
     "None: bfloat16 on a GPU, float32 on a CPU, and float32 everywhere for the tiny models (so CPU and GPU runs of them compare)."
     import torch
     if dtype is None: return torch.bfloat16 if has_cuda and not tiny else torch.float32
     return getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
+# %% ../nbs/04_models.ipynb #d026cd5e
+def _current(device: str) -> str:
+    "'cuda' -> 'cuda:<the current device>' (set per process by data-parallel launches), else `device:0`."
+    import torch
+    return f"cuda:{torch.cuda.current_device()}" if device == "cuda" and torch.cuda.is_available() else f"{device}:0"
+
+def _load_hf(spec, path, load_in_4bit, torch_dtype, device, trust_remote_code):
+    from transformers import AutoModelForImageTextToText
+    kw = dict(dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code)
+    if load_in_4bit:
+        from transformers import BitsAndBytesConfig
+        kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                                       bnb_4bit_compute_dtype=torch_dtype, llm_int8_skip_modules=["model.visual", "visual", "lm_head"])
+        kw["device_map"] = {"": device if ":" in str(device) else _current(device)}     # this process's GPU under torchrun
+    model = AutoModelForImageTextToText.from_pretrained(path, **kw)
+    if not load_in_4bit: model = model.to(device)
+    return model
+
+# %% ../nbs/04_models.ipynb #c7cf06eb
+def _load_unsloth(spec, path, model_path, load_in_4bit, torch_dtype, for_training, trust_remote_code, gradient_checkpointing,
+                  full_finetuning=False):
+    import unsloth  # noqa: F401  (must come before transformers' models are used; needs a GPU)
+    from unsloth import FastVisionModel
+    name = path
+    if load_in_4bit and path == spec.hub_id and spec.unsloth_id: name = spec.unsloth_id
+    gc = ("unsloth" if for_training else False) if gradient_checkpointing is None else gradient_checkpointing
+    model, _ = FastVisionModel.from_pretrained(model_name=name, load_in_4bit=load_in_4bit, dtype=torch_dtype,
+                                               use_gradient_checkpointing=gc, trust_remote_code=trust_remote_code,
+                                               full_finetuning=full_finetuning)
+    return model, load_processor(spec, path)
+
+# %% ../nbs/04_models.ipynb #81afdc2c
 def load_model(key, model_path=None, backend="hf", for_training=False, load_in_4bit=None, dtype=None, device=None,
                trust_remote_code=False, gradient_checkpointing=None, full_finetuning=False):
     "Load registry model `key` -> (model, processor); `full_finetuning` prepares Unsloth's model for training every weight."
@@ -409,32 +442,3 @@ def load_model(key, model_path=None, backend="hf", for_training=False, load_in_4
     if for_training: model.config.use_cache = False
     log.info(f"loaded {spec.key} from {path} ({backend}, {'4-bit' if load_in_4bit else str(torch_dtype).replace('torch.', '')})")
     return model, processor
-
-def _current(device: str) -> str:
-    "'cuda' -> 'cuda:<the current device>' (set per process by data-parallel launches), else `device:0`."
-    import torch
-    return f"cuda:{torch.cuda.current_device()}" if device == "cuda" and torch.cuda.is_available() else f"{device}:0"
-
-def _load_hf(spec, path, load_in_4bit, torch_dtype, device, trust_remote_code):
-    from transformers import AutoModelForImageTextToText
-    kw = dict(dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code)
-    if load_in_4bit:
-        from transformers import BitsAndBytesConfig
-        kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                                       bnb_4bit_compute_dtype=torch_dtype, llm_int8_skip_modules=["model.visual", "visual", "lm_head"])
-        kw["device_map"] = {"": device if ":" in str(device) else _current(device)}     # this process's GPU under torchrun
-    model = AutoModelForImageTextToText.from_pretrained(path, **kw)
-    if not load_in_4bit: model = model.to(device)
-    return model
-
-def _load_unsloth(spec, path, model_path, load_in_4bit, torch_dtype, for_training, trust_remote_code, gradient_checkpointing,
-                  full_finetuning=False):
-    import unsloth  # noqa: F401  (must come before transformers' models are used; needs a GPU)
-    from unsloth import FastVisionModel
-    name = path
-    if load_in_4bit and path == spec.hub_id and spec.unsloth_id: name = spec.unsloth_id
-    gc = ("unsloth" if for_training else False) if gradient_checkpointing is None else gradient_checkpointing
-    model, _ = FastVisionModel.from_pretrained(model_name=name, load_in_4bit=load_in_4bit, dtype=torch_dtype,
-                                               use_gradient_checkpointing=gc, trust_remote_code=trust_remote_code,
-                                               full_finetuning=full_finetuning)
-    return model, load_processor(spec, path)

@@ -139,7 +139,7 @@ for comparison with published figures; they are higher than strict scores and no
 """
 "The report page (Jinja2, auto-escaped): the one place its layout is defined."
 
-# %% ../nbs/08_report.ipynb #93159950
+# %% ../nbs/08_report.ipynb #1757ee85
 _MAX_COLS = 6       # runs side by side in the all-metrics table
 
 def _environment():
@@ -152,6 +152,7 @@ def _figure(fig, alt: str) -> dict | None:
 def _key(k: str) -> dict:
     return {"key": k, "label": metric_label(k), "description": metric_description(k), "lenient": is_lenient(k)}
 
+# %% ../nbs/08_report.ipynb #ef3320c1
 RESULT_COLUMNS = ("closed.accuracy", "closed.invalid", "closed.f1", "open.recall", "open.token_f1", "open.exact_match", "exact_match")
 "The main table's columns: closed accuracy with its invalid share beside it, then the other strict metrics."
 
@@ -179,6 +180,7 @@ def _baseline_row(b: dict, keys) -> dict:
             "samples": f'{b["closed.n"] + b["open.n"]} ({b["closed.n"]} closed, {b["open.n"]} open)',
             "cells": [_cell(vals.get(k), None, is_lenient(k)) if k in vals else _cell(None, None, is_lenient(k)) for k in keys]}
 
+# %% ../nbs/08_report.ipynb #5e256bcc
 def _all_tables(entries) -> list[dict]:
     ok = [e for e in entries if e["metrics"]]; out = []
     for i in range(0, len(ok), _MAX_COLS):
@@ -188,6 +190,7 @@ def _all_tables(entries) -> list[dict]:
         out.append({"labels": [e["label"] for e in part], "rows": rows})
     return out
 
+# %% ../nbs/08_report.ipynb #1f18a1ef
 def _train_cells(e) -> list[str]:
     s = e["train_summary"]
     return [e["label"], s.get("backend", "—"), s.get("device", "—"),
@@ -209,6 +212,7 @@ def _versions(entries):
     libs = sorted({k for js in sets for k in json.loads(js)})
     return {"libs": libs, "rows": [{"runs": ", ".join(labs), "vals": [json.loads(js).get(l) or "—" for l in libs]} for js, labs in sets.items()]}
 
+# %% ../nbs/08_report.ipynb #8cd5b6dc
 def _set_names(entries) -> tuple[dict, list]:
     "{label: set letter} when runs were evaluated on different sets (else {}), and a warning per set."
     sets = {}
@@ -221,6 +225,7 @@ def _set_names(entries) -> tuple[dict, list]:
             + "; ".join(f"set {names[s]} = {_short(s[0])} [{s[1]}], {s[2]} samples: {', '.join(labs)}" for s, labs in sets.items())]
     return {l: names[s] for s, labs in sets.items() for l in labs}, warn
 
+# %% ../nbs/08_report.ipynb #fec627e8
 def _gallery(entries, k: int = 8) -> tuple[list, str]:
     ok = [e for e in entries if e["predictions"]]
     source = next((e for e in entries if e["gallery"]), None)
@@ -245,6 +250,7 @@ def _gallery(entries, k: int = 8) -> tuple[list, str]:
     share = Counter(str(r.get("source") or "unknown") for r in pool)
     return out, ", ".join(f"{s} {n / sum(share.values()):.0%}" for s, n in share.most_common())
 
+# %% ../nbs/08_report.ipynb #c14520b2
 def _warnings(entries) -> list[str]:
     out = []
     tiny = sorted({e["label"] for e in entries if e["ctx"]["kind"].endswith("random weights")})
@@ -256,6 +262,7 @@ def _warnings(entries) -> list[str]:
         if n: out.append(n)
     return out
 
+# %% ../nbs/08_report.ipynb #f6f1c77e
 def render_report(entries: list[dict], title: str = "run") -> str:
     "The report page (HTML text) for loaded run entries."
     labels = [e["label"] for e in entries]; colors = palette(labels)

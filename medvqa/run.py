@@ -80,7 +80,7 @@ def sync_parameters(path=None) -> bool:
     atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     return True
 
-# %% ../nbs/09_run.ipynb #ddc39d90
+# %% ../nbs/09_run.ipynb #2ab0cd5b
 def _int_or_none(v):
     "v as an int (integral floats accepted), None for None; raises ValueError otherwise."
     if v is None: return None
@@ -89,6 +89,7 @@ def _int_or_none(v):
     if isinstance(v, int): return v
     raise ValueError
 
+# %% ../nbs/09_run.ipynb #83bae062
 def _data_path(v, name, problems):
     if v is None or v == "": return None
     s = str(v); p = Path(s).expanduser()
@@ -98,6 +99,7 @@ def _data_path(v, name, problems):
         if is_hub_dataset(s): return s
     problems.append(f"{name} {s!r}: no such file or folder"); return s
 
+# %% ../nbs/09_run.ipynb #f772aafb
 def base_type(hint) -> tuple:
     "(the type, whether None is allowed) of a parameter's hint: `int | None` -> (int, True)."
     import types, typing
@@ -105,6 +107,7 @@ def base_type(hint) -> tuple:
         return [a for a in typing.get_args(hint) if a is not type(None)][0], True
     return hint, False
 
+# %% ../nbs/09_run.ipynb #40c44274
 def _convert(p: Param, v):
     "`v` as `p`'s type: papermill passes what was typed ('3', 3.0, 'a,b'); ValueError when it cannot be."
     import typing
@@ -140,6 +143,7 @@ def _expected(p: Param) -> str:
     if typing.get_origin(t) is list: return "a list (or comma-separated values)"
     return "text"
 
+# %% ../nbs/09_run.ipynb #973407bf
 def check_params(p: dict) -> dict:
     "Validate the run notebook's parameters (those given); ConfigError listing every problem, else the cleaned parameters."
     from medvqa.models import REGISTRY, BACKENDS, METHODS
@@ -181,6 +185,7 @@ def check_params(p: dict) -> dict:
     if "eval_data" in p and p["eval_data"] is None: p["eval_data"] = p.get("train_data")
     return p
 
+# %% ../nbs/09_run.ipynb #08445451
 def arguments(p: dict, fn: str) -> dict:
     "The checked notebook parameters `p` that feed `fn` ('train' or 'evaluate'), under fn's own argument names."
     return {q.arg: p[q.name] for q in notebook_parameters() if q.fn == fn and q.name in p}
