@@ -1,6 +1,6 @@
 # medvqa: two commands do all set-up on a fresh machine (Python 3.11, CPU):
 #   make reports   install into .venv, then run the main job on the embedded default
-#   make test      install into .venv, then run every test
+#   make test      install into .venv, then run every test (the notebooks' slow cells included)
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
@@ -23,12 +23,13 @@ $(STAMP): pyproject.toml settings.ini
 
 install: $(STAMP)
 
-## all tests: notebooks' own tests (nbdev_test), export in sync, then tests/ (pytest)
+## all tests: the notebooks' own tests, `#| slow` cells included (nbdev_test --flags slow), then tests/ (pytest:
+## what needs a process of its own, a launcher or a browser, and the export in sync)
 test: install
-	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/nbdev_test --n_workers 2 --timing
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/nbdev_test --n_workers 2 --timing --flags slow
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -p no:cacheprovider tests
 
-## only the notebooks' fast tests
+## only the notebooks' fast tests (`#| slow` cells skipped)
 test-fast: install
 	$(BIN)/nbdev_test --n_workers 2
 

@@ -59,7 +59,7 @@ def _record_problem(r: dict) -> tuple[str, str] | None:
 
 def _where(r) -> str: return f"{r.get('_file', '?')}: record {r.get('_record', '?')}"
 
-# %% ../nbs/01a_data.ipynb #9bc38e4b
+# %% ../nbs/01a_data.ipynb #abc8fbf8
 def build_dataset(records: Iterable[dict], on_error: str = "skip", report: list | None = None, check_images: str = "decode",
                   max_image_pixels: int | None = None, origin: str = "", workers: int | None = None,
                   hashes: ImageHashes | None = None) -> Dataset:
@@ -109,6 +109,7 @@ def build_dataset(records: Iterable[dict], on_error: str = "skip", report: list 
         "skip_reasons": dict(Counter(s["kind"] for s in skipped)), "skipped_first": skipped[:20]}})
     return ds
 
+# %% ../nbs/01a_data.ipynb #f92bcae8
 def load_info(ds: Dataset) -> dict:
     "What `load_vqa` recorded about a dataset's loading (records read, skipped, why); {} if none."
     try: return json.loads(ds.info.description or "{}").get(_INFO_KEY, {})
@@ -217,7 +218,7 @@ def _read_parquet(path: Path, source: str, **columns) -> Iterator[dict]:
     dsd = _load_files("parquet", _parquet_files(path), path)
     yield from _read_table(dsd, source, path if path.is_dir() else path.parent, str(path), **columns)
 
-# %% ../nbs/01a_data.ipynb #81f25a17
+# %% ../nbs/01a_data.ipynb #1b325ff0
 def _read_json_list(f: Path) -> list:
     data = read_json(f)
     if not isinstance(data, list): raise DataError(f"{f}: expected a JSON list of records, got {type(data).__name__}")
@@ -239,6 +240,7 @@ def _read_vqa_rad_json(path: Path, **_) -> Iterator[dict]:
                "split": "test" if str(r.get("phrase_type", "")).startswith("test_") else "train", "explanation": "",
                "_file": f, "_record": f"#{i} (qid {r.get('qid')})"}
 
+# %% ../nbs/01a_data.ipynb #e1aacc8c
 def _read_slake(path: Path, lang: str | None = "en", **_) -> Iterator[dict]:
     files = [path] if path.is_file() else [path/f"{s}.json" for s in ("train", "validate", "test") if (path/f"{s}.json").exists()]
     if not files: raise DataError(f"{path}: no train.json / validate.json / test.json")
@@ -252,7 +254,7 @@ def _read_slake(path: Path, lang: str | None = "en", **_) -> Iterator[dict]:
                    "answer": r.get("answer"), "answer_type": at if at in ANSWER_TYPES else None, "source": "slake",
                    "split": _split_of_name(f.stem), "explanation": "", "_file": f, "_record": f"#{i} (qid {r.get('qid')})"}
 
-# %% ../nbs/01a_data.ipynb #ba858ef9
+# %% ../nbs/01a_data.ipynb #154fd1fd
 def _clef_files(path: Path) -> list[Path]:
     if path.is_file(): return [path]
     return _by_split(p for p in path.rglob("*.txt") if re.search(r"_QA|Ref_Answers", p.name) and "QAPairsByCategory" not in p.parts)
@@ -272,6 +274,7 @@ def _read_imageclef(path: Path, **_) -> Iterator[dict]:
                    "question": q, "answer": a, "answer_type": None, "source": "imageclef2019", "split": split, "explanation": "",
                    "_file": f, "_record": f"line {i} ({img_id})"}
 
+# %% ../nbs/01a_data.ipynb #a101d146
 _IMAGE_TAG = re.compile(r"<image>\s*")
 
 def _read_pubmedvision(path: Path, **_) -> Iterator[dict]:
@@ -291,8 +294,7 @@ def _read_pubmedvision(path: Path, **_) -> Iterator[dict]:
                    "answer": gpt, "answer_type": None, "source": "pubmedvision", "split": "train", "explanation": "",
                    "_file": f, "_record": f"#{i} (id {r.get('id')})"}
 
-# %% ../nbs/01a_data.ipynb #5cb8eb10
-_HUB_SOURCES = {"flaviagiammarino/vqa-rad": "vqa-rad", "flaviagiammarino/path-vqa": "pathvqa"}
+# %% ../nbs/01a_data.ipynb #ff530e1d
 _TABLE_EXT = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json", ".tsv": "csv"}
 
 def _read_generic(path: Path, name: str | None = None, **columns) -> Iterator[dict]:
@@ -306,6 +308,9 @@ def _read_generic(path: Path, name: str | None = None, **columns) -> Iterator[di
     dsd = _load_files(kind, dict(split_files), path, **({"delimiter": "\t"} if files[0].suffix == ".tsv" else {}))
     yield from _read_table(dsd, name or (path.stem if path.is_file() else path.name), path if path.is_dir() else path.parent, str(path), **columns)
 
+# %% ../nbs/01a_data.ipynb #555dc7c4
+_HUB_SOURCES = {"flaviagiammarino/vqa-rad": "vqa-rad", "flaviagiammarino/path-vqa": "pathvqa"}
+
 def is_hub_dataset(source) -> bool:
     "True for a hub id medvqa knows (`_HUB_SOURCES`); any other 'owner/name' is a hub id only with --format hub."
     return str(source).lower() in _HUB_SOURCES and not Path(str(source)).exists()
@@ -317,7 +322,7 @@ def _read_hub(hub_id: str, name: str | None = None, split=None, **columns) -> It
                         "without hub access, download the dataset and pass its local folder") from None
     yield from _read_table(dsd, name or _HUB_SOURCES.get(hub_id.lower(), hub_id.split("/")[-1].lower()), None, hub_id, **columns)
 
-# %% ../nbs/01a_data.ipynb #4eb4978c
+# %% ../nbs/01a_data.ipynb #85dd903f
 def _head(path: Path, n: int = 4096) -> str:
     with open(path, "rb") as f: return f.read(n).decode("utf-8", "replace")
 
@@ -344,6 +349,7 @@ _LOOKED_FOR = ("a *VQA_RAD*Public*.json file (vqa-rad-json)", "train/validate/te
                "*_QA*.txt files (imageclef2019)", ".json/.jsonl records with conversations (pubmedvision)",
                ".jsonl records with images and question (medvqa)", ".parquet files (vqa-rad-hf, pathvqa, generic)",
                "a .csv/.tsv/.json/.jsonl table (generic)")
+
 _DATA_SUFFIXES = (".json", ".jsonl", ".txt", ".parquet", ".csv", ".tsv")
 
 def _detect_here(p: Path) -> str | None:
@@ -369,6 +375,7 @@ def locate_data(path) -> tuple[str, Path]:
     raise DataError(f"{path}: cannot tell the data format; looked {where} for: {'; '.join(_LOOKED_FOR)}. "
                     f"Pass --format, one of {', '.join(FORMATS)}")
 
+# %% ../nbs/01a_data.ipynb #a3466319
 def detect_format(path) -> str:
     "Which of FORMATS `path` holds (a local file or folder, or a hub id medvqa knows); a missing path is 'no such file or folder'."
     p = Path(path)
@@ -379,10 +386,11 @@ def detect_format(path) -> str:
         raise DataError(f"{path}: no such file or folder{hint}")
     return locate_data(path)[0]
 
-# %% ../nbs/01a_data.ipynb #f9d351ac
+# %% ../nbs/01a_data.ipynb #11686168
 _READERS = {"medvqa": _read_medvqa, "vqa-rad-hf": lambda p, **kw: _read_parquet(p, "vqa-rad", **kw),
             "vqa-rad-json": _read_vqa_rad_json, "slake": _read_slake, "pathvqa": lambda p, **kw: _read_parquet(p, "pathvqa", **kw),
             "imageclef2019": _read_imageclef, "pubmedvision": _read_pubmedvision, "generic": _read_generic}
+
 _COLUMN_ARGS = ("image_column", "question_column", "answer_column", "answer_type_column", "id_column", "split_column", "explanation_column")
 
 def load_vqa(source, format: str | None = None, split=None, on_error: str = "skip", report: list | None = None,
@@ -416,6 +424,7 @@ def load_vqa(source, format: str | None = None, split=None, on_error: str = "ski
     if want is not None and len(ds) == 0: _log.warning(f"{source}: every record of split(s) {sorted(want)} was skipped")
     return ds
 
+# %% ../nbs/01a_data.ipynb #c596919e
 def select_split(ds: Dataset, split) -> Dataset:
     "Rows of `ds` whose split is `split` (a name or a list of names; aliases like 'val' accepted)."
     want = {canonical_split(s) for s in ([split] if isinstance(split, str) else split)}
