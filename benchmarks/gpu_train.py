@@ -10,7 +10,7 @@ Runs (each a fresh subprocess: Unsloth patches transformers for the whole proces
   workers0  medvqa's default with the DataLoader at 0 workers (the data pipeline back on the critical path);
             hf-workers0 the same for the hf backend
   profile   medvqa's default, Unsloth, qwen3vl2b, with the torch profiler over steps 6-8 (MEDVQA_PROFILE)
-  variants  medvqa's default with Unsloth's gradient checkpointing not offloaded / off, and with fused AdamW
+  variants  medvqa's earlier default (baseline: Unsloth's offloaded checkpointing) against Unsloth's gradient checkpointing not offloaded / off, and fused AdamW
   e2e       qwen8b end to end: train (4-bit Unsloth, default batch), evaluate a few samples, merged export verified
 Steady rates exclude the first two optimiser steps (Unsloth compiles there); MFU = 6 x parameters x steady tokens/s
 / 790 TFLOP/s. With --gpus 0,1,2,3 the runs are spread over the GPUs, one run per GPU at a time (each run sees one GPU).
@@ -56,7 +56,8 @@ def plan_runs(plans: list[str]) -> list[dict]:
             add("qwen3vl2b", "unsloth", "bf16", None, None, "default", env={"MEDVQA_PROFILE": "6-8"}, variant="profile")
         elif p == "profile-hf":
             add("qwen3vl2b", "hf", "bf16", None, None, "default", env={"MEDVQA_PROFILE": "6-8"}, variant="profile")
-        elif p == "variants":       # candidate remedies for what the profile shows, on medvqa's default run
+        elif p == "variants":       # candidate remedies for what the profile shows, against medvqa's default run in the same call
+            add("qwen3vl2b", "unsloth", "bf16", None, None, "default", variant="baseline", unsloth_gc="unsloth")  # the earlier default
             add("qwen3vl2b", "unsloth", "bf16", None, None, "default", variant="gc-nooffload", unsloth_gc=True)
             add("qwen3vl2b", "unsloth", "bf16", None, None, "default", variant="gc-off", unsloth_gc=False)
             add("qwen3vl2b", "unsloth", "bf16", None, None, "default", variant="adamw-fused", optim="adamw_torch_fused")
@@ -88,18 +89,21 @@ def run_one(cfg: dict) -> dict:
     spec = get_spec(key)
     if cfg.get("optim"): spec = dataclasses.replace(spec, optim=cfg["optim"])
     if "unsloth_gc" in cfg:               # Unsloth's gradient checkpointing: "unsloth" (offloaded, its default), True, False
-        import functools, medvqa.train as TR
+        import medvqa.train as TR
         orig = M._load_unsloth
         def load(*args, **kwargs):
             args = list(args); args[7] = cfg["unsloth_gc"]           # gradient_checkpointing, 8th argument
             return orig(*args, **kwargs)
         M._load_unsloth = load
-        TR._peft_unsloth = functools.partial(TR._peft_unsloth, gradient_checkpointing=cfg["unsloth_gc"])
+        peft = TR._peft_unsloth
+        TR._peft_unsloth = lambda spec, model, seed, gradient_checkpointing="unsloth": peft(spec, model, seed, cfg["unsloth_gc"])
     s = train(spec, data=records(cfg["samples"], cfg["image_size"]), curriculum="open_then_closed", output_dir=run_dir,
               max_steps=cfg["steps"], backend=cfg["backend"], batch_size=cfg["batch"], grad_accum=cfg["grad_accum"],
-              model_path=str(model_dir), save_steps=10**6, load_in_4bit=cfg["quant"] == "4bit", seed=0, overwrite=True, method="lora")
+              model_path=str(model_dir), save_steps=10**6, load_in_4bit=cfg["quant"] == "4bit", seed=0, overwrite=True, method="lora",
+              gradient_checkpointing=True if cfg["recipe"] == "seed" else None)      # the seed: Unsloth's offloaded checkpointing
     row = {k: cfg[k] for k in ("model", "backend", "quant", "recipe")}
-    row.update(unsloth_gc=cfg.get("unsloth_gc", "unsloth" if cfg["backend"] == "unsloth" else None))
+    row.update(gradient_checkpointing=s["gradient_checkpointing"], unsloth_gc=cfg.get("unsloth_gc", (
+        "unsloth" if s["gradient_checkpointing"] else False) if cfg["backend"] == "unsloth" else None))
     row.update(batch=s["batch_size"], grad_accum=s["grad_accum"], steady_samples_per_s=s["steady_samples_per_s"],
                steady_tokens_per_s=s["steady_tokens_per_s"], mfu=s["steady_mfu"], peak_gib=s["peak_memory_gib"],
                first_step_s=s["first_step_s"], wall_s=round(time.time() - t0, 2), device=s["device"], status="ok",
@@ -166,6 +170,7 @@ def main(argv=None):
     ap.add_argument("--image-size", type=int, default=448)
     ap.add_argument("--samples", type=int, default=256, help="distinct samples (the stream cycles through them)")
     ap.add_argument("--gpus", default=None, help="comma-separated GPU ids to spread the runs over (default: one lane)")
+    ap.add_argument("--models", default=None, help="only the plans' runs of these registry models (comma-separated)")
     ap.add_argument("--tiny", action="store_true", help="the tiny models on CPU, hf backend (a smoke test)")
     ap.add_argument("--work", default="/tmp/medvqa-bench")
     ap.add_argument("--out", default=None)
@@ -184,6 +189,7 @@ def main(argv=None):
     out = Path(a.out or os.environ.get("OUT") or ROOT / "benchmarks" / "results"); out.mkdir(parents=True, exist_ok=True)
     a.results = out / "gpu_train.jsonl"
     runs = plan_runs(a.plans.split(","))
+    if a.models: runs = [r for r in runs if r["model"] in a.models.split(",")]
     jobs = queue.Queue()
     big = [r for r in runs if r["model"] == "qwen8b"]; small = [r for r in runs if r["model"] != "qwen8b"]
     order = []                                       # long runs spread over the lanes: one 8B run in every four

@@ -33,9 +33,9 @@ def _env(gpus: list[int] | None, extra: dict | None = None) -> dict:
     return env
 
 
-def _launch(n: int, port: int) -> list[str]:
-    "The command prefix that starts `python -m medvqa.cli` in n processes (plain python for n == 1)."
-    if n == 1: return [sys.executable, "-m", "medvqa.cli"]
+def _launch(n: int, port: int, tiny: bool = False) -> list[str]:
+    "The command prefix that starts `python -m medvqa.cli` in n processes: torchrun on GPUs, also for n == 1 (same launcher,\n    same environment); plain python for one CPU process."
+    if n == 1 and tiny: return [sys.executable, "-m", "medvqa.cli"]
     torchrun = BIN / "torchrun"
     head = [str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]
     return head + ["--nproc_per_node", str(n), "--master_port", str(port), "-m", "medvqa.cli"]
@@ -83,13 +83,14 @@ def plan_train(a, model: str, backends, gpus_list, quant: str):
             key = TINY[model] if a.tiny else model
             out = Path(a.work) / "runs" / f"train.{model}.{backend}.{n}gpu"
             out.mkdir(parents=True, exist_ok=True)
-            cmd = _launch(n, 29600 + n) + ["train", "--model", key, "--model-path", mdir, "--data", data,
+            cmd = _launch(n, 29600 + n, a.tiny) + ["train", "--model", key, "--model-path", mdir, "--data", data,
                                           "--batch-size", str(a.batch), "--grad-accum", "1", "--backend", backend,
                                           "--max-steps", str(a.steps), "--save-steps", "1000000", "--output", str(out)]
-            rc, wall, tail = _run(cmd, _env(None if a.tiny else list(range(n)), {"OMP_NUM_THREADS": "1"} if a.tiny else None),
-                                  out / "log.txt", a.timeout)
+            threads = "1" if a.tiny else str(a.threads)      # the same for every process count (torchrun would set 1 for n > 1)
+            rc, wall, tail = _run(cmd, _env(None if a.tiny else list(range(n)), {"OMP_NUM_THREADS": threads}), out / "log.txt", a.timeout)
             row = {"kind": "train", "model": model, "backend": backend, "quant": quant, "gpus": n, "wall_s": wall,
-                   "command": " ".join(["torchrun", "--nproc_per_node", str(n)] if n > 1 else ["python"]) + " -m medvqa.cli "
+                   "omp_threads": int(threads), "steps_requested": a.steps,
+                   "command": " ".join(["torchrun", "--nproc_per_node", str(n)] if n > 1 or not a.tiny else ["python"]) + " -m medvqa.cli "
                    + " ".join(cmd[cmd.index("medvqa.cli") + 1:])}
             sp = out / "train_summary.json"
             if rc == 0 and sp.exists():
@@ -111,7 +112,7 @@ def plan_eval(a, gpus_list):
         out = Path(a.work) / "runs" / f"eval.{model}.{n}gpu"
         if out.exists(): import shutil; shutil.rmtree(out)
         out.mkdir(parents=True)
-        cmd = _launch(n, 29700 + n) + ["evaluate", "--model", key, "--model-path", mdir, "--data", data, "--split", "test",
+        cmd = _launch(n, 29700 + n, a.tiny) + ["evaluate", "--model", key, "--model-path", mdir, "--data", data, "--split", "test",
                                       "--max-samples", str(a.eval_samples), "--batch-size", "16", "--max-new-tokens", "16",
                                       "--output", str(out)]
         rc, wall, tail = _run(cmd, _env(None if a.tiny else list(range(n)), {"OMP_NUM_THREADS": "1"} if a.tiny else None),
@@ -177,6 +178,7 @@ def main(argv=None):
     ap.add_argument("--run-steps", type=int, default=5)
     ap.add_argument("--run-eval-samples", type=int, default=16)
     ap.add_argument("--run-concurrent", action="store_true", help="the 1- and 2-GPU runs side by side (GPU 0 | GPUs 1,2)")
+    ap.add_argument("--threads", type=int, default=4, help="OMP_NUM_THREADS of every training process (GPU runs)")
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--work", default="/tmp/medvqa-multigpu")
     ap.add_argument("--out", default=None)

@@ -129,8 +129,9 @@ def peak_memory_gib(has_cuda: bool) -> float:
 # %% ../nbs/05a_monitor.ipynb #7f48f97a
 H100_BF16_FLOPS = 790e12
 
-def mfu(params: int, tokens_per_s: float, has_cuda: bool):
-    return round(6 * params * tokens_per_s / H100_BF16_FLOPS, 5) if has_cuda else None
+def mfu(params: int, tokens_per_s: float, has_cuda: bool, gpus: int = 1):
+    "Model FLOPs utilisation per GPU: 6 x parameters x tokens/s (summed over `gpus`) / (gpus x the H100's dense bf16 peak)."
+    return round(6 * params * tokens_per_s / (gpus * H100_BF16_FLOPS), 5) if has_cuda else None
 
 # %% ../nbs/05a_monitor.ipynb #a8eabc62
 def counts(counter: BatchCounter, skip: int, world: int = 1) -> dict:

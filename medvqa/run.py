@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_run.ipynb #d112104e
 from __future__ import annotations
-import datetime as _dt, json, os, re, shutil, time, traceback as _tb
+import datetime as _dt, json, os, random, re, shutil, time, traceback as _tb
 from pathlib import Path
 from typing import Iterable
 
@@ -16,8 +16,8 @@ log = get_logger("medvqa.run")
 # %% auto #0
 __all__ = ['log', 'NOTEBOOK_NAMES', 'EVAL_NAMES', 'HIDE_TAGS', 'train_notebook', 'Param', 'signature_params',
            'notebook_parameters', 'parameters_source', 'sync_parameters', 'base_type', 'check_params', 'arguments',
-           'prepare_backend', 'read_run', 'record_run', 'notebook_html', 'run_notebook', 'run_label', 'plan_jobs',
-           'job_state', 'cpu_slots', 'run_models', 'ablate']
+           'prepare_backend', 'kernel_start_failed', 'execute_with_retry', 'read_run', 'record_run', 'notebook_html',
+           'run_notebook', 'run_label', 'plan_jobs', 'job_state', 'cpu_slots', 'run_models', 'ablate']
 
 # %% ../nbs/09_run.ipynb #b3c6b650
 def train_notebook() -> Path:
@@ -200,6 +200,22 @@ def prepare_backend(backend: str = "auto") -> str | None:
     import unsloth  # noqa: F401
     return "unsloth"
 
+# %% ../nbs/09_run.ipynb #f80f5744
+_KERNEL_START = ("Kernel didn't respond", "Kernel died before replying")
+
+def kernel_start_failed(e: BaseException) -> bool:
+    "Did the kernel fail to start (no cell ran), as opposed to a cell failing?"
+    return (type(e).__name__ == "ZMQError" or isinstance(e, RuntimeError) and str(e).startswith(_KERNEL_START))
+
+def execute_with_retry(execute, label: str = "run", starts: int = 3, wait_s: float = 2.0):
+    "Call `execute()`, starting the kernel again (up to `starts` tries in all) when it failed to start; returns the tries used."
+    for i in range(1, starts + 1):
+        try: execute(); return i
+        except Exception as e:
+            if i == starts or not kernel_start_failed(e): raise
+            log.warning("%s: the kernel did not start (%s); starting it again (%d of %d)", label, e, i + 1, starts)
+            time.sleep(wait_s * i * (0.5 + random.random()))     # de-synchronise launches that raced
+
 # %% ../nbs/09_run.ipynb #dbdb53b4
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -248,8 +264,9 @@ def run_notebook(params: dict, out_dir, notebook=None, label=None, kernel_name: 
     atomic_write_json(out_dir / "run.json", rec)
     t0 = time.monotonic()
     try:
-        pm.execute_notebook(str(nb), str(dest), parameters=params, kernel_name=kernel_name, cwd=str(cwd or os.getcwd()),
-                            progress_bar=False, log_output=log_output, start_timeout=start_timeout)
+        rec["kernel_starts"] = execute_with_retry(lambda: pm.execute_notebook(
+            str(nb), str(dest), parameters=params, kernel_name=kernel_name, cwd=str(cwd or os.getcwd()),
+            progress_bar=False, log_output=log_output, start_timeout=start_timeout), rec["label"])
         rec["status"] = "ok"
     except Exception as e:          # noqa: BLE001 -- every failure is recorded, none stops the fan-out
         rec.update(status="failed", **_error_fields(e))

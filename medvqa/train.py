@@ -9,16 +9,17 @@ from pathlib import Path
 
 from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atomic_write_json, get_logger, library_versions)
 from .models import (get_spec, spec_with, load_model, prompt_messages, completion_messages, resolve_model_path,
-                           cuda_available, load_processor)
+                           cuda_available, load_processor, FULL_CONFIGS)
 from .monitor import (_callback, _counting, _curve_callback, _ordered, _profile_callback, count_4bit, count_params, counts,
                             loss_impl, mfu, peak_memory_gib, profile_window, write_log_history)
 from .checkpoints import check_export, check_output_dir, check_trained_for, describe_data, last_checkpoint
 
 # %% auto #0
 __all__ = ['TRAIN_BACKENDS', 'pick_backend', 'pick_optimizer', 'estimate_memory_gib', 'torch_total_memory_gib', 'pick_batch',
-           'resolve_batch', 'usable', 'to_conversation', 'conversation_stream', 'loader_settings', 'lora_settings',
-           'trainable_params', 'check_method', 'trainable_model', 'answer_only_loss', 'patch_answer_only_loss',
-           'keep_freed_memory', 'world_size', 'device_name', 'train', 'export_merged']
+           'activation_gib', 'pick_checkpointing', 'resolve_batch', 'usable', 'to_conversation', 'conversation_stream',
+           'loader_settings', 'lora_settings', 'trainable_params', 'check_method', 'trainable_model',
+           'answer_only_loss', 'patch_answer_only_loss', 'keep_freed_memory', 'world_size', 'device_name', 'train',
+           'export_merged']
 
 # %% ../nbs/05_train.ipynb #81d5ba2e
 TRAIN_BACKENDS = ("auto", "hf", "unsloth")
@@ -66,6 +67,22 @@ def pick_batch(effective: int, has_cuda: bool, params_b: float = 2.0, seq_len: i
         if estimate_memory_gib(params_b, b, seq_len, load_in_4bit=load_in_4bit, **model_dims) <= memory_bound_gib:
             return b, effective // b
     return 1, effective
+
+# %% ../nbs/05_train.ipynb #d40a9381
+def activation_gib(batch: int, seq_len: int, hidden: int = 2048, layers: int = 28) -> float:
+    "GiB of activations a 16-bit decoder keeps for its backward pass without checkpointing: ~34 x hidden bytes a token a layer."
+    return batch * seq_len * hidden * layers * 34 / 2**30
+
+def pick_checkpointing(spec, batch: int, has_cuda: bool, load_in_4bit: bool = False, memory_bound_gib: float | None = None,
+                       seq_len: int = 512) -> bool:
+    "Recompute activations only when keeping them would not fit the memory bound; never on a CPU or for a tiny model."
+    if not has_cuda or spec.tiny: return False
+    dims = FULL_CONFIGS.get(spec.key, {}).get("text_config", {})
+    hidden, layers = dims.get("hidden_size", 4096), dims.get("num_hidden_layers", 36)
+    bound = 0.8 * torch_total_memory_gib() if memory_bound_gib is None else memory_bound_gib
+    need = (estimate_memory_gib(spec.params_b or 8.8, batch, seq_len, hidden=hidden, layers=layers, load_in_4bit=load_in_4bit)
+            + activation_gib(batch, seq_len, hidden, layers))
+    return need > bound
 
 # %% ../nbs/05_train.ipynb #6079048c
 def resolve_batch(spec, batch_size=None, grad_accum=None, has_cuda=False, load_in_4bit=None, memory_bound_gib=None):
@@ -180,11 +197,12 @@ def trainable_model(spec, backend, method="lora", model_path=None, load_in_4bit=
     torch.manual_seed(seed)
     if torch.cuda.is_available() and "LOCAL_RANK" in os.environ:     # torchrun / accelerate launch: this process's GPU
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    unsloth_gc = "unsloth" if gradient_checkpointing or gradient_checkpointing is None else False   # Unsloth: its offloaded kind
     model, processor = load_model(spec.key, model_path=model_path, backend=backend, for_training=True, load_in_4bit=load_in_4bit,
-                                  full_finetuning=method == "full")
+                                  full_finetuning=method == "full", gradient_checkpointing=unsloth_gc if backend == "unsloth" else None)
     if method == "full": model = _full(model, backend, gradient_checkpointing)
     else:
-        model = (_peft_unsloth(spec, model, seed) if backend == "unsloth"
+        model = (_peft_unsloth(spec, model, seed, unsloth_gc) if backend == "unsloth"
                  else _peft_hf(spec, model, seed, gradient_checkpointing, modules_to_save))
     return model, processor, time.time() - t0
 
@@ -269,11 +287,12 @@ def _run_folder(spec, output_dir, resume: bool, overwrite: bool) -> Path:
     return out
 
 # %% ../nbs/05_train.ipynb #8693772f
-def _machine_settings(spec, has_cuda: bool, load_in_4bit=None, gradient_checkpointing=None) -> tuple[bool, str, bool]:
-    "(4-bit weights, training method, gradient checkpointing) for `spec` on this machine; explicit choices win."
+def _machine_settings(spec, has_cuda: bool, load_in_4bit=None, gradient_checkpointing=None, batch: int = 8,
+                      memory_bound_gib=None) -> tuple[bool, str, bool]:
+    "(4-bit weights, training method, gradient checkpointing) for `spec` at per-device `batch` on this machine; explicit choices win."
     q4 = bool(spec.load_in_4bit and has_cuda if load_in_4bit is None else load_in_4bit)
     method = check_method(spec.method, q4)
-    gradient_checkpointing = has_cuda and not spec.tiny if gradient_checkpointing is None else gradient_checkpointing
+    if gradient_checkpointing is None: gradient_checkpointing = pick_checkpointing(spec, batch, has_cuda, q4, memory_bound_gib)
     return q4, method, gradient_checkpointing
 
 # %% ../nbs/05_train.ipynb #1fd9f843
@@ -316,13 +335,13 @@ def _fit(trainer, ckpt, key: str, batch_size: int, grad_accum: int) -> None:
         raise
 
 # %% ../nbs/05_train.ipynb #8c77c795
-def _speed(cn: dict, train_s: float, params: int, has_cuda: bool) -> dict:
+def _speed(cn: dict, train_s: float, params: int, has_cuda: bool, gpus: int = 1) -> dict:
     "The summary's throughput: samples and tokens per second over the run and steady, what was seen, and the steady share of peak FLOPs."
     tps = cn["tokens"] / train_s if train_s > 0 else 0.0
     return {"samples_per_s": round(cn["samples"] / train_s, 4), "tokens_per_s": round(tps, 2),
             "samples_seen": cn["samples"], "tokens_seen": cn["tokens"], "max_seq_len": cn["max_len"],
             "steady_samples_per_s": cn["steady_samples_per_s"], "steady_tokens_per_s": cn["steady_tokens_per_s"],
-            "steady_mfu": mfu(params, cn["steady_tokens_per_s"] or 0.0, has_cuda)}
+            "steady_mfu": mfu(params, cn["steady_tokens_per_s"] or 0.0, has_cuda, gpus)}
 
 # %% ../nbs/05_train.ipynb #e93b85d1
 def _loss_summary(rows: list[dict]) -> dict:
@@ -365,7 +384,7 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
           lora_dropout: float | None = None,            # LoRA dropout (None: the model's own)
           load_in_4bit: bool | None = None,             # load 4-bit weights (None: the model's own choice on a GPU, never on a CPU)
           memory_bound_gib: float | None = None,        # GPU memory the per-device batch may use (None: what the GPU has)
-          gradient_checkpointing: bool | None = None,   # recompute activations in the backward pass (None: on a GPU, except for tiny models)
+          gradient_checkpointing: bool | None = None,   # recompute activations in the backward pass (None: only where keeping them would not fit)
           modules_to_save: list[str] | None = None,     # modules trained in full beside the LoRA adapter (hf backend)
           method: str | None = None,                    # lora: an adapter over frozen weights; full: every weight (None: the model's own)
           eval_data: str | None = None,                 # held-out data for eval_every (None: the eval_split of the training data)
@@ -384,12 +403,13 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
     if not has_cuda: keep_freed_memory()                        # see above: page faults at every step otherwise
     out = _run_folder(spec, output_dir, resume, overwrite)
     max_steps = int(spec.max_steps)
-    q4, method, gradient_checkpointing = _machine_settings(spec, has_cuda, load_in_4bit, gradient_checkpointing)
+    batch_size, grad_accum = resolve_batch(spec, batch_size, grad_accum, has_cuda, load_in_4bit, memory_bound_gib)
+    q4, method, gradient_checkpointing = _machine_settings(spec, has_cuda, load_in_4bit, gradient_checkpointing, batch_size,
+                                                           memory_bound_gib)
     # data -> stages -> ordered stream
     from medvqa.curriculum import build_stream, plan
     skipped = []
     stages = _train_stages(data, split, curriculum, stage_data, shares, seed, skipped)
-    batch_size, grad_accum = resolve_batch(spec, batch_size, grad_accum, has_cuda, load_in_4bit, memory_bound_gib)
     world = world_size()
     effective = batch_size * grad_accum * world
     stream, bounds = build_stream(stages, max_steps, effective, seed=seed)
@@ -428,12 +448,12 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
                "batch_size": batch_size, "grad_accum": grad_accum, "world_size": world, "effective_batch": effective,
                "optimizer": optim, "learning_rate": spec.learning_rate, "lr_scheduler": spec.lr_scheduler,
                "method": method, "trainable_params": trainable_params(peft_model), "load_in_4bit": q4,
-               **_speed(cn, train_s, params, has_cuda), "loss": loss_impl(peft_model, args),
+               **_speed(cn, train_s, params, has_cuda, world), "loss": loss_impl(peft_model, args),
                "dataloader_workers": args.dataloader_num_workers,
                "peak_memory_gib": round(peak_memory_gib(has_cuda), 3), "wall_s": round(time.time() - t_start, 2),
                "load_s": round(load_s, 2), "train_s": round(train_s, 2), "curve_s": round(curve_s, 2),
                "first_step_s": round(cb.first_step_s, 2) if cb.first_step_s is not None else None,
-               **_loss_summary(rows), "params": params, "linear4bit": count_4bit(peft_model), "mfu": mfu(params, tps, has_cuda),
+               **_loss_summary(rows), "params": params, "linear4bit": count_4bit(peft_model), "mfu": mfu(params, tps, has_cuda, world),
                "skipped": len(skipped), "seed": seed, "device": device_name(has_cuda),
                "lora": dict(lora_settings(spec), modules_to_save=list(modules_to_save or ())) if method == "lora" else None,
                "gradient_checkpointing": bool(gradient_checkpointing),

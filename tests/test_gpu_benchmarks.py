@@ -26,7 +26,9 @@ def test_gpu_train_plans():
 
 def test_multigpu_launch():
     m = _load("multigpu")
-    assert m._launch(1, 29600) == [sys.executable, "-m", "medvqa.cli"]
+    assert m._launch(1, 29600, tiny=True) == [sys.executable, "-m", "medvqa.cli"]     # one CPU process: plain python
+    one = m._launch(1, 29601)                                                          # one GPU: torchrun too, as for several
+    assert one[one.index("--nproc_per_node") + 1] == "1" and one[-2:] == ["-m", "medvqa.cli"]
     cmd = m._launch(4, 29604)
     assert cmd[cmd.index("--nproc_per_node") + 1] == "4" and cmd[-2:] == ["-m", "medvqa.cli"]
     assert m._env([0, 1])["CUDA_VISIBLE_DEVICES"] == "0,1"
