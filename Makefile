@@ -12,7 +12,7 @@ TORCH  ?= torch==2.13.0
 QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 RUN    ?= default
 
-.PHONY: install test test-fast reports lab export clean-nbs sync-check browser docs
+.PHONY: install test test-fast reports lab export clean-nbs sync-check browser docs outputs
 
 $(STAMP): pyproject.toml settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ export: install
 	cp nbs/train.ipynb medvqa/templates/train.ipynb
 
 clean-nbs: install
+	$(BIN)/nbdev_clean
+
+## the notebooks' documentation outputs: cells marked `#| keep_output` (scans, tables, figures, help texts) are run
+## as nbdev_test runs them and keep their output; every other output is cleared
+outputs: install
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python docs/outputs.py
 	$(BIN)/nbdev_clean
 
 ## the documentation site in _docs/: every notebook (not executed) plus its module's API (docs/hooks.py); home page nbs/index.ipynb

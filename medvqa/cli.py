@@ -14,10 +14,21 @@ __all__ = ['data_stdout', 'cmd_data_stats', 'cmd_data_curriculum', 'models_table
            'cmd_export', 'cmd_evaluate', 'cmd_score', 'check_ask', 'cmd_ask', 'RunsFailed', 'run_params', 'cmd_run',
            'cmd_ablate', 'cmd_report', 'add_options', 'build_parser', 'main']
 
-# %% ../nbs/10_cli.ipynb #7fb6213a
+# %% ../nbs/10_cli.ipynb #674085ad
 def _csv(s): return [x.strip() for x in str(s).split(",") if x.strip()]
 def _ints(s): return [int(x) for x in _csv(s)]
 
+def _kv(items):
+    "Parse `-p key=value` pairs; values are JSON when they parse as JSON, else strings (as papermill does)."
+    out = {}
+    for it in items or []:
+        if "=" not in it: raise ConfigError(f"-p expects key=value, got {it!r}")
+        k, v = it.split("=", 1)
+        try: out[k] = json.loads(v)
+        except json.JSONDecodeError: out[k] = v
+    return out
+
+# %% ../nbs/10_cli.ipynb #7fb6213a
 _OUT: list = []     # the real stdout while a command runs; everything else printed goes to stderr
 
 def _say(text: str):
@@ -34,16 +45,6 @@ def data_stdout():
         with contextlib.redirect_stdout(sys.stderr): yield
     finally: _OUT.pop()
 
-def _kv(items):
-    "Parse `-p key=value` pairs; values are JSON when they parse as JSON, else strings (as papermill does)."
-    out = {}
-    for it in items or []:
-        if "=" not in it: raise ConfigError(f"-p expects key=value, got {it!r}")
-        k, v = it.split("=", 1)
-        try: out[k] = json.loads(v)
-        except json.JSONDecodeError: out[k] = v
-    return out
-
 # %% ../nbs/10_cli.ipynb #62066a05
 _COLUMNS = ("image", "question", "answer", "answer_type", "id", "split", "explanation")
 
@@ -57,6 +58,7 @@ def _dataset(a, path, split):
     from medvqa.data import load_vqa
     return load_vqa(path, format=a.format, split=split, **_columns(a))
 
+# %% ../nbs/10_cli.ipynb #a9f805b4
 def cmd_data_stats(a):
     from medvqa.data import load_vqa
     from medvqa.images import ImageHashes
@@ -120,6 +122,7 @@ def cmd_train(a):
     kw = {q.arg: getattr(a, q.name) for q in train_params()}
     _print(train(**{**kw, "data": _dataset(a, a.data, a.split)}))
 
+# %% ../nbs/10_cli.ipynb #8db8b040
 def cmd_export(a):
     from medvqa.train import check_export
     check_export(a.model, a.adapter, a.output, overwrite=a.overwrite)        # before any model loads
@@ -139,6 +142,7 @@ def cmd_score(a):
     from medvqa.metrics import score_file
     _print(score_file(a.predictions, n_boot=a.n_boot, seed=a.seed))
 
+# %% ../nbs/10_cli.ipynb #c38af1ba
 def check_ask(image, question):
     "Refuse a missing or unreadable image and an empty question before any model loads."
     if not str(question).strip(): raise ConfigError("the question is empty")
@@ -178,6 +182,7 @@ def _finish(recs, out, report: bool = True):
         raise RunsFailed(f"{len(bad)} of {len(recs)} run(s) failed: " + "; ".join(f"{r.get('label')}: {r.get('error')}" for r in bad)
                          + (f"; details in {res['report']}" if report else ""))
 
+# %% ../nbs/10_cli.ipynb #155b10fb
 _RUN_OWN = ("model", "curriculum", "seed", "output_dir", "resume", "offline")   # run/ablate set these themselves
 
 def run_params():
@@ -189,6 +194,7 @@ def _run_params(a) -> dict:
     "The notebook parameters given as options, then the -p ones (which win)."
     return {**{q.name: getattr(a, q.name) for q in run_params() if hasattr(a, q.name)}, **_kv(a.param)}
 
+# %% ../nbs/10_cli.ipynb #92ee0c78
 def cmd_run(a):
     from medvqa.run import run_models
     recs = run_models(_csv(a.models), a.out, curricula=_check_curricula(_csv(a.curricula)) if a.curricula else None,

@@ -30,6 +30,7 @@ class Stage:
     data: Dataset
     share: float
 
+# %% ../nbs/03_curriculum.ipynb #10d73cb0
 def _column(ds: Dataset, name: str) -> list:
     "One column as a list, without decoding any other column (images stay undecoded)."
     return list(ds.select_columns([name])[name])
@@ -47,6 +48,7 @@ def answer_types(ds: Dataset) -> list[str]:
 def _counts(ds: Dataset) -> dict:
     c = Counter(answer_types(ds)); return {"open": c["open"], "closed": c["closed"]}
 
+# %% ../nbs/03_curriculum.ipynb #4f49f36b
 def make_stages(ds: Dataset | None, strategy: str = DEFAULT_CURRICULUM, seed: int = 0, shares=None, stage_data=None) -> list[Stage]:
     "Split `ds` (or one dataset per stage in `stage_data`) into the ordered, seeded stages of `strategy`."
     if strategy not in STRATEGIES: raise ConfigError(f"unknown curriculum {strategy!r}; choose one of {', '.join(STRATEGIES)}")

@@ -104,6 +104,7 @@ def check_adapter(adapter, key: str, model=None) -> dict:
                               + ", ".join(f"{k} {a[k]} vs {b[k]}" for k in diff))
     return cfg
 
+# %% ../nbs/07_evaluate.ipynb #bc8214a2
 def load_adapter(model, adapter, key: str):
     "Wrap `model` with the LoRA adapter in folder `adapter` (PEFT) after `check_adapter`; misfits -> ConfigError."
     from peft import PeftModel

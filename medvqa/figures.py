@@ -19,11 +19,6 @@ __all__ = ['log', 'CURVE_METRICS', 'CURRICULUM_METRICS', 'new_figure', 'fig_png'
            'mean_interval', 'fmt_end', 'thumbnail_uri', 'pick_gallery', 'write_gallery']
 
 # %% ../nbs/08b_figures.ipynb #31e71f68
-def _sns():
-    import seaborn as sns
-    sns.set_theme(style="whitegrid", context="notebook", font_scale=0.9)
-    return sns
-
 def new_figure(w: float = 8, h: float = 3.6):
     "A matplotlib Figure on the Agg canvas."
     from matplotlib.figure import Figure
@@ -37,6 +32,12 @@ def fig_png(fig) -> bytes:
 
 def data_uri(png: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64," + base64.b64encode(png).decode("ascii")
+
+# %% ../nbs/08b_figures.ipynb #a9ff89c9
+def _sns():
+    import seaborn as sns
+    sns.set_theme(style="whitegrid", context="notebook", font_scale=0.9)
+    return sns
 
 def palette(labels: list[str]) -> dict:
     "One colour per run label."
@@ -76,6 +77,7 @@ def plot_loss(entries: list[dict], colors: dict | None = None):
     ax.legend(title=None, fontsize=8, loc="upper right")
     return fig
 
+# %% ../nbs/08b_figures.ipynb #8961c3ac
 def _ci_err(values, cis):
     "Error-bar half-lengths (2, n) from values and [lo, hi] pairs; 0 where a CI is missing."
     lo, hi = [], []
@@ -107,6 +109,7 @@ def plot_open_closed(entries: list[dict], metrics: Iterable[str] = FIGURE_METRIC
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
+# %% ../nbs/08b_figures.ipynb #9385bffd
 def plot_by_source(entries: list[dict], metrics=("closed.accuracy", "open.recall")):
     "Heat maps run × source of each metric, annotated with value and n; None without per-source metrics."
     import numpy as np, pandas as pd

@@ -13,7 +13,7 @@ import numpy as np
 from .core import DataError, YES_NO, infer_answer_type, normalise, read_jsonl
 
 # %% auto #0
-__all__ = ['METRICS', 'closed_label', 'closed_correct', 'open_recall', 'token_f1', 'llava_hit', 'score', 'score_file', 'flatten',
+__all__ = ['METRICS', 'closed_label', 'closed_correct', 'open_recall', 'token_f1', 'llava_hit', 'score', 'flatten', 'score_file',
            'baselines', 'answer_bias']
 
 # %% ../nbs/06_metrics.ipynb #046250d0
@@ -48,6 +48,7 @@ def closed_correct(prediction: Any, answer: Any) -> bool:
     p = normalise(prediction)
     return bool(g) and (p == g or p.startswith(g + " "))
 
+# %% ../nbs/06_metrics.ipynb #3429bd12
 def open_recall(prediction: Any, answer: Any) -> float:
     "Share of the gold answer's normalised tokens found among the prediction's tokens."
     gold, pred = normalise(answer).split(), set(normalise(prediction).split())
@@ -63,6 +64,7 @@ def token_f1(prediction: Any, answer: Any) -> float:
     p, r = same / len(pred), same / len(gold)
     return 2 * p * r / (p + r)
 
+# %% ../nbs/06_metrics.ipynb #fdc51bfd
 def llava_hit(prediction: Any, answer: Any) -> bool:
     "LLaVA-Med's lenient hit: the normalised gold answer is a substring of the normalised prediction."
     g = normalise(answer)
@@ -165,6 +167,11 @@ def score(rows: Iterable[dict], n_boot: int = 1000, seed: int = 0, where: str = 
     out["by_source"] = {s: _score_cols(cols, cols["source"] == s, n_boot, seed) for s in sorted(set(cols["source"].tolist()))}
     return out
 
+def flatten(metrics: dict) -> dict:
+    "The metrics of a `score` result (or of one `by_source` entry) as {dotted name: value}, in `METRICS` order."
+    return {k: (metrics[k] if "." not in k else metrics[k.split(".")[0]][k.split(".")[1]]) for k in METRICS}
+
+# %% ../nbs/06_metrics.ipynb #86472ea3
 def score_file(path, n_boot: int = 1000, seed: int = 0) -> dict:
     "`score` a predictions JSON-lines file (fields question, answer, prediction; answer_type, source optional)."
     path = Path(path)
@@ -175,10 +182,6 @@ def score_file(path, n_boot: int = 1000, seed: int = 0) -> dict:
     rows = read_jsonl(path, required=_REQUIRED)
     if not rows: raise DataError(f"{path}: empty predictions file: no lines with question, answer and prediction")
     return score(rows, n_boot=n_boot, seed=seed, where=str(path))
-
-def flatten(metrics: dict) -> dict:
-    "The metrics of a `score` result (or of one `by_source` entry) as {dotted name: value}, in `METRICS` order."
-    return {k: (metrics[k] if "." not in k else metrics[k.split(".")[0]][k.split(".")[1]]) for k in METRICS}
 
 # %% ../nbs/06_metrics.ipynb #e3d1340d
 def baselines(rows: Iterable[dict]) -> dict:

@@ -249,6 +249,7 @@ def scale_image_path(model, gain: float) -> list[str]:
             if n in names: p.mul_(gain)
     return names
 
+# %% ../nbs/04_models.ipynb #585c60d6
 def _save_random(spec: ModelSpec, config_kwargs: dict, out_dir, dtype=None, device=None, seed=0, image_gain: float = 1.0):
     "Build `spec`'s architecture from `config_kwargs` with random weights (merger scaled by `image_gain`); save model + processor to `out_dir`."
     import torch

@@ -53,6 +53,7 @@ def get_path(d: Any, key: str) -> Any:
         d = d[part]
     return d
 
+# %% ../nbs/08a_results.ipynb #3967a6d8
 def _num(v) -> float | None:
     try: v = float(v)
     except (TypeError, ValueError): return None
@@ -69,6 +70,7 @@ def fmt_ci(v, ci=None, digits: int = 2) -> str:
         return f"{fmt_num(v, digits)} [{fmt_num(ci[0], digits)}, {fmt_num(ci[1], digits)}]"
     return fmt_num(v, digits)
 
+# %% ../nbs/08a_results.ipynb #15a1cea8
 def fmt_spread(values: list, digits: int = 2) -> str:
     "'0.78 ± 0.03' over seeds (sample sd); one value alone."
     vs = [v for v in map(_num, values) if v is not None]
@@ -149,6 +151,7 @@ def model_kind(e: dict) -> str:
     if spec is not None: return f"real weights ({spec.hub_id})"
     return "unknown"
 
+# %% ../nbs/08a_results.ipynb #e9acd7dd
 def training_method(e: dict) -> str:
     "'LoRA r 16, alpha 32', 'full fine-tuning', 'untrained' (evaluated without training) or '—'."
     s = e["train_summary"]
@@ -157,6 +160,7 @@ def training_method(e: dict) -> str:
     lora = s.get("lora") or {}
     return f"LoRA r {lora['r']}, alpha {lora.get('lora_alpha', '?')}" if lora.get("r") else str(s.get("method") or "LoRA")
 
+# %% ../nbs/08a_results.ipynb #e378fb36
 def _counts(n, opened=None, closed=None) -> str:
     if n is None: return ""
     return f"{n} samples" + (f" ({opened} open, {closed} closed)" if opened is not None and closed is not None else "")
@@ -180,6 +184,7 @@ def run_context(e: dict) -> dict:
     return {"kind": model_kind(e), "method": training_method(e), "trained_on": trained, "evaluated_on": evaluated,
             "train_data": tdata, "eval_data": edata}
 
+# %% ../nbs/08a_results.ipynb #650f5407
 def eval_set(e: dict) -> tuple | None:
     "The evaluation set of a run: (data, split, samples, digest of the sample ids); None without an evaluation."
     if not e["metrics"]: return None

@@ -38,14 +38,6 @@ class Param(NamedTuple):
     fn: str                  # "train" | "evaluate" | "notebook"
     arg: str                 # the argument's name in fn
 
-NOTEBOOK_NAMES = {"data": "train_data", "split": "train_split"}        # train()'s argument -> the run notebook's name
-EVAL_NAMES = {"batch_size": "eval_batch_size", "max_new_tokens": "max_new_tokens", "max_samples": "max_eval_samples"}
-_TRAIN_SKIP = ("output_dir", "resume", "overwrite")                    # the notebook's own (below) or not for a notebook
-_NOTEBOOK_OWN = (("n_gallery", 8, "samples with thumbnails for the report", int),
-                 ("output_dir", None, "the run folder (None: reports/notebook/<model>)", str | None),
-                 ("resume", False, "continue an interrupted run in output_dir", bool),
-                 ("offline", None, "None: offline for the tiny models (built locally); True/False to force", bool | None))
-
 def signature_params(fn, names: dict | None = None, skip=()) -> list[Param]:
     "A `Param` per argument of `fn` (default from its signature, doc from the comment beside it), renamed by `names`."
     import inspect, typing
@@ -54,6 +46,15 @@ def signature_params(fn, names: dict | None = None, skip=()) -> list[Param]:
     return [Param((names or {}).get(k, k), p.default, docs.get(k) or "", hints.get(k), fn.__name__, k)
             for k, p in inspect.signature(fn).parameters.items()
             if k not in skip and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+
+# %% ../nbs/09_run.ipynb #da341797
+NOTEBOOK_NAMES = {"data": "train_data", "split": "train_split"}        # train()'s argument -> the run notebook's name
+EVAL_NAMES = {"batch_size": "eval_batch_size", "max_new_tokens": "max_new_tokens", "max_samples": "max_eval_samples"}
+_TRAIN_SKIP = ("output_dir", "resume", "overwrite")                    # the notebook's own (below) or not for a notebook
+_NOTEBOOK_OWN = (("n_gallery", 8, "samples with thumbnails for the report", int),
+                 ("output_dir", None, "the run folder (None: reports/notebook/<model>)", str | None),
+                 ("resume", False, "continue an interrupted run in output_dir", bool),
+                 ("offline", None, "None: offline for the tiny models (built locally); True/False to force", bool | None))
 
 def notebook_parameters() -> list[Param]:
     "The run notebook's parameters, in order: train()'s, evaluate()'s (EVAL_NAMES), the notebook's own."
@@ -69,6 +70,7 @@ def parameters_source() -> str:
     w = max(len(a) for a, _ in rows)
     return "\n".join(f"{a.ljust(w)}  # {doc}".rstrip() for a, doc in rows)
 
+# %% ../nbs/09_run.ipynb #c0d360c1
 def sync_parameters(path=None) -> bool:
     "Rewrite the parameters cell of the run notebook (`path`, default nbs/train.ipynb) from the signatures; True if it changed (`make export` runs it)."
     path = Path(path or train_notebook())
@@ -217,8 +219,6 @@ def execute_with_retry(execute, label: str = "run", starts: int = 3, wait_s: flo
             time.sleep(wait_s * i * (0.5 + random.random()))     # de-synchronise launches that raced
 
 # %% ../nbs/09_run.ipynb #dbdb53b4
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
 def _now() -> str: return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 def read_run(out_dir) -> dict:
@@ -230,6 +230,7 @@ def record_run(out_dir, **fields) -> dict:
     rec = {**read_run(out_dir), **fields}
     atomic_write_json(Path(out_dir) / "run.json", rec); return rec
 
+# %% ../nbs/09_run.ipynb #395ca23a
 HIDE_TAGS = {"remove_cell_tags": {"parameters", "medvqa-hide"}, "remove_input_tags": {"medvqa-hide-input"}}
 "Cells the rendered notebook leaves out: papermill's defaults (the injected parameters stay) and bookkeeping; inputs it leaves out."
 
@@ -242,6 +243,9 @@ def notebook_html(nb_path, html_path=None) -> Path:
     exp.register_preprocessor(TagRemovePreprocessor(**HIDE_TAGS), enabled=True)
     body, _ = exp.from_filename(str(nb_path))
     return atomic_write_text(html_path, body)
+
+# %% ../nbs/09_run.ipynb #33633b0c
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 def _error_fields(e: BaseException) -> dict:
     from papermill.exceptions import PapermillExecutionError

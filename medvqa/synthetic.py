@@ -12,8 +12,8 @@ from .core import DataError, ConfigError, atomic_write_bytes, atomic_write_text,
 
 # %% auto #0
 __all__ = ['ANSWERS', 'DEMO_DICOM', 'DEMO_README', 'DEMO_QUESTIONS', 'synthetic_scan', 'make_synthetic', 'text_only_ceiling',
-           'write_records', 'write_synthetic', 'dicom_to_png_array', 'dicom_records', 'demo_dir', 'build_demo_fixtures',
-           'default_data', 'data_or_demo']
+           'write_records', 'write_synthetic', 'dicom_to_png_array', 'dicom_records', 'demo_dir', 'default_data',
+           'build_demo_fixtures', 'data_or_demo']
 
 # %% ../nbs/02_synthetic.ipynb #fb7b20ba
 _SLOTS = (
@@ -198,6 +198,15 @@ def demo_dir() -> Path:
 DEMO_QUESTIONS = ("Is there a lesion?", "Is the lesion in the left half of the image?", "What is the finding?",
                   "Which side of the image is the lesion on?")
 
+# %% ../nbs/02_synthetic.ipynb #c7310aa3
+def default_data() -> Path:
+    "The shipped demo fixture folder (native medvqa format), the data used when none is given."
+    d = demo_dir()
+    if not (d / "train.jsonl").exists():
+        raise DataError(f"{d}: demo fixtures missing (reinstall medvqa, or run medvqa.synthetic.build_demo_fixtures())")
+    return d
+
+# %% ../nbs/02_synthetic.ipynb #a270abf3
 def build_demo_fixtures(out_dir=None, n_train: int = 768, n_test: int = 96, seed: int = 0, size: int = 64) -> Path:
     "(Re)write the demo fixture set (pydicom CT/MR + synthetic) to `out_dir` (default: the package's fixtures/demo)."
     out_dir = Path(out_dir) if out_dir is not None else demo_dir()
@@ -209,13 +218,6 @@ def build_demo_fixtures(out_dir=None, n_train: int = 768, n_test: int = 96, seed
     atomic_write_text(out_dir / "README.txt", DEMO_README)
     get_logger().info(f"demo fixtures written to {out_dir}")
     return out_dir
-
-def default_data() -> Path:
-    "The shipped demo fixture folder (native medvqa format), the data used when none is given."
-    d = demo_dir()
-    if not (d / "train.jsonl").exists():
-        raise DataError(f"{d}: demo fixtures missing (reinstall medvqa, or run medvqa.synthetic.build_demo_fixtures())")
-    return d
 
 # %% ../nbs/02_synthetic.ipynb #6ba1119d
 def data_or_demo(data):

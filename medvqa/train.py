@@ -4,96 +4,22 @@
 
 # %% ../nbs/05_train.ipynb #c7048eea
 from __future__ import annotations
-import functools, importlib.util, math, os, sys, time
+import functools, math, os, sys, time
 from pathlib import Path
 
 from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atomic_write_json, get_logger, library_versions)
 from .models import (get_spec, spec_with, load_model, prompt_messages, completion_messages, resolve_model_path,
-                           cuda_available, load_processor, FULL_CONFIGS)
+                           cuda_available, load_processor)
 from .monitor import (_callback, _counting, _curve_callback, _ordered, _profile_callback, count_4bit, count_params, counts,
                             loss_impl, mfu, peak_memory_gib, profile_window, write_log_history)
+from .sizing import (TRAIN_BACKENDS, activation_gib, estimate_memory_gib, keep_freed_memory, loader_settings,
+                           pick_backend, pick_batch, pick_checkpointing, pick_optimizer, resolve_batch, torch_total_memory_gib)
 from .checkpoints import check_export, check_output_dir, check_trained_for, describe_data, last_checkpoint
 
 # %% auto #0
-__all__ = ['TRAIN_BACKENDS', 'pick_backend', 'pick_optimizer', 'estimate_memory_gib', 'torch_total_memory_gib', 'pick_batch',
-           'activation_gib', 'pick_checkpointing', 'resolve_batch', 'usable', 'to_conversation', 'conversation_stream',
-           'loader_settings', 'lora_settings', 'trainable_params', 'check_method', 'trainable_model',
-           'answer_only_loss', 'patch_answer_only_loss', 'keep_freed_memory', 'world_size', 'device_name', 'train',
+__all__ = ['usable', 'to_conversation', 'conversation_stream', 'lora_settings', 'trainable_params', 'check_method',
+           'trainable_model', 'answer_only_loss', 'patch_answer_only_loss', 'world_size', 'device_name', 'train',
            'export_merged']
-
-# %% ../nbs/05_train.ipynb #81d5ba2e
-TRAIN_BACKENDS = ("auto", "hf", "unsloth")
-
-def pick_backend(backend: str = "auto") -> str:
-    "Resolve 'auto' to 'unsloth' (CUDA + unsloth installed) or 'hf'; check explicit choices."
-    if backend not in TRAIN_BACKENDS: raise ConfigError(f"unknown backend {backend!r}; known backends: {', '.join(TRAIN_BACKENDS)}")
-    has_cuda = cuda_available()
-    if backend == "auto": return "unsloth" if has_cuda and importlib.util.find_spec("unsloth") else "hf"
-    if backend == "unsloth":
-        if not has_cuda: raise ConfigError("backend 'unsloth' needs a CUDA GPU and none is available; use backend='hf' (--backend hf) on this machine")
-        if not importlib.util.find_spec("unsloth"): raise ConfigError("backend 'unsloth' needs the unsloth package (pip install unsloth); or use backend='hf' (--backend hf)")
-    return backend
-
-# %% ../nbs/05_train.ipynb #7417849d
-def pick_optimizer(optim: str, has_cuda: bool | None = None) -> str:
-    "The optimiser to use: 8-bit ones fall back to adamw_torch without bitsandbytes' GPU kernels (logged)."
-    has_cuda = cuda_available() if has_cuda is None else has_cuda
-    if "8bit" in optim and not (has_cuda and importlib.util.find_spec("bitsandbytes")):
-        get_logger().warning(f"optimizer {optim} needs bitsandbytes with a CUDA GPU; using adamw_torch instead")
-        return "adamw_torch"
-    return optim
-
-# %% ../nbs/05_train.ipynb #86938554
-def estimate_memory_gib(params_b: float, batch: int, seq_len: int, vocab: int = 151936, hidden: int = 2048,
-                        layers: int = 28, load_in_4bit: bool = False) -> float:
-    "Rough training memory (GiB) of a LoRA run with gradient checkpointing."
-    weights = params_b * 1e9 * (0.56 if load_in_4bit else 2.0)
-    per_sample = seq_len * vocab * 4 * 3 + seq_len * hidden * layers * 2 * 2
-    return (weights + batch * per_sample) / 2**30 + 1.0        # + CUDA context, LoRA and optimiser state
-
-def torch_total_memory_gib() -> float:
-    import torch
-    return torch.cuda.get_device_properties(0).total_memory / 2**30
-
-def pick_batch(effective: int, has_cuda: bool, params_b: float = 2.0, seq_len: int = 512, load_in_4bit: bool = False,
-               memory_bound_gib: float | None = None, cpu_batch: int = 2, **model_dims) -> tuple[int, int]:
-    "(per-device batch, accumulation) for an effective batch: on GPU the largest divisor that fits the memory bound."
-    if not has_cuda:
-        b = max(d for d in range(1, min(cpu_batch, effective) + 1) if effective % d == 0)
-        return b, effective // b
-    if memory_bound_gib is None:
-        memory_bound_gib = 0.8 * torch_total_memory_gib()
-    for b in sorted((d for d in range(1, effective + 1) if effective % d == 0), reverse=True):
-        if estimate_memory_gib(params_b, b, seq_len, load_in_4bit=load_in_4bit, **model_dims) <= memory_bound_gib:
-            return b, effective // b
-    return 1, effective
-
-# %% ../nbs/05_train.ipynb #d40a9381
-def activation_gib(batch: int, seq_len: int, hidden: int = 2048, layers: int = 28) -> float:
-    "GiB of activations a 16-bit decoder keeps for its backward pass without checkpointing: ~34 x hidden bytes a token a layer."
-    return batch * seq_len * hidden * layers * 34 / 2**30
-
-def pick_checkpointing(spec, batch: int, has_cuda: bool, load_in_4bit: bool = False, memory_bound_gib: float | None = None,
-                       seq_len: int = 512) -> bool:
-    "Recompute activations only when keeping them would not fit the memory bound; never on a CPU or for a tiny model."
-    if not has_cuda or spec.tiny: return False
-    dims = FULL_CONFIGS.get(spec.key, {}).get("text_config", {})
-    hidden, layers = dims.get("hidden_size", 4096), dims.get("num_hidden_layers", 36)
-    bound = 0.8 * torch_total_memory_gib() if memory_bound_gib is None else memory_bound_gib
-    need = (estimate_memory_gib(spec.params_b or 8.8, batch, seq_len, hidden=hidden, layers=layers, load_in_4bit=load_in_4bit)
-            + activation_gib(batch, seq_len, hidden, layers))
-    return need > bound
-
-# %% ../nbs/05_train.ipynb #6079048c
-def resolve_batch(spec, batch_size=None, grad_accum=None, has_cuda=False, load_in_4bit=None, memory_bound_gib=None):
-    "(batch, accumulation): explicit values win; otherwise the spec's effective batch split by `pick_batch`."
-    if batch_size and grad_accum: return int(batch_size), int(grad_accum)
-    eff = spec.effective_batch
-    if batch_size: return int(batch_size), max(1, eff // int(batch_size))
-    if grad_accum: return max(1, eff // int(grad_accum)), int(grad_accum)
-    q4 = bool(spec.load_in_4bit if load_in_4bit is None else load_in_4bit)
-    return pick_batch(eff, has_cuda, params_b=spec.params_b or 2.0, load_in_4bit=q4, memory_bound_gib=memory_bound_gib,
-                      cpu_batch=spec.batch_size)
 
 # %% ../nbs/05_train.ipynb #d91e472b
 def usable(ds, name="data"):
@@ -117,21 +43,6 @@ def conversation_stream(stream, max_pixels: int):
         convs = [to_conversation(r, max_pixels) for r in rows]
         return {k: [c[k] for c in convs] for k in ("prompt", "completion", "images", "stage")}
     return stream.with_transform(tf)
-
-# %% ../nbs/05_train.ipynb #a782c68c
-def loader_settings(has_cuda: bool, cpus: int | None = None, procs: int | None = None, max_workers: int = 8) -> dict:
-    "SFTConfig's DataLoader settings: on a GPU, persistent prefetching workers sized to the machine; on a CPU, none."
-    env = os.environ.get("MEDVQA_DATALOADER_WORKERS")
-    if env is not None: n = int(env)
-    elif not has_cuda: n = 0
-    else:
-        cpus = cpus or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-        procs = procs or int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        n = max(0, min(max_workers, cpus // max(1, procs) - 1))
-    d = dict(dataloader_num_workers=n, dataloader_pin_memory=has_cuda)
-    if n: d.update(dataloader_persistent_workers=True, dataloader_prefetch_factor=4)
-    return d
-
 
 # %% ../nbs/05_train.ipynb #c50f36b6
 def lora_settings(spec) -> dict:
@@ -226,21 +137,6 @@ def _sft_config(spec, out_dir, backend, has_cuda, max_steps, batch, accum, lr, o
     kw["loss_type"] = "nll" if backend == "hf" else "chunked_nll"
     return SFTConfig(**kw)
 
-# %% ../nbs/05_train.ipynb #f532b632
-def _trainer(backend, model, processor, args, train_ds, callbacks):
-    "TRL's `SFTTrainer` for `backend`, counting what it trains on and keeping the stream's order (`medvqa.monitor`)."
-    if backend == "unsloth":
-        from unsloth.trainer import UnslothVisionDataCollator
-        collator = UnslothVisionDataCollator(model, processor, resize="max", completion_only_loss=True)
-    else:
-        collator = None          # TRL's vision collator, completion-only loss for prompt/completion data
-        patch_answer_only_loss(model)
-    from trl import SFTTrainer
-    window = profile_window()
-    if window: callbacks = list(callbacks) + [_profile_callback(args.output_dir, *window)]
-    return _counting(_ordered(SFTTrainer, answer_only=backend == "hf"))(model=model, args=args, train_dataset=train_ds,
-                                   processing_class=processor, data_collator=collator, callbacks=callbacks)
-
 # %% ../nbs/05_train.ipynb #aa82e106
 def answer_only_loss(hidden, labels, head, num_items_in_batch=None):
     "Next-token cross-entropy of `head(hidden)` over the labelled positions only (sum / `num_items_in_batch`, else mean)."
@@ -267,15 +163,20 @@ def patch_answer_only_loss(model):
     target.forward, target._medvqa_answer_only = forward, True
     return model
 
-# %% ../nbs/05_train.ipynb #361ec050
-def keep_freed_memory() -> bool:
-    "Keep freed memory in this process (glibc: no mmap for large blocks, no trimming of the heap); False where the C library has no `mallopt`."
-    import ctypes, ctypes.util
-    try: libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError: return False
-    if not hasattr(libc, "mallopt"): return False
-    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4                # glibc's malloc.h
-    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 30))
+# %% ../nbs/05_train.ipynb #f532b632
+def _trainer(backend, model, processor, args, train_ds, callbacks):
+    "TRL's `SFTTrainer` for `backend`, counting what it trains on and keeping the stream's order (`medvqa.monitor`)."
+    if backend == "unsloth":
+        from unsloth.trainer import UnslothVisionDataCollator
+        collator = UnslothVisionDataCollator(model, processor, resize="max", completion_only_loss=True)
+    else:
+        collator = None          # TRL's vision collator, completion-only loss for prompt/completion data
+        patch_answer_only_loss(model)
+    from trl import SFTTrainer
+    window = profile_window()
+    if window: callbacks = list(callbacks) + [_profile_callback(args.output_dir, *window)]
+    return _counting(_ordered(SFTTrainer, answer_only=backend == "hf"))(model=model, args=args, train_dataset=train_ds,
+                                   processing_class=processor, data_collator=collator, callbacks=callbacks)
 
 # %% ../nbs/05_train.ipynb #9e3c5821
 def _run_folder(spec, output_dir, resume: bool, overwrite: bool) -> Path:

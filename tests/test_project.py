@@ -1,6 +1,6 @@
 """Project hygiene: the exported package is in sync with the notebooks, notebooks are clean,
 and papermill's `parameters` tag survives `nbdev_clean`."""
-import json, shutil, subprocess, sys, filecmp
+import json, re, shutil, subprocess, sys, filecmp
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,13 +22,50 @@ def test_export_in_sync(tmp_path):
     assert not cmp.right_only, f"nbdev_export creates files not committed: {cmp.right_only}"
 
 
+def _marked(cell) -> bool:
+    sys.path.insert(0, str(ROOT / "docs"))
+    from outputs import marked
+    return marked(cell)
+
+
 def test_notebooks_clean():
-    "No outputs or execution counts in git: `nbdev_clean` was run."
+    "No execution counts in git (`nbdev_clean` was run); outputs only where they are the documentation (`#| keep_output`,\n    written by `make outputs`), and every such cell has its output."
+    size = 0
     for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
         for i, c in enumerate(json.loads(nb.read_text())["cells"]):
             if c["cell_type"] != "code": continue
             assert c.get("execution_count") is None, f"{nb.name} cell {i} has an execution count"
-            assert not c.get("outputs"), f"{nb.name} cell {i} has outputs"
+            if _marked(c):
+                assert c.get("outputs"), f"{nb.name} cell {i} is marked keep_output but has no output (run make outputs)"
+                assert all(o["output_type"] != "error" for o in c["outputs"]), f"{nb.name} cell {i} keeps an error"
+                size += len(json.dumps(c["outputs"]))
+            else:
+                assert not c.get("outputs"), f"{nb.name} cell {i} has outputs but is not marked keep_output"
+    assert size < 3_000_000, f"documentation outputs take {size:,} bytes"
+
+
+def _definition_cells(nb: Path) -> list[str]:
+    "Export cells that have no test before the next definition, or more than four definitions (fastcore's house style)."
+    out, pending = [], None
+    for i, c in enumerate(json.loads(nb.read_text())["cells"]):
+        if c["cell_type"] != "code": continue
+        src = "".join(c["source"])
+        if re.match(r"\s*#\|\s*export", src):
+            defs = re.findall(r"^(?:async def|def|class) (\w+)", src, re.M)
+            if not defs: continue
+            if pending: out.append(f"{nb.name} cell {pending[0]} ({', '.join(pending[1])}): no test under it")
+            if len(defs) > 4: out.append(f"{nb.name} cell {i}: {len(defs)} definitions in one cell ({', '.join(defs)})")
+            pending = (i, defs)
+        elif re.search(r"\b(test_\w+|assert)\b", src):
+            pending = None
+    if pending: out.append(f"{nb.name} cell {pending[0]} ({', '.join(pending[1])}): no test under it")
+    return out
+
+
+def test_tests_under_the_code():
+    "Every exported function (or family of at most four) is followed by its tests before the next definition."
+    problems = [p for nb in sorted((ROOT / "nbs").glob("[0-9]*.ipynb")) for p in _definition_cells(nb)]
+    assert not problems, "\n".join(problems)
 
 
 def test_parameters_tag_survives_clean(tmp_path):
