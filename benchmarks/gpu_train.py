@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """GPU training benchmark (issue 13): medvqa's `train` on full-size random-weight models, steady state and end to end.
 
-Runs (each a fresh subprocess: Unsloth patches transformers for the whole process), by plan:
+Runs, by plan (Unsloth patches transformers for a whole process, so each model and backend has a process of its own):
   recipe    the seed's literal recipe (Unsloth, batch 2 x 4) against medvqa's default (Unsloth, automatic batch: 8 x 1),
             same model, same effective batch of 8: qwen3vl2b (bf16) and qwen2vl2b-4bit (4-bit)
   backends  the hf backend at medvqa's default batch, bf16 and 4-bit (the Unsloth side is the recipe plan's default run)
@@ -10,9 +10,12 @@ Runs (each a fresh subprocess: Unsloth patches transformers for the whole proces
   workers0  medvqa's default with the DataLoader at 0 workers (the data pipeline back on the critical path);
             hf-workers0 the same for the hf backend
   profile   medvqa's default, Unsloth, qwen3vl2b, with the torch profiler over steps 6-8 (MEDVQA_PROFILE)
-  variants  medvqa's earlier default (baseline: Unsloth's offloaded checkpointing) against Unsloth's gradient checkpointing not offloaded / off, and fused AdamW
+  variants  against medvqa's default (plan recipe: checkpointing off where the activations fit, fused AdamW for LoRA on a
+            GPU): the seed's 8-bit AdamW (adamw-8bit), medvqa's earlier default (baseline: Unsloth's offloaded
+            checkpointing, 8-bit AdamW) and checkpointing not offloaded (gc-nooffload)
   e2e       qwen8b end to end: train (4-bit Unsloth, default batch), evaluate a few samples, merged export verified
-Steady rates exclude the first two optimiser steps (Unsloth compiles there); MFU = 6 x parameters x steady tokens/s
+Runs of one model and backend share a process, after a short warm-up run (--warmup) that pays the imports and
+compilation; steady rates also exclude the first two optimiser steps of each run; MFU = 6 x parameters x steady tokens/s
 / 790 TFLOP/s. With --gpus 0,1,2,3 the runs are spread over the GPUs, one run per GPU at a time (each run sees one GPU).
 One JSON object per run is printed and appended to OUT/gpu_train.jsonl (OUT: --out, else $OUT, else benchmarks/results).
 
@@ -41,7 +44,7 @@ def plan_runs(plans: list[str]) -> list[dict]:
     for p in plans:
         if p == "recipe":
             for m, q in (("qwen3vl2b", "bf16"), ("qwen2vl2b-4bit", "4bit")):
-                add(m, "unsloth", q, 2, 4, "seed"); add(m, "unsloth", q, None, None, "default")
+                add(m, "unsloth", q, 2, 4, "seed", optim="adamw_8bit"); add(m, "unsloth", q, None, None, "default")
         elif p == "backends":
             for m, q in (("qwen3vl2b", "bf16"), ("qwen2vl2b-4bit", "4bit")): add(m, "hf", q, None, None, "default")
         elif p == "sweep":
@@ -57,14 +60,22 @@ def plan_runs(plans: list[str]) -> list[dict]:
         elif p == "profile-hf":
             add("qwen3vl2b", "hf", "bf16", None, None, "default", env={"MEDVQA_PROFILE": "6-8"}, variant="profile")
         elif p == "variants":       # candidate remedies for what the profile shows, against medvqa's default run in the same call
-            add("qwen3vl2b", "unsloth", "bf16", None, None, "default", variant="baseline", unsloth_gc="unsloth")  # the earlier default
+            add("qwen3vl2b", "unsloth", "bf16", None, None, "default", variant="adamw-8bit", optim="adamw_8bit")
+            add("qwen3vl2b", "unsloth", "bf16", None, None, "default", variant="baseline", unsloth_gc="unsloth",  # the earlier default
+                optim="adamw_8bit")
             add("qwen3vl2b", "unsloth", "bf16", None, None, "default", variant="gc-nooffload", unsloth_gc=True)
-            add("qwen3vl2b", "unsloth", "bf16", None, None, "default", variant="gc-off", unsloth_gc=False)
-            add("qwen3vl2b", "unsloth", "bf16", None, None, "default", variant="adamw-fused", optim="adamw_torch_fused")
         elif p == "e2e":
             add("qwen8b", "unsloth", "4bit", 8, 1, "sweep", kind="e2e")
         else: raise SystemExit(f"unknown plan {p!r}")
     return R
+
+
+def group_runs(cfgs: list[dict], share: bool = True) -> list[list[dict]]:
+    "Runs that share a child process: same model and backend (Unsloth patches the whole process), in plan order."
+    if not share: return [[c] for c in cfgs]
+    groups: dict = {}
+    for c in cfgs: groups.setdefault((c["model"], c["backend"], c.get("kind", "train")), []).append(c)
+    return list(groups.values())
 
 
 def records(n: int, size: int):
@@ -84,24 +95,30 @@ def run_one(cfg: dict) -> dict:
     model_dir = tiny_model_dir(key) if cfg["tiny"] else build_random_full(key, Path(cfg["work"]) / "models" / key, device="cuda")
     t_model = time.time() - t0
     run_dir = Path(cfg["run_dir"])
-    import dataclasses, medvqa.models as M
+    import medvqa.models as M
     from medvqa.models import get_spec
     spec = get_spec(key)
-    if cfg.get("optim"): spec = dataclasses.replace(spec, optim=cfg["optim"])
+    import medvqa.train as TR
+    saved = (M._load_unsloth, TR._peft_unsloth, dict(os.environ))
     if "unsloth_gc" in cfg:               # Unsloth's gradient checkpointing: "unsloth" (offloaded, its default), True, False
-        import medvqa.train as TR
-        orig = M._load_unsloth
+        orig, peft = saved[:2]
         def load(*args, **kwargs):
             args = list(args); args[7] = cfg["unsloth_gc"]           # gradient_checkpointing, 8th argument
             return orig(*args, **kwargs)
         M._load_unsloth = load
-        peft = TR._peft_unsloth
         TR._peft_unsloth = lambda spec, model, seed, gradient_checkpointing="unsloth": peft(spec, model, seed, cfg["unsloth_gc"])
-    s = train(spec, data=records(cfg["samples"], cfg["image_size"]), curriculum="open_then_closed", output_dir=run_dir,
+    os.environ.update(cfg.get("env", {}))
+    t_call = time.time()
+    try: s = train(spec, data=records(cfg["samples"], cfg["image_size"]), curriculum="open_then_closed", output_dir=run_dir,
               max_steps=cfg["steps"], backend=cfg["backend"], batch_size=cfg["batch"], grad_accum=cfg["grad_accum"],
               model_path=str(model_dir), save_steps=10**6, load_in_4bit=cfg["quant"] == "4bit", seed=0, overwrite=True, method="lora",
+              optim=cfg.get("optim"),
               gradient_checkpointing=True if cfg["recipe"] == "seed" else None)      # the seed: Unsloth's offloaded checkpointing
+    finally:
+        M._load_unsloth, TR._peft_unsloth = saved[:2]
+        os.environ.clear(); os.environ.update(saved[2])
     row = {k: cfg[k] for k in ("model", "backend", "quant", "recipe")}
+    row["train_call_s"] = round(time.time() - t_call, 2)       # train() from call to return, its teardown included
     row.update(gradient_checkpointing=s["gradient_checkpointing"], unsloth_gc=cfg.get("unsloth_gc", (
         "unsloth" if s["gradient_checkpointing"] else False) if cfg["backend"] == "unsloth" else None))
     row.update(batch=s["batch_size"], grad_accum=s["grad_accum"], steady_samples_per_s=s["steady_samples_per_s"],
@@ -110,12 +127,18 @@ def run_one(cfg: dict) -> dict:
                samples_per_s=s["samples_per_s"], tokens_per_s=s["tokens_per_s"], e2e_samples_per_s=None,
                steps=s["steps"], effective_batch=s["effective_batch"], load_s=s["load_s"], train_s=s["train_s"],
                model_ready_s=round(t_model, 2), dataloader_workers=s["dataloader_workers"], loss=s["loss"],
-               first_loss=s["first_loss"], final_loss=s["final_loss"], loss_finite=s["loss_finite"], params=s["params"],
+               loader_stop_s=s.get("loader_stop_s"), first_loss=s["first_loss"], final_loss=s["final_loss"], loss_finite=s["loss_finite"], params=s["params"],
                linear4bit=s["linear4bit"], max_seq_len=s["max_seq_len"], image_size=cfg["image_size"], optimizer=s["optimizer"],
                variant=cfg.get("variant"), kind=cfg.get("kind", "train"), versions=s["versions"])
     row["e2e_samples_per_s"] = round(s["samples_seen"] / row["wall_s"], 4)
     prof = run_dir / "profile" / "profile.json"
-    if prof.exists(): row["profile"] = json.loads(prof.read_text())
+    if prof.exists():
+        row["profile"] = json.loads(prof.read_text())
+        if cfg.get("out"):                   # the op tables beside the results, named by run
+            import shutil
+            for t in ("gpu", "cpu"):
+                f = prof.parent / f"ops_{t}.txt"
+                if f.exists(): shutil.copy(f, Path(cfg["out"]) / f"gpu_profile_{cfg['model']}_{cfg['backend']}_b{row['batch']}_ops_{t}.txt")
     if cfg.get("kind") == "e2e":
         from medvqa.evaluate import evaluate
         from medvqa.train import export_merged
@@ -135,32 +158,56 @@ def run_one(cfg: dict) -> dict:
     return row
 
 
+def _failed(cfg, err):
+    return {k: cfg.get(k) for k in ("model", "backend", "quant", "batch", "grad_accum", "recipe", "variant")} | {
+        "status": "failed", "error": err[-1500:]}
+
+
 def _lane(gpu, jobs: "queue.Queue", a, results, lock, n_lanes):
+    "Take groups of runs off the queue; each group runs in one child process, its rows written as they come."
     while True:
-        try: cfg = jobs.get_nowait()
+        try: group = jobs.get_nowait()
         except queue.Empty: return
-        env = {**os.environ, **cfg.get("env", {})}
+        env = {**os.environ}
         lane_dir = Path(a.work) / f"lane{gpu if gpu is not None else 0}"; lane_dir.mkdir(parents=True, exist_ok=True)
         if gpu is not None: env["CUDA_VISIBLE_DEVICES"] = str(gpu)
         env["UNSLOTH_COMPILE_LOCATION"] = str(lane_dir / "unsloth_compiled_cache")
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-        t1 = time.time()
-        try:
-            p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--one", json.dumps(cfg)], capture_output=True,
-                               text=True, timeout=a.timeout, env=env, cwd=lane_dir)
-            lines = [l for l in p.stdout.splitlines() if l.startswith("RESULT ")]
-            row = json.loads(lines[-1][7:]) if lines else None
-            err = p.stderr[-3000:]
-        except subprocess.TimeoutExpired as e:
-            row, err = None, f"timed out after {a.timeout} s"
-        if row is None: row = {k: cfg.get(k) for k in ("model", "backend", "quant", "batch", "grad_accum", "recipe")} | {
-            "status": "failed", "error": err[-1500:]}
-        if row.get("status") != "ok": row["stderr_tail"] = err
-        row.update(gpu=gpu, concurrent_runs=n_lanes, process_s=round(time.time() - t1, 2))
-        with lock:
-            with open(a.results, "a") as f: f.write(json.dumps(row) + "\n")
-            results.append(row)
-            print(json.dumps({k: row.get(k) for k in FIELDS + ("variant", "gpu", "error")}), flush=True)
+        left = a.deadline - time.time()
+        if left < 60:
+            rows = [_failed(c, "") | {"status": "not run: the benchmark's --deadline came first"} for c in group]
+        else:
+            t1 = time.time(); rows = []
+            err_path = lane_dir / "stderr.txt"
+            with open(err_path, "w") as err:
+                p = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--one", json.dumps(group)],
+                                     stdout=subprocess.PIPE, stderr=err, text=True, env=env, cwd=lane_dir)
+                killed = []
+                killer = threading.Timer(min(left - 30, a.timeout * len(group)), lambda: (killed.append(True), p.kill()))
+                killer.start()
+                for line in p.stdout:                      # one RESULT line per finished run
+                    if line.startswith("RESULT "):
+                        rows.append(json.loads(line[7:]) | {"process_s": round(time.time() - t1, 2)}); t1 = time.time()
+                        _record(rows[-1], gpu, a, results, lock, n_lanes)
+                p.wait(); killer.cancel()
+            tail = err_path.read_text()[-3000:]
+            for c in group[len(rows):]:
+                row = _failed(c, tail)
+                if killed:
+                    row["status"] = "not finished: stopped at --deadline or --timeout"
+                _record(row, gpu, a, results, lock, n_lanes)
+            for r in rows:
+                if r.get("status") != "ok": r["stderr_tail"] = tail
+            continue
+        for r in rows: _record(r, gpu, a, results, lock, n_lanes)
+
+
+def _record(row, gpu, a, results, lock, n_lanes):
+    row.update(gpu=gpu, concurrent_runs=n_lanes)
+    with lock:
+        with open(a.results, "a") as f: f.write(json.dumps(row) + "\n")
+        results.append(row)
+        print(json.dumps({k: row.get(k) for k in FIELDS + ("variant", "gpu", "error")}), flush=True)
 
 
 def main(argv=None):
@@ -170,22 +217,36 @@ def main(argv=None):
     ap.add_argument("--image-size", type=int, default=448)
     ap.add_argument("--samples", type=int, default=256, help="distinct samples (the stream cycles through them)")
     ap.add_argument("--gpus", default=None, help="comma-separated GPU ids to spread the runs over (default: one lane)")
-    ap.add_argument("--models", default=None, help="only the plans' runs of these registry models (comma-separated)")
+    ap.add_argument("--models", default=None, help="only the plans' runs of these registry models (comma-separated), in this order")
     ap.add_argument("--tiny", action="store_true", help="the tiny models on CPU, hf backend (a smoke test)")
     ap.add_argument("--work", default="/tmp/medvqa-bench")
     ap.add_argument("--out", default=None)
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per run")
+    ap.add_argument("--deadline", type=float, default=None, help="seconds from now after which no run starts or goes on")
+    ap.add_argument("--process-per-run", action="store_true",
+                    help="each run in its own process (default: the runs of one model and backend share one, in plan order)")
+    ap.add_argument("--warmup", type=int, default=4, help="steps of an unmeasured first run in each process (0: none)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
-    if a.one:
-        cfg = json.loads(a.one)
-        try: row = run_one(cfg)
-        except Exception as e:
-            import traceback; traceback.print_exc()
-            row = {k: cfg.get(k) for k in ("model", "backend", "quant", "batch", "grad_accum", "recipe", "variant")} | {
-                "status": "failed", "error": f"{type(e).__name__}: {e}"[:1500]}
-        print("RESULT " + json.dumps(row), flush=True)
-        return
+    if a.one:                              # child: the runs of one group, in order, in this process
+        group = json.loads(a.one)
+        teardown = None
+        for i, cfg in enumerate(group):
+            try: row = run_one(cfg)
+            except Exception as e:
+                import traceback; traceback.print_exc()
+                row = _failed(cfg, f"{type(e).__name__}: {e}")
+            row["process_run"] = i                 # 0: this run paid the process's imports and first compilation
+            row["previous_teardown_s"] = teardown  # freeing the previous run of this process (garbage collection, cache)
+            print("RESULT " + json.dumps(row), flush=True)
+            t = time.time()
+            import gc; gc.collect()
+            try:
+                import torch; torch.cuda.empty_cache()
+            except Exception: pass
+            teardown = round(time.time() - t, 2)
+        sys.stdout.flush(); sys.stderr.flush()
+        os._exit(0)                            # skip interpreter teardown (DataLoader workers, compile pools): tens of seconds
     out = Path(a.out or os.environ.get("OUT") or ROOT / "benchmarks" / "results"); out.mkdir(parents=True, exist_ok=True)
     a.results = out / "gpu_train.jsonl"
     runs = plan_runs(a.plans.split(","))
@@ -196,12 +257,22 @@ def main(argv=None):
     while big or small:
         if big: order.append(big.pop(0))
         order += [small.pop(0) for _ in range(3) if small]
+    cfgs = []
     for i, r in enumerate(order):
         key = TINY[r["model"]] if a.tiny else r["model"]
-        if a.tiny: r.update(backend="hf", quant="fp32" if r["quant"] == "bf16" else "fp32")
+        if a.tiny: r.update(backend="hf", quant="fp32")
         tag = f"{i:02d}.{r['model']}.{r['backend']}.{r['quant']}.{r['recipe']}.{r['batch']}x{r['grad_accum']}.{r.get('variant') or ''}"
-        jobs.put(dict(r, key=key, tiny=a.tiny, steps=a.steps, image_size=a.image_size, samples=a.samples, work=a.work,
-                      run_dir=str(Path(a.work) / "runs" / tag)))
+        cfgs.append(dict(r, key=key, tiny=a.tiny, steps=a.steps, image_size=a.image_size, samples=a.samples, work=a.work, out=str(out),
+                         run_dir=str(Path(a.work) / "runs" / tag)))
+    groups = group_runs(cfgs, not a.process_per_run)
+    if a.models:                                     # processes in the order of --models, Unsloth's before hf's
+        names = a.models.split(",")
+        groups.sort(key=lambda g: (names.index(g[0]["model"]), g[0]["backend"] != "unsloth"))
+    for g in groups:
+        if a.warmup and g[0].get("kind", "train") == "train":    # imports and compilation paid before the measured runs
+            g.insert(0, dict(g[0], steps=a.warmup, variant="warmup", run_dir=g[0]["run_dir"] + ".warmup"))
+        jobs.put(g)
+    a.deadline = time.time() + (a.deadline or 10**9)
     gpus = [int(g) for g in a.gpus.split(",")] if a.gpus else [None]
     print(f"{len(runs)} runs over {len(gpus)} lane(s) -> {a.results}", flush=True)
     results, lock = [], threading.Lock()

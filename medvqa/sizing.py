@@ -27,9 +27,15 @@ def pick_backend(backend: str = "auto") -> str:
     return backend
 
 # %% ../nbs/05c_sizing.ipynb #7417849d
-def pick_optimizer(optim: str, has_cuda: bool | None = None) -> str:
-    "The optimiser to use: 8-bit ones fall back to adamw_torch without bitsandbytes' GPU kernels (logged)."
+def pick_optimizer(optim: str, has_cuda: bool | None = None, method: str = "lora", asked: bool = False) -> str:
+    "The optimiser to use: fused AdamW for a LoRA adapter on a GPU unless one was `asked` for; 8-bit ones need bitsandbytes' GPU kernels."
     has_cuda = cuda_available() if has_cuda is None else has_cuda
+    from transformers.training_args import OptimizerNames
+    known = [o.value for o in OptimizerNames]
+    if optim not in known:
+        raise ConfigError(f"optim {optim!r} is not an optimiser transformers knows; for example adamw_torch_fused, adamw_torch, "
+                          f"adamw_8bit ({len(known)} in all: transformers.training_args.OptimizerNames)")
+    if has_cuda and method == "lora" and not asked and "8bit" in optim: return "adamw_torch_fused"
     if "8bit" in optim and not (has_cuda and importlib.util.find_spec("bitsandbytes")):
         get_logger().warning(f"optimizer {optim} needs bitsandbytes with a CUDA GPU; using adamw_torch instead")
         return "adamw_torch"

@@ -18,8 +18,8 @@ from .checkpoints import check_export, check_output_dir, check_trained_for, desc
 
 # %% auto #0
 __all__ = ['usable', 'to_conversation', 'conversation_stream', 'lora_settings', 'trainable_params', 'check_method',
-           'trainable_model', 'answer_only_loss', 'patch_answer_only_loss', 'world_size', 'device_name', 'train',
-           'export_merged']
+           'trainable_model', 'answer_only_loss', 'patch_answer_only_loss', 'stop_loader_workers', 'world_size',
+           'device_name', 'train', 'export_merged']
 
 # %% ../nbs/05_train.ipynb #d91e472b
 def usable(ds, name="data"):
@@ -235,6 +235,22 @@ def _fit(trainer, ckpt, key: str, batch_size: int, grad_accum: int) -> None:
                               f"grad_accum={grad_accum * 2} or smaller images") from e
         raise
 
+# %% ../nbs/05_train.ipynb #3ca4b738
+def stop_loader_workers(trainer) -> float:
+    "Stop the training DataLoader's worker processes now that training is done; the seconds it took (0 without workers)."
+    t0 = time.time()
+    dl = getattr(getattr(trainer, "callback_handler", None), "train_dataloader", None)
+    it = getattr(dl, "_iterator", None)
+    if not getattr(it, "_workers", None) or getattr(it, "_shutdown", True): return 0.0
+    from torch.utils.data._utils import signal_handling
+    if getattr(it, "_worker_pids_set", False):            # as torch does before it ends a worker: no SIGCHLD alarm
+        signal_handling._remove_worker_pids(id(it)); it._worker_pids_set = False
+    for w in it._workers:
+        if w.is_alive(): w.terminate()                     # idle: nothing of the run is in them
+    it._shutdown_workers()
+    dl._iterator = None
+    return round(time.time() - t0, 3)
+
 # %% ../nbs/05_train.ipynb #8c77c795
 def _speed(cn: dict, train_s: float, params: int, has_cuda: bool, gpus: int = 1) -> dict:
     "The summary's throughput: samples and tokens per second over the run and steady, what was seen, and the steady share of peak FLOPs."
@@ -283,6 +299,7 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
           lora_r: int | None = None,                    # LoRA rank (None: the model's own)
           lora_alpha: int | None = None,                # LoRA alpha (None: the model's own)
           lora_dropout: float | None = None,            # LoRA dropout (None: the model's own)
+          optim: str | None = None,                     # the optimiser, a transformers name (None: fused AdamW for a LoRA adapter on a GPU, else the model's own)
           load_in_4bit: bool | None = None,             # load 4-bit weights (None: the model's own choice on a GPU, never on a CPU)
           memory_bound_gib: float | None = None,        # GPU memory the per-device batch may use (None: what the GPU has)
           gradient_checkpointing: bool | None = None,   # recompute activations in the backward pass (None: only where keeping them would not fit)
@@ -302,11 +319,12 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
     if backend == "unsloth": import unsloth  # noqa: F401  (must patch transformers/trl before they are imported)
     has_cuda = cuda_available()
     if not has_cuda: keep_freed_memory()                        # see above: page faults at every step otherwise
-    out = _run_folder(spec, output_dir, resume, overwrite)
     max_steps = int(spec.max_steps)
     batch_size, grad_accum = resolve_batch(spec, batch_size, grad_accum, has_cuda, load_in_4bit, memory_bound_gib)
     q4, method, gradient_checkpointing = _machine_settings(spec, has_cuda, load_in_4bit, gradient_checkpointing, batch_size,
                                                            memory_bound_gib)
+    optim = pick_optimizer(optim or spec.optim, has_cuda, method, asked=optim is not None)
+    out = _run_folder(spec, output_dir, resume, overwrite)
     # data -> stages -> ordered stream
     from medvqa.curriculum import build_stream, plan
     skipped = []
@@ -320,7 +338,6 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
     # model
     peft_model, processor, load_s = trainable_model(spec, backend, method, model_path, load_in_4bit, seed, gradient_checkpointing,
                                                     modules_to_save)
-    optim = pick_optimizer(spec.optim, has_cuda)
     args = _sft_config(spec, out, backend, has_cuda, max_steps, batch_size, grad_accum, spec.learning_rate,
                        optim, save_steps or max(1, max_steps // 4), seed, tensorboard, gradient_checkpointing)
     cb, curve = _callback(bounds, out), None
@@ -335,6 +352,7 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
     _fit(trainer, ckpt, spec.key, batch_size, grad_accum)
     curve_s = curve.seconds if curve is not None else 0.0
     train_s = time.time() - t0 - curve_s                 # learning-curve evaluations are not training time
+    loader_stop_s = stop_loader_workers(trainer)
     cn = counts(trainer.counter, skip=2 * grad_accum, world=world)     # every rank's batches (a collective)
     # outputs: written once, by the main process, when several run under torchrun / accelerate launch
     if not trainer.is_world_process_zero(): return {"rank": int(os.environ.get("RANK", 0)), "steps": trainer.state.global_step}
@@ -350,7 +368,7 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
                "optimizer": optim, "learning_rate": spec.learning_rate, "lr_scheduler": spec.lr_scheduler,
                "method": method, "trainable_params": trainable_params(peft_model), "load_in_4bit": q4,
                **_speed(cn, train_s, params, has_cuda, world), "loss": loss_impl(peft_model, args),
-               "dataloader_workers": args.dataloader_num_workers,
+               "dataloader_workers": args.dataloader_num_workers, "loader_stop_s": loader_stop_s,
                "peak_memory_gib": round(peak_memory_gib(has_cuda), 3), "wall_s": round(time.time() - t_start, 2),
                "load_s": round(load_s, 2), "train_s": round(train_s, 2), "curve_s": round(curve_s, 2),
                "first_step_s": round(cb.first_step_s, 2) if cb.first_step_s is not None else None,

@@ -16,7 +16,7 @@ def test_gpu_train_plans():
     runs = g.plan_runs(["recipe", "backends", "sweep", "e2e"])
     seed = [r for r in runs if r["recipe"] == "seed"]
     assert {(r["model"], r["batch"], r["grad_accum"]) for r in seed} == {("qwen3vl2b", 2, 4), ("qwen2vl2b-4bit", 2, 4)}
-    assert all(r["backend"] == "unsloth" for r in seed)
+    assert all(r["backend"] == "unsloth" and r["optim"] == "adamw_8bit" for r in seed)      # the seed's literal optimiser
     assert {r["quant"] for r in runs if r["backend"] == "hf"} == {"bf16", "4bit"}
     assert sorted(r["batch"] for r in runs if r["model"] == "qwen8b" and r["quant"] == "bf16") == [8, 32, 64]
     assert [r["kind"] for r in runs if r.get("kind")] == ["e2e"]
@@ -32,3 +32,15 @@ def test_multigpu_launch():
     cmd = m._launch(4, 29604)
     assert cmd[cmd.index("--nproc_per_node") + 1] == "4" and cmd[-2:] == ["-m", "medvqa.cli"]
     assert m._env([0, 1])["CUDA_VISIBLE_DEVICES"] == "0,1"
+
+
+def test_gpu_train_groups():
+    g = _load("gpu_train")
+    cfgs = g.plan_runs(["recipe", "variants", "backends", "e2e"])
+    groups = g.group_runs(cfgs)
+    assert all(len({(c["model"], c["backend"]) for c in grp}) == 1 for grp in groups)      # one model and backend a process
+    assert sum(map(len, groups)) == len(cfgs) and len(groups) == 5
+    first = groups[0]                                     # plan order kept: the seed's recipe first, so it pays the compile
+    assert [c.get("variant") or c["recipe"] for c in first] == ["seed", "default", "adamw-8bit", "baseline", "gc-nooffload"]
+    assert [c["kind"] for c in groups[-1]] == ["e2e"]                                    # e2e alone: its own process
+    assert len(g.group_runs(cfgs, share=False)) == len(cfgs)
