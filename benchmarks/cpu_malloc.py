@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CPU training step with and without freed memory kept in the process (`medvqa.train.keep_freed_memory`).
+"""CPU training step with and without freed memory kept in the process (`medvqa.sizing.keep_freed_memory`).
 
 Each mode runs `medvqa.train.train` (hf backend, the registry's settings, the shipped demo data) for --steps steps in a
 fresh process (glibc's malloc settings are per process); the modes alternate, --repeats times per model. Steady time

@@ -11,8 +11,8 @@ Runs, by plan (Unsloth patches transformers for a whole process, so each model a
             hf-workers0 the same for the hf backend
   profile   medvqa's default, Unsloth, qwen3vl2b, with the torch profiler over steps 6-8 (MEDVQA_PROFILE)
   variants  against medvqa's default (plan recipe: checkpointing off where the activations fit, fused AdamW for LoRA on a
-            GPU): the seed's 8-bit AdamW (adamw-8bit), medvqa's earlier default (baseline: Unsloth's offloaded
-            checkpointing, 8-bit AdamW) and checkpointing not offloaded (gc-nooffload)
+            GPU): the seed's 8-bit AdamW (adamw-8bit) and medvqa's earlier default (baseline: Unsloth's offloaded
+            checkpointing, 8-bit AdamW)
   e2e       qwen8b end to end: train (4-bit Unsloth, default batch), evaluate a few samples, merged export verified
 Runs of one model and backend share a process, after a short warm-up run (--warmup) that pays the imports and
 compilation; steady rates also exclude the first two optimiser steps of each run; MFU = 6 x parameters x steady tokens/s
@@ -44,7 +44,8 @@ def plan_runs(plans: list[str]) -> list[dict]:
     for p in plans:
         if p == "recipe":
             for m, q in (("qwen3vl2b", "bf16"), ("qwen2vl2b-4bit", "4bit")):
-                add(m, "unsloth", q, 2, 4, "seed", optim="adamw_8bit"); add(m, "unsloth", q, None, None, "default")
+                add(m, "unsloth", q, 2, 4, "seed", optim="adamw_8bit", gradient_checkpointing=True)   # Unsloth's offloaded kind
+                add(m, "unsloth", q, None, None, "default")
         elif p == "backends":
             for m, q in (("qwen3vl2b", "bf16"), ("qwen2vl2b-4bit", "4bit")): add(m, "hf", q, None, None, "default")
         elif p == "sweep":
@@ -61,9 +62,8 @@ def plan_runs(plans: list[str]) -> list[dict]:
             add("qwen3vl2b", "hf", "bf16", None, None, "default", env={"MEDVQA_PROFILE": "6-8"}, variant="profile")
         elif p == "variants":       # candidate remedies for what the profile shows, against medvqa's default run in the same call
             add("qwen3vl2b", "unsloth", "bf16", None, None, "default", variant="adamw-8bit", optim="adamw_8bit")
-            add("qwen3vl2b", "unsloth", "bf16", None, None, "default", variant="baseline", unsloth_gc="unsloth",  # the earlier default
-                optim="adamw_8bit")
-            add("qwen3vl2b", "unsloth", "bf16", None, None, "default", variant="gc-nooffload", unsloth_gc=True)
+            add("qwen3vl2b", "unsloth", "bf16", None, None, "default", variant="baseline", optim="adamw_8bit",  # the earlier default
+                gradient_checkpointing=True)
         elif p == "e2e":
             add("qwen8b", "unsloth", "4bit", 8, 1, "sweep", kind="e2e")
         else: raise SystemExit(f"unknown plan {p!r}")
@@ -95,32 +95,19 @@ def run_one(cfg: dict) -> dict:
     model_dir = tiny_model_dir(key) if cfg["tiny"] else build_random_full(key, Path(cfg["work"]) / "models" / key, device="cuda")
     t_model = time.time() - t0
     run_dir = Path(cfg["run_dir"])
-    import medvqa.models as M
-    from medvqa.models import get_spec
-    spec = get_spec(key)
-    import medvqa.train as TR
-    saved = (M._load_unsloth, TR._peft_unsloth, dict(os.environ))
-    if "unsloth_gc" in cfg:               # Unsloth's gradient checkpointing: "unsloth" (offloaded, its default), True, False
-        orig, peft = saved[:2]
-        def load(*args, **kwargs):
-            args = list(args); args[7] = cfg["unsloth_gc"]           # gradient_checkpointing, 8th argument
-            return orig(*args, **kwargs)
-        M._load_unsloth = load
-        TR._peft_unsloth = lambda spec, model, seed, gradient_checkpointing="unsloth": peft(spec, model, seed, cfg["unsloth_gc"])
+    saved_env = dict(os.environ)
     os.environ.update(cfg.get("env", {}))
     t_call = time.time()
-    try: s = train(spec, data=records(cfg["samples"], cfg["image_size"]), curriculum="open_then_closed", output_dir=run_dir,
+    try: s = train(key, data=records(cfg["samples"], cfg["image_size"]), curriculum="open_then_closed", output_dir=run_dir,
               max_steps=cfg["steps"], backend=cfg["backend"], batch_size=cfg["batch"], grad_accum=cfg["grad_accum"],
               model_path=str(model_dir), save_steps=10**6, load_in_4bit=cfg["quant"] == "4bit", seed=0, overwrite=True, method="lora",
-              optim=cfg.get("optim"),
-              gradient_checkpointing=True if cfg["recipe"] == "seed" else None)      # the seed: Unsloth's offloaded checkpointing
+              optim=cfg.get("optim"), gradient_checkpointing=cfg.get("gradient_checkpointing"))
     finally:
-        M._load_unsloth, TR._peft_unsloth = saved[:2]
-        os.environ.clear(); os.environ.update(saved[2])
+        os.environ.clear(); os.environ.update(saved_env)
     row = {k: cfg[k] for k in ("model", "backend", "quant", "recipe")}
     row["train_call_s"] = round(time.time() - t_call, 2)       # train() from call to return, its teardown included
-    row.update(gradient_checkpointing=s["gradient_checkpointing"], unsloth_gc=cfg.get("unsloth_gc", (
-        "unsloth" if s["gradient_checkpointing"] else False) if cfg["backend"] == "unsloth" else None))
+    row.update(gradient_checkpointing=s["gradient_checkpointing"],      # on Unsloth, its offloaded kind
+               unsloth_gc=("unsloth" if s["gradient_checkpointing"] else False) if cfg["backend"] == "unsloth" else None)
     row.update(batch=s["batch_size"], grad_accum=s["grad_accum"], steady_samples_per_s=s["steady_samples_per_s"],
                steady_tokens_per_s=s["steady_tokens_per_s"], mfu=s["steady_mfu"], peak_gib=s["peak_memory_gib"],
                first_step_s=s["first_step_s"], wall_s=round(time.time() - t0, 2), device=s["device"], status="ok",
@@ -163,6 +150,25 @@ def _failed(cfg, err):
         "status": "failed", "error": err[-1500:]}
 
 
+def _run_group(group, env, lane_dir, seconds):
+    "Run one group in a child process; yield each run's row as it finishes, then a row for each run it did not finish."
+    t1, done, killed = time.time(), 0, threading.Event()
+    err_path = lane_dir / "stderr.txt"
+    with open(err_path, "w") as err:
+        p = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--one", json.dumps(group)],
+                             stdout=subprocess.PIPE, stderr=err, text=True, env=env, cwd=lane_dir)
+        killer = threading.Timer(seconds, lambda: (killed.set(), p.kill())); killer.start()
+        for line in p.stdout:                      # one RESULT line per finished run
+            if line.startswith("RESULT "):
+                yield json.loads(line[7:]) | {"process_s": round(time.time() - t1, 2)}
+                t1, done = time.time(), done + 1
+        p.wait(); killer.cancel()
+    for c in group[done:]:
+        row = _failed(c, err_path.read_text()[-3000:])
+        if killed.is_set(): row["status"] = "not finished: stopped at --deadline or --timeout"
+        yield row
+
+
 def _lane(gpu, jobs: "queue.Queue", a, results, lock, n_lanes):
     "Take groups of runs off the queue; each group runs in one child process, its rows written as they come."
     while True:
@@ -174,32 +180,9 @@ def _lane(gpu, jobs: "queue.Queue", a, results, lock, n_lanes):
         env["UNSLOTH_COMPILE_LOCATION"] = str(lane_dir / "unsloth_compiled_cache")
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         left = a.deadline - time.time()
-        if left < 60:
-            rows = [_failed(c, "") | {"status": "not run: the benchmark's --deadline came first"} for c in group]
-        else:
-            t1 = time.time(); rows = []
-            err_path = lane_dir / "stderr.txt"
-            with open(err_path, "w") as err:
-                p = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--one", json.dumps(group)],
-                                     stdout=subprocess.PIPE, stderr=err, text=True, env=env, cwd=lane_dir)
-                killed = []
-                killer = threading.Timer(min(left - 30, a.timeout * len(group)), lambda: (killed.append(True), p.kill()))
-                killer.start()
-                for line in p.stdout:                      # one RESULT line per finished run
-                    if line.startswith("RESULT "):
-                        rows.append(json.loads(line[7:]) | {"process_s": round(time.time() - t1, 2)}); t1 = time.time()
-                        _record(rows[-1], gpu, a, results, lock, n_lanes)
-                p.wait(); killer.cancel()
-            tail = err_path.read_text()[-3000:]
-            for c in group[len(rows):]:
-                row = _failed(c, tail)
-                if killed:
-                    row["status"] = "not finished: stopped at --deadline or --timeout"
-                _record(row, gpu, a, results, lock, n_lanes)
-            for r in rows:
-                if r.get("status") != "ok": r["stderr_tail"] = tail
-            continue
-        for r in rows: _record(r, gpu, a, results, lock, n_lanes)
+        rows = (_run_group(group, env, lane_dir, min(left - 30, a.timeout * len(group))) if left >= 60 else
+                (_failed(c, "") | {"status": "not run: the benchmark's --deadline came first"} for c in group))
+        for row in rows: _record(row, gpu, a, results, lock, n_lanes)
 
 
 def _record(row, gpu, a, results, lock, n_lanes):
@@ -252,13 +235,8 @@ def main(argv=None):
     runs = plan_runs(a.plans.split(","))
     if a.models: runs = [r for r in runs if r["model"] in a.models.split(",")]
     jobs = queue.Queue()
-    big = [r for r in runs if r["model"] == "qwen8b"]; small = [r for r in runs if r["model"] != "qwen8b"]
-    order = []                                       # long runs spread over the lanes: one 8B run in every four
-    while big or small:
-        if big: order.append(big.pop(0))
-        order += [small.pop(0) for _ in range(3) if small]
     cfgs = []
-    for i, r in enumerate(order):
+    for i, r in enumerate(runs):
         key = TINY[r["model"]] if a.tiny else r["model"]
         if a.tiny: r.update(backend="hf", quant="fp32")
         tag = f"{i:02d}.{r['model']}.{r['backend']}.{r['quant']}.{r['recipe']}.{r['batch']}x{r['grad_accum']}.{r.get('variant') or ''}"

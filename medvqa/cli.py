@@ -297,7 +297,7 @@ def _output_option(p):
 
 # %% ../nbs/10_cli.ipynb #1a8b2ac4
 def build_parser() -> argparse.ArgumentParser:
-    from medvqa.train import TRAIN_BACKENDS
+    from medvqa.sizing import TRAIN_BACKENDS
     from medvqa.models import METHODS
     sub_kw = dict(formatter_class=_Help)
     p = _Parser(prog="medvqa", formatter_class=_Help,

@@ -194,9 +194,9 @@ def arguments(p: dict, fn: str) -> dict:
 
 # %% ../nbs/09_run.ipynb #5e518ffb
 def prepare_backend(backend: str = "auto") -> str | None:
-    "Import unsloth now if this process will train with it (`medvqa.train.pick_backend` decides); returns 'unsloth' or None."
+    "Import unsloth now if this process will train with it (`medvqa.sizing.pick_backend` decides); returns 'unsloth' or None."
     import sys
-    from medvqa.train import pick_backend          # light: imports neither transformers nor trl
+    from medvqa.sizing import pick_backend         # light: imports neither transformers nor trl
     if pick_backend(backend) != "unsloth": return None
     if "transformers" in sys.modules: log.warning("transformers was imported before unsloth: unsloth cannot patch it fully")
     import unsloth  # noqa: F401

@@ -255,7 +255,8 @@ def stub_notebook(path) -> Path:
 def kill_and_resume(workdir, key="tiny-qwen2vl", max_steps=8, save_steps=2, kill_after=4, timeout=600) -> dict:
     "Start a training run in a subprocess, SIGKILL it once checkpoint `kill_after` is complete, resume it; report both."
     import signal, subprocess
-    from medvqa.train import last_checkpoint, train
+    from medvqa.checkpoints import last_checkpoint
+    from medvqa.train import train
     workdir = Path(workdir); data = workdir / "data"; out = workdir / "run"
     from medvqa.synthetic import write_synthetic
     write_synthetic(data, 48, 8, seed=0)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atomic_write_json, get_logger, library_versions)
 from .models import (get_spec, spec_with, load_model, prompt_messages, completion_messages, resolve_model_path,
-                           cuda_available, load_processor)
+                           cuda_available)
 from .monitor import (_callback, _counting, _curve_callback, _ordered, _profile_callback, count_4bit, count_params, counts,
                             loss_impl, mfu, peak_memory_gib, profile_window, write_log_history)
-from .sizing import (TRAIN_BACKENDS, activation_gib, estimate_memory_gib, keep_freed_memory, loader_settings,
-                           pick_backend, pick_batch, pick_checkpointing, pick_optimizer, resolve_batch, torch_total_memory_gib)
+from .sizing import (TRAIN_BACKENDS, keep_freed_memory, loader_settings, pick_backend, pick_batch, pick_checkpointing,
+                           pick_optimizer, resolve_batch)
 from .checkpoints import check_export, check_output_dir, check_trained_for, describe_data, last_checkpoint
 
 # %% auto #0

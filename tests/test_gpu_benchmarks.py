@@ -41,6 +41,7 @@ def test_gpu_train_groups():
     assert all(len({(c["model"], c["backend"]) for c in grp}) == 1 for grp in groups)      # one model and backend a process
     assert sum(map(len, groups)) == len(cfgs) and len(groups) == 5
     first = groups[0]                                     # plan order kept: the seed's recipe first, so it pays the compile
-    assert [c.get("variant") or c["recipe"] for c in first] == ["seed", "default", "adamw-8bit", "baseline", "gc-nooffload"]
+    assert [c.get("variant") or c["recipe"] for c in first] == ["seed", "default", "adamw-8bit", "baseline"]
+    assert [bool(c.get("gradient_checkpointing")) for c in first] == [True, False, False, True]   # offloaded: the seed, the earlier default
     assert [c["kind"] for c in groups[-1]] == ["e2e"]                                    # e2e alone: its own process
     assert len(g.group_runs(cfgs, share=False)) == len(cfgs)

@@ -4,6 +4,8 @@ import json, re, shutil, subprocess, sys, filecmp
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "docs"))
+from outputs import marked          # which cells keep their output: docs/outputs.py decides, once
 BIN = Path(sys.executable).parent
 
 
@@ -22,12 +24,6 @@ def test_export_in_sync(tmp_path):
     assert not cmp.right_only, f"nbdev_export creates files not committed: {cmp.right_only}"
 
 
-def _marked(cell) -> bool:
-    sys.path.insert(0, str(ROOT / "docs"))
-    from outputs import marked
-    return marked(cell)
-
-
 def test_notebooks_clean():
     "No execution counts in git (`nbdev_clean` was run); outputs only where they are the documentation (`#| keep_output`,\n    written by `make outputs`), and every such cell has its output."
     size = 0
@@ -35,7 +31,7 @@ def test_notebooks_clean():
         for i, c in enumerate(json.loads(nb.read_text())["cells"]):
             if c["cell_type"] != "code": continue
             assert c.get("execution_count") is None, f"{nb.name} cell {i} has an execution count"
-            if _marked(c):
+            if marked(c):
                 assert c.get("outputs"), f"{nb.name} cell {i} is marked keep_output but has no output (run make outputs)"
                 assert all(o["output_type"] != "error" for o in c["outputs"]), f"{nb.name} cell {i} keeps an error"
                 size += len(json.dumps(c["outputs"]))
