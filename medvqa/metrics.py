@@ -185,13 +185,21 @@ def score_file(path, n_boot: int = 1000, seed: int = 0) -> dict:
 
 # %% ../nbs/06_metrics.ipynb #e3d1340d
 def baselines(rows: Iterable[dict]) -> dict:
-    "Scores of answering every closed question with its most common label, and every open one with its most common answer."
-    closed, opened = [], []
+    "Scores of answering every closed question with its most common label, and every open one with its most common answer; `question.*`: each question with its own most common answer."
+    closed, opened, asked = [], [], []
     for r in rows:
         t = _answer_type(r, "baselines") if "question" in r else str(r.get("answer_type") or "open")
         (closed if t == "closed" else opened).append(normalise(r.get("answer")))
+        asked.append((t, normalise(r.get("question") or ""), normalise(r.get("answer"))))
+    by_q: dict = {}
+    for _, q, a in asked: by_q.setdefault(q, Counter())[a] += 1
+    hit = {"closed": [], "open": []}
+    for t, q, a in asked: hit["closed" if t == "closed" else "open"].append(by_q[q].most_common(1)[0][0] == a)
+    share = lambda xs: sum(xs) / len(xs) if xs else None
     out = {"closed.n": len(closed), "closed.majority": None, "closed.accuracy": None, "closed.f1": None,
-           "open.n": len(opened), "open.majority": None, "open.exact_match": None}
+           "open.n": len(opened), "open.majority": None, "open.exact_match": None,
+           "question.closed.accuracy": share(hit["closed"]), "question.open.exact_match": share(hit["open"]),
+           "question.exact_match": share(hit["closed"] + hit["open"])}
     if closed:
         lab, n = Counter(closed).most_common(1)[0]
         yes = sum(a == "yes" for a in closed)

@@ -80,7 +80,7 @@ TEMPLATE = """<!DOCTYPE html>
 <section id="results"><h2>Results</h2>
 <p class="note">Strict metrics (medvqa's definitions: exact after normalisation), each with its 95% bootstrap confidence interval: <i>value [low, high]</i>.
 <i>closed invalid</i> is the share of closed questions answered neither yes nor no. Shaded grey rows are baselines on the same evaluation set: answering every closed question with its most common label
-and every open one with its most common answer{% if has_untrained %}, and the untrained model{% endif %}. Columns marked <b>lenient</b> use LLaVA-Med's substring scorer ("no" counts as found in "normal")
+and every open one with its most common answer; each question given its own most common answer (the question-only ceiling: the most a model that ignores the image can score){% if has_untrained %}; and the untrained model{% endif %}. Columns marked <b>lenient</b> use LLaVA-Med's substring scorer ("no" counts as found in "normal")
 for comparison with published figures; they are higher than strict scores and not comparable with them. Hover a column name for its definition.</p>
 {% for t in result_tables %}
 {% if t.caption %}<h3>{{ t.caption }}</h3>{% endif %}
@@ -172,11 +172,17 @@ def _result_rows(entries, keys, sets, flags) -> list[dict]:
                      "samples": _samples(m), "cells": [_cell(get_path(m, k), ci.get(k), is_lenient(k)) for k in keys]})
     return rows
 
-def _baseline_row(b: dict, keys) -> dict:
-    vals = {"closed.accuracy": b["closed.accuracy"], "closed.f1": b["closed.f1"], "open.exact_match": b["open.exact_match"],
-            "exact_match": None}
-    why = [f"closed: always '{b['closed.majority']}'" if b["closed.majority"] else "", f"open: always '{b['open.majority']}'" if b["open.majority"] else ""]
-    return {"label": "majority baseline (" + "; ".join(w for w in why if w) + ")", "cls": "baseline", "flag": None,
+def _baseline_row(b: dict, keys, question: bool = False) -> dict:
+    "The set's majority baseline, or (`question`) its question-only ceiling: each question answered with its most common answer."
+    if question:
+        vals = {k: b[f"question.{k}"] for k in ("closed.accuracy", "open.exact_match", "exact_match")}
+        label = "question-only ceiling (each question given its most common answer in this set: the most a model scores without the image)"
+    else:
+        vals = {"closed.accuracy": b["closed.accuracy"], "closed.f1": b["closed.f1"], "open.exact_match": b["open.exact_match"],
+                "exact_match": None}
+        why = [f"closed: always '{b['closed.majority']}'" if b["closed.majority"] else "", f"open: always '{b['open.majority']}'" if b["open.majority"] else ""]
+        label = "majority baseline (" + "; ".join(w for w in why if w) + ")"
+    return {"label": label, "cls": "baseline", "flag": None,
             "samples": f'{b["closed.n"] + b["open.n"]} ({b["closed.n"]} closed, {b["open.n"]} open)',
             "cells": [_cell(vals.get(k), None, is_lenient(k)) if k in vals else _cell(None, None, is_lenient(k)) for k in keys]}
 
@@ -254,9 +260,10 @@ def _gallery(entries, k: int = 8) -> tuple[list, str]:
 def _warnings(entries) -> list[str]:
     out = []
     tiny = sorted({e["label"] for e in entries if e["ctx"]["kind"].endswith("random weights")})
-    if tiny: out.append(f"{', '.join(tiny)}: random-weight model(s), trained here from scratch: above the majority rate their "
-                        "scores show that the pipeline learns to read images (on the shipped synthetic scans, where only the "
-                        "image tells the answers apart), at it that they did not; never medical skill")
+    if tiny: out.append(f"{', '.join(tiny)}: random-weight model(s), trained here from scratch: above the question-only ceiling "
+                        "(the results table's last row) their scores show that the pipeline learns to read images (on the "
+                        "shipped synthetic scans, where only the image tells the answers apart), at or below it that they did "
+                        "not; never medical skill")
     for e in entries:
         n = bias_note(e)
         if n: out.append(n)
@@ -277,7 +284,7 @@ def render_report(entries: list[dict], title: str = "run") -> str:
     for s, es in seen.items():
         rows = _result_rows(es, keys, set_of, flags)
         b = set_baseline(es[0])
-        if b: rows.append(_baseline_row(b, keys))
+        if b: rows += [_baseline_row(b, keys), _baseline_row(b, keys, question=True)]
         tables.append({"caption": f"Set {set_of[es[0]['label']]}: {_short(s[0])} [{s[1]}]" if set_of else "",
                        "cols": [_key(k) for k in keys], "rows": rows})
     groups = curriculum_groups(entries)
