@@ -7,12 +7,12 @@ from __future__ import annotations
 import os, re, shutil
 from pathlib import Path
 
-from .core import ConfigError, get_logger, read_json
+from .core import ConfigError, MedVQAError, get_logger, read_json
 from .models import get_spec
 
 # %% auto #0
-__all__ = ['last_checkpoint', 'holds_run', 'check_output_dir', 'trained_for', 'check_trained_for', 'check_export',
-           'describe_data']
+__all__ = ['last_checkpoint', 'CheckpointError', 'load_full_checkpoint', 'check_adapter_loaded', 'strict_resume_trainer',
+           'holds_run', 'check_output_dir', 'trained_for', 'check_trained_for', 'check_export', 'describe_data']
 
 # %% ../nbs/05b_checkpoints.ipynb #e443fe3a
 _CKPT_FILES = ("optimizer.pt", "scheduler.pt", "trainer_state.json")
@@ -27,6 +27,56 @@ def last_checkpoint(out_dir) -> Path | None:
         state = read_json(p / "trainer_state.json", "skip", default={})
         if state.get("global_step") == int(m.group(1)): found.append((int(m.group(1)), p))
     return max(found)[1] if found else None
+
+# %% ../nbs/05b_checkpoints.ipynb #371067f5
+class CheckpointError(MedVQAError):
+    "A checkpoint that does not restore every weight of the model being trained."
+
+def _key_problems(missing, unexpected, mismatched=()) -> str:
+    "The keys that did not load, in words (the first three of each kind); '' when all did."
+    parts = [f"{len(ks)} {what} ({', '.join(map(str, list(ks)[:3]))}{', ...' if len(ks) > 3 else ''})"
+             for what, ks in (("missing", missing), ("unexpected", unexpected), ("mismatched", mismatched)) if ks]
+    return "; ".join(parts)
+
+def load_full_checkpoint(model, ckpt) -> None:
+    "Load the full model saved in checkpoint folder `ckpt` into `model` in place; CheckpointError unless every weight matched."
+    import torch
+    dtype = next(model.parameters()).dtype
+    loaded, info = type(model).from_pretrained(str(ckpt), dtype=dtype, device_map="cpu", output_loading_info=True)
+    problems = _key_problems(info.get("missing_keys", ()), info.get("unexpected_keys", ()), info.get("mismatched_keys", ()))
+    if not problems:
+        result = model.load_state_dict(loaded.state_dict(), strict=False)
+        problems = _key_problems(result.missing_keys, result.unexpected_keys)
+    del loaded
+    if problems: raise CheckpointError(f"{ckpt} does not restore {type(model).__name__}: {problems}; refusing to resume from it")
+
+# %% ../nbs/05b_checkpoints.ipynb #fae50632
+def check_adapter_loaded(model, ckpt) -> None:
+    "CheckpointError unless PEFT `model`'s adapter weights equal, key for key, those saved in checkpoint folder `ckpt`."
+    import torch
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import load_file
+    saved = load_file(str(Path(ckpt) / "adapter_model.safetensors"))
+    current = get_peft_model_state_dict(model)
+    problems = _key_problems(sorted(set(current) - set(saved)), sorted(set(saved) - set(current)),
+                             [k for k in saved if k in current and not torch.equal(saved[k].cpu(), current[k].cpu())])
+    if problems: raise CheckpointError(f"{ckpt} does not restore the LoRA adapter: {problems}; refusing to resume from it")
+
+# %% ../nbs/05b_checkpoints.ipynb #258b63f7
+def strict_resume_trainer(trainer_cls):
+    "A subclass of `trainer_cls` whose resume restores every weight (`load_full_checkpoint`, `check_adapter_loaded`) or raises."
+    class StrictResumeTrainer(trainer_cls):
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            model = self.model if model is None else model
+            if getattr(self, "is_fsdp_enabled", False) or getattr(self, "is_deepspeed_enabled", False):
+                return super()._load_from_checkpoint(resume_from_checkpoint, model)
+            if hasattr(model, "peft_config"):
+                super()._load_from_checkpoint(resume_from_checkpoint, model)
+                check_adapter_loaded(model, resume_from_checkpoint)
+            else: load_full_checkpoint(model, resume_from_checkpoint)
+            get_logger().info(f"resumed every weight from {resume_from_checkpoint}")
+    StrictResumeTrainer.__name__ = f"StrictResume{trainer_cls.__name__}"
+    return StrictResumeTrainer
 
 # %% ../nbs/05b_checkpoints.ipynb #9f0806ba
 _RUN_FILES = ("train_summary.json", "log_history.json", "adapter_config.json", "adapter_model.safetensors", "model.safetensors",

@@ -135,7 +135,7 @@ def cmd_evaluate(a):
     from medvqa.evaluate import evaluate
     m = evaluate(a.model, data=_dataset(a, a.data, a.split), adapter=a.adapter, split=a.split, output_dir=a.output,
                  batch_size=a.batch_size, max_new_tokens=a.max_new_tokens, resume=a.resume,
-                 model_path=a.model_path, max_samples=a.max_samples)
+                 model_path=a.model_path, max_samples=a.max_samples, blind=a.blind)
     _print(m)
 
 def cmd_score(a):
@@ -356,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=_positive, default=16, metavar="N", help="questions answered per batch")
     e.add_argument("--max-new-tokens", type=_positive, default=32, metavar="N", help="longest answer generated, in tokens")
     e.add_argument("--max-samples", type=_positive, metavar="N", help="only the first N samples (default: the whole split)")
+    e.add_argument("--blind", action="store_true", help="the blind control: each image mid-grey (blind_predictions.jsonl, blind_metrics.json)")
     e.set_defaults(func=cmd_evaluate)
 
     sc = sub.add_parser("score", help="metrics of a predictions.jsonl as JSON", **sub_kw)

@@ -14,8 +14,9 @@ from .metrics import score
 from .models import get_spec, load_model, render_prompt, REGISTRY
 
 # %% auto #0
-__all__ = ['to_images', 'answer_part', 'generate_batch', 'is_model_folder', 'check_adapter', 'load_adapter', 'Specialist',
-           'shard_of', 'merge_parts', 'predict_rows', 'score_in_memory', 'evaluate']
+__all__ = ['BLANK_GREY', 'to_images', 'blank_like', 'answer_part', 'generate_batch', 'is_model_folder', 'check_adapter',
+           'load_adapter', 'Specialist', 'eval_file', 'shard_of', 'merge_parts', 'predict_rows', 'score_in_memory',
+           'evaluate']
 
 # %% ../nbs/07_evaluate.ipynb #e0be1aae
 def to_images(images: Any, max_pixels: int) -> list:
@@ -25,6 +26,14 @@ def to_images(images: Any, max_pixels: int) -> list:
     if images is None: return []
     if isinstance(images, (str, Path, bytes, bytearray, dict, _PIL.Image)): images = [images]
     return [prepare_image(im, max_pixels=max_pixels) for im in images]
+
+# %% ../nbs/07_evaluate.ipynb #0e5e28c1
+BLANK_GREY = (128, 128, 128)
+
+def blank_like(images: list) -> list:
+    "Mid-grey RGB images of the sizes of `images`: what the blind-image control shows the model instead."
+    from PIL import Image as _PIL
+    return [_PIL.new("RGB", im.size, BLANK_GREY) for im in images]
 
 # %% ../nbs/07_evaluate.ipynb #48d83b35
 def answer_part(text: str) -> str:
@@ -184,22 +193,27 @@ def _done_predictions(path: Path, ids: set) -> dict:
                           "it belongs to another evaluation; use another output_dir")
     return done
 
+# %% ../nbs/07_evaluate.ipynb #7bbec72f
+def eval_file(name: str, blind: bool = False) -> str:
+    "The name of an evaluation's file `name` (predictions.jsonl, metrics.json, ...): prefixed `blind_` for the blind control."
+    return f"blind_{name}" if blind else name
+
 # %% ../nbs/07_evaluate.ipynb #36c6b4d9
 def shard_of() -> tuple[int, int]:
     "(rank, world size) of this process under torchrun / accelerate launch; (0, 1) otherwise."
     import os
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
-def _parts(out: Path) -> list[Path]: return sorted(Path(out).glob("predictions.part-*.jsonl"))
+def _parts(out: Path, blind: bool = False) -> list[Path]: return sorted(Path(out).glob(eval_file("predictions.part-*.jsonl", blind)))
 
-def merge_parts(out, ids: list[str]) -> int:
-    "Fold the shard files `predictions.part-*.jsonl` into `predictions.jsonl`, in the order of `ids`; returns the rows kept."
-    out = Path(out); pred_path = out / "predictions.jsonl"
+def merge_parts(out, ids: list[str], blind: bool = False) -> int:
+    "Fold the shard files `predictions.part-*.jsonl` into `predictions.jsonl` (`blind_` ones: `blind`), in the order of `ids`; returns the rows kept."
+    out = Path(out); pred_path = out / eval_file("predictions.jsonl", blind)
     rows = {}
-    for p in ([pred_path] if pred_path.exists() else []) + _parts(out):
+    for p in ([pred_path] if pred_path.exists() else []) + _parts(out, blind):
         if p.stat().st_size: rows.update(_done_predictions(p, set(ids)))
     atomic_write_text(pred_path, "".join(json.dumps(rows[i], ensure_ascii=False) + "\n" for i in ids if i in rows))
-    for p in _parts(out): p.unlink()
+    for p in _parts(out, blind): p.unlink()
     return len(rows)
 
 def _barrier(world: int):
@@ -211,9 +225,10 @@ def _barrier(world: int):
 
 
 # %% ../nbs/07_evaluate.ipynb #fdc7a5ee
-def predict_rows(model, processor, spec, batch, max_new_tokens: int = 32, **generate_kwargs) -> list[dict]:
-    "Greedy predictions for a `datasets` batch of samples, as the rows `predictions.jsonl` holds."
+def predict_rows(model, processor, spec, batch, max_new_tokens: int = 32, blind: bool = False, **generate_kwargs) -> list[dict]:
+    "Greedy predictions for a `datasets` batch of samples, as the rows `predictions.jsonl` holds; `blind`: every image mid-grey."
     ims = [to_images(x, spec.max_pixels) for x in batch["images"]]
+    if blind: ims = [blank_like(x) for x in ims]
     outs = generate_batch(model, processor, ims, batch["question"], max_new_tokens, **generate_kwargs)
     cols = [c for c in ("id", "question", "answer", "answer_type", "source") if c in batch.column_names]
     return [{"id": str(r.get("id", "")), "question": r["question"], "answer": r["answer"], "prediction": answer_part(o),
@@ -243,6 +258,7 @@ def evaluate(model: str,                          # a registry model (see `medvq
              max_samples: int | None = None,      # only the first N samples (None: the whole split)
              on_batch: Callable[[int, list], None] | None = None,   # called with (samples done, the batch's rows) after each batch
              progress: bool = True,               # a progress bar on stderr
+             blind: bool = False,                 # the blind control: each image replaced by a mid-grey one of its size (blind_*.json[l] files)
              **generate_kwargs) -> dict:
     "Batched greedy evaluation -> metrics dict; writes output_dir/predictions.jsonl (batch by batch), metrics.json, eval_summary.json."
     from tqdm.auto import tqdm
@@ -250,8 +266,8 @@ def evaluate(model: str,                          # a registry model (see `medvq
     if output_dir is None: raise ConfigError("evaluate needs an output_dir (--output) for predictions.jsonl and metrics.json")
     if batch_size < 1: raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     out = Path(output_dir); out.mkdir(parents=True, exist_ok=True)
-    pred_path = out / "predictions.jsonl"
-    if ((pred_path.exists() and pred_path.stat().st_size > 0) or _parts(out)) and not resume:
+    pred_path = out / eval_file("predictions.jsonl", blind)
+    if ((pred_path.exists() and pred_path.stat().st_size > 0) or _parts(out, blind)) and not resume:
         raise ConfigError(f"{pred_path} already exists: pass resume=True (--resume) to continue it, or choose another output directory")
     rank, world = shard_of()
     ds, data_name = _load_data(data, split)
@@ -261,13 +277,13 @@ def evaluate(model: str,                          # a registry model (see `medvq
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise DataError(f"{data_name}: sample ids must be unique for evaluation (resume matches on them); {dup!r} repeats")
-    if rank == 0 and _parts(out): merge_parts(out, ids)            # shards of an interrupted sharded evaluation
+    if rank == 0 and _parts(out, blind): merge_parts(out, ids, blind)            # shards of an interrupted sharded evaluation
     _barrier(world)
     done = _done_predictions(pred_path, set(ids)) if pred_path.exists() and pred_path.stat().st_size > 0 else {}
     if done: log.info(f"resuming: {len(done)} of {len(ids)} samples already in {pred_path}")
     todo = [i for i, x in enumerate(ids) if x not in done]
     n_todo, todo = len(todo), todo[rank::world]                    # this process's shard
-    write_path = pred_path if world == 1 else out / f"predictions.part-{rank}.jsonl"
+    write_path = pred_path if world == 1 else out / eval_file(f"predictions.part-{rank}.jsonl", blind)
     if world > 1:
         import os, torch
         if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
@@ -278,30 +294,31 @@ def evaluate(model: str,                          # a registry model (see `medvq
     else:
         sp = Specialist(model, adapter=adapter, model_path=model_path)
     t0, n_new = time.perf_counter(), 0
-    bar = tqdm(total=len(todo), desc=f"evaluate {sp.spec.key}", unit="sample", disable=not progress or rank > 0)
+    bar = tqdm(total=len(todo), desc=f"evaluate {sp.spec.key}{' (blind)' if blind else ''}", unit="sample",
+               disable=not progress or rank > 0)
     for b, start in enumerate(range(0, len(todo), batch_size)):
         rows = predict_rows(sp.model, sp.processor, sp.spec, ds.select(todo[start:start + batch_size]), max_new_tokens,
-                            **generate_kwargs)
+                            blind=blind, **generate_kwargs)
         append_jsonl(write_path, rows); n_new += len(rows); bar.update(len(rows))
         if on_batch is not None: on_batch(b, rows)
     bar.close()
     _barrier(world)
     wall = time.perf_counter() - t0
     if rank > 0: return {}
-    if world > 1: merge_parts(out, ids); n_new = n_todo
+    if world > 1: merge_parts(out, ids, blind); n_new = n_todo
 
     by_id = {str(r["id"]): r for r in read_jsonl(pred_path, required=("id", "question", "answer", "prediction"))}
     rows = [by_id[i] for i in ids]
     metrics = score(rows, where=str(pred_path))
-    atomic_write_json(out / "metrics.json", metrics)
-    atomic_write_json(out / "eval_summary.json", {
+    atomic_write_json(out / eval_file("metrics.json", blind), metrics)
+    atomic_write_json(out / eval_file("eval_summary.json", blind), {
         "model": sp.spec.key, "adapter": sp.adapter, "data": data_name, "split": split, "samples": len(ids),
-        "generated": n_new, "resumed": len(done), "batch_size": batch_size, "max_new_tokens": max_new_tokens, "processes": world,
+        "generated": n_new, "resumed": len(done), "batch_size": batch_size, "max_new_tokens": max_new_tokens, "processes": world, "blind": blind,
         "wall_s": wall, "samples_per_s": n_new / wall if wall > 0 and n_new else None,
         "device": str(sp.model.device), "versions": library_versions()})
     if (out / "train_summary.json").exists():
         from medvqa.report import write_model_card
         write_model_card(out)                                    # the run's model card gains its metrics
-    log.info(f"evaluated {sp.spec.key} on {len(ids)} samples ({n_new} generated): exact match {metrics['exact_match']:.3f}, "
+    log.info(f"evaluated {sp.spec.key}{' blind' if blind else ''} on {len(ids)} samples ({n_new} generated): exact match {metrics['exact_match']:.3f}, "
              f"closed accuracy {metrics['closed']['accuracy'] if metrics['closed']['accuracy'] is not None else float('nan'):.3f}")
     return metrics

@@ -11,18 +11,20 @@ from pathlib import Path
 from .core import ConfigError, cache_dir, get_logger
 
 # %% auto #0
-__all__ = ['SEED_TARGETS', 'VISION_TARGETS', 'METHODS', 'REGISTRY', 'QWEN_SPECIAL_TOKENS', 'QWEN_PATTERN', 'QWEN2_VL_TEMPLATE',
-           'QWEN3_VL_TEMPLATE', 'TOKENIZER_VERSION', 'TINY_CONFIGS', 'TINY_IMAGE_GAIN', 'TINY_VERSION', 'FULL_CONFIGS',
-           'BACKENDS', 'ModelSpec', 'get_spec', 'spec_with', 'prompt_messages', 'completion_messages', 'render_prompt',
-           'build_qwen_tokenizer', 'cached_build', 'qwen_tokenizer_dir', 'processor_class', 'load_processor',
-           'scale_image_path', 'tiny_model_dir', 'build_random_full', 'env_var', 'resolve_model_path', 'weights_hint',
-           'check_weights', 'cuda_available', 'load_model']
+__all__ = ['SEED_TARGETS', 'VISION_TARGETS', 'METHODS', 'PARTS', 'REGISTRY', 'QWEN_SPECIAL_TOKENS', 'QWEN_PATTERN',
+           'QWEN2_VL_TEMPLATE', 'QWEN3_VL_TEMPLATE', 'TOKENIZER_VERSION', 'TINY_CONFIGS', 'TINY_IMAGE_GAIN',
+           'TINY_VERSION', 'FULL_CONFIGS', 'BACKENDS', 'ModelSpec', 'get_spec', 'spec_with', 'model_part',
+           'prompt_messages', 'completion_messages', 'render_prompt', 'build_qwen_tokenizer', 'cached_build',
+           'qwen_tokenizer_dir', 'processor_class', 'load_processor', 'scale_image_path', 'tiny_model_dir',
+           'build_random_full', 'env_var', 'resolve_model_path', 'weights_hint', 'check_weights', 'cuda_available',
+           'load_model']
 
 # %% ../nbs/04_models.ipynb #3cf0e559
 SEED_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # vision-tower and merger projections of Qwen2-VL (qkv, attn.proj, fc1/fc2, merger mlp.0/2) and Qwen3-VL (linear_fc1/2)
 VISION_TARGETS = ("qkv", "attn.proj", "fc1", "fc2", "linear_fc1", "linear_fc2", "mlp.0", "mlp.2")
 METHODS = ("lora", "full")          # LoRA adapter | every weight trained (full fine-tuning)
+PARTS = ("vision", "merger", "language")   # the vision tower, the projector into the language model, the language model
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -51,6 +53,7 @@ class ModelSpec:
     method: str = "lora"             # "lora" (an adapter over frozen weights) | "full" (every weight trained)
     finetune_vision: bool = False    # LoRA on the vision tower too (Unsloth's finetune_vision_layers)
     params_b: float | None = None    # parameters in billions (for reports)
+    frozen: tuple = ()               # parts (of PARTS) kept as loaded: nothing in them trains
 
     @property
     def effective_batch(self) -> int: return self.batch_size * self.grad_accum
@@ -89,6 +92,13 @@ def spec_with(key, **overrides) -> ModelSpec:
     bad = sorted(set(overrides) - fields)
     if bad: raise ConfigError(f"not a model setting: {', '.join(bad)} (settings: {', '.join(sorted(fields))})")
     return dataclasses.replace(spec, **{k: v for k, v in overrides.items() if v is not None})
+
+# %% ../nbs/04_models.ipynb #c85f1074
+def model_part(name: str) -> str:
+    "Which part of a Qwen-VL model (`PARTS`) the parameter or module `name` belongs to, wrapped by PEFT or not."
+    n = f".{name}."
+    if ".visual." not in n: return "language"
+    return "merger" if "merger" in n else "vision"
 
 # %% ../nbs/04_models.ipynb #08e24774
 def prompt_messages(question: str, n_images: int = 1) -> list[dict]:

@@ -52,6 +52,7 @@ NOTEBOOK_NAMES = {"data": "train_data", "split": "train_split"}        # train()
 EVAL_NAMES = {"batch_size": "eval_batch_size", "max_new_tokens": "max_new_tokens", "max_samples": "max_eval_samples"}
 _TRAIN_SKIP = ("output_dir", "resume", "overwrite")                    # the notebook's own (below) or not for a notebook
 _NOTEBOOK_OWN = (("n_gallery", 8, "samples with thumbnails for the report", int),
+                 ("blind_control", True, "also answer the evaluation set with mid-grey images (blind_metrics.json)", bool),
                  ("output_dir", None, "the run folder (None: reports/notebook/<model>)", str | None),
                  ("resume", False, "continue an interrupted run in output_dir", bool),
                  ("offline", None, "None: offline for the tiny models (built locally); True/False to force", bool | None))

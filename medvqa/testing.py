@@ -252,16 +252,18 @@ def stub_notebook(path) -> Path:
     atomic_write_text(path, json.dumps(nb)); return Path(path)
 
 # %% ../nbs/00a_testing.ipynb #3c9c9e39
-def kill_and_resume(workdir, key="tiny-qwen2vl", max_steps=8, save_steps=2, kill_after=4, timeout=600) -> dict:
-    "Start a training run in a subprocess, SIGKILL it once checkpoint `kill_after` is complete, resume it; report both."
+def kill_and_resume(workdir, key="tiny-qwen2vl", max_steps=8, save_steps=2, kill_after=4, timeout=600, method=None,
+                    batch_size=4, grad_accum=1, reference=False) -> dict:
+    "Start a training run in a subprocess, SIGKILL it once checkpoint `kill_after` is complete, resume it; report both (and, `reference`, an uninterrupted run's log)."
     import signal, subprocess
     from medvqa.checkpoints import last_checkpoint
     from medvqa.train import train
     workdir = Path(workdir); data = workdir / "data"; out = workdir / "run"
     from medvqa.synthetic import write_synthetic
     write_synthetic(data, 48, 8, seed=0)
-    code = (f"from medvqa.train import train; train({key!r}, data={str(data)!r}, output_dir={str(out)!r}, "
-            f"max_steps={max_steps}, save_steps={save_steps}, backend='hf', curriculum='open_then_closed')")
+    kw = dict(max_steps=max_steps, save_steps=save_steps, backend="hf", curriculum="open_then_closed", method=method,
+              batch_size=batch_size, grad_accum=grad_accum)
+    code = f"from medvqa.train import train; train({key!r}, data={str(data)!r}, output_dir={str(out)!r}, **{kw!r})"
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.time()
     try:
@@ -276,6 +278,10 @@ def kill_and_resume(workdir, key="tiny-qwen2vl", max_steps=8, save_steps=2, kill
         proc.wait()
     killed_at = int(last_checkpoint(out).name.split("-")[1])
     before = json.loads((last_checkpoint(out) / "trainer_state.json").read_text())["log_history"]
-    summary = train(key, data=str(data), output_dir=out, max_steps=max_steps, save_steps=save_steps, backend="hf", resume=True)
+    summary = train(key, data=str(data), output_dir=out, resume=True, **kw)
+    ref = None
+    if reference:
+        train(key, data=str(data), output_dir=workdir / "reference", **kw)
+        ref = json.loads((workdir / "reference" / "log_history.json").read_text())
     return {"killed_at": killed_at, "before": [h for h in before if "loss" in h], "summary": summary,
-            "log": json.loads((out / "log_history.json").read_text())}
+            "log": json.loads((out / "log_history.json").read_text()), "reference": ref}

@@ -14,12 +14,13 @@ from .monitor import (_callback, _counting, _curve_callback, _ordered, _profile_
                             loss_impl, mfu, peak_memory_gib, profile_window, write_log_history)
 from .sizing import (TRAIN_BACKENDS, keep_freed_memory, loader_settings, pick_backend, pick_batch, pick_checkpointing,
                            pick_optimizer, resolve_batch)
-from .checkpoints import check_export, check_output_dir, check_trained_for, describe_data, last_checkpoint
+from .checkpoints import (check_export, check_output_dir, check_trained_for, describe_data, last_checkpoint,
+                                strict_resume_trainer)
 
 # %% auto #0
-__all__ = ['usable', 'to_conversation', 'conversation_stream', 'lora_settings', 'trainable_params', 'check_method',
-           'trainable_model', 'answer_only_loss', 'patch_answer_only_loss', 'stop_loader_workers', 'world_size',
-           'device_name', 'train', 'export_merged']
+__all__ = ['usable', 'to_conversation', 'conversation_stream', 'lora_settings', 'trainable_params', 'freeze_parts',
+           'trainable_by_part', 'check_method', 'trainable_model', 'answer_only_loss', 'patch_answer_only_loss',
+           'stop_loader_workers', 'world_size', 'device_name', 'train', 'export_merged']
 
 # %% ../nbs/05_train.ipynb #d91e472b
 def usable(ds, name="data"):
@@ -86,6 +87,24 @@ def trainable_params(model) -> int:
     "Parameters the optimiser updates."
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
+# %% ../nbs/05_train.ipynb #571ce437
+def freeze_parts(model, parts=()) -> list[str]:
+    "Stop every weight of the model parts named in `parts` (of `medvqa.models.PARTS`) from training; returns the parts frozen."
+    from medvqa.models import PARTS, model_part
+    bad = [p for p in parts if p not in PARTS]
+    if bad: raise ConfigError(f"unknown model part {', '.join(map(repr, bad))} to freeze; parts: {', '.join(PARTS)}")
+    for n, p in model.named_parameters():
+        if model_part(n) in parts: p.requires_grad_(False)
+    return list(parts)
+
+def trainable_by_part(model) -> dict:
+    "Trainable parameters in each model part (`medvqa.models.PARTS`), as the summary records them."
+    from medvqa.models import PARTS, model_part
+    out = dict.fromkeys(PARTS, 0)
+    for n, p in model.named_parameters():
+        if p.requires_grad: out[model_part(n)] += p.numel()
+    return out
+
 # %% ../nbs/05_train.ipynb #d22e8c73
 def check_method(method: str, load_in_4bit: bool = False) -> str:
     "A known training method; full fine-tuning refuses 4-bit weights (they cannot be updated)."
@@ -115,6 +134,7 @@ def trainable_model(spec, backend, method="lora", model_path=None, load_in_4bit=
     else:
         model = (_peft_unsloth(spec, model, seed, unsloth_gc) if backend == "unsloth"
                  else _peft_hf(spec, model, seed, gradient_checkpointing, modules_to_save))
+    freeze_parts(model, spec.frozen)
     return model, processor, time.time() - t0
 
 # %% ../nbs/05_train.ipynb #c158d1fe
@@ -126,7 +146,7 @@ def _sft_config(spec, out_dir, backend, has_cuda, max_steps, batch, accum, lr, o
     kw = dict(output_dir=str(out_dir), max_steps=max_steps, per_device_train_batch_size=batch, gradient_accumulation_steps=accum,
               learning_rate=lr, warmup_steps=spec.warmup_steps, logging_steps=spec.logging_steps, optim=optim,
               lr_scheduler_type=spec.lr_scheduler, weight_decay=0.001, seed=seed, data_seed=seed,
-              save_strategy="steps", save_steps=save_steps, save_total_limit=2,
+              save_strategy="steps", save_steps=save_steps, save_total_limit=1,
               report_to=["tensorboard"] if tensorboard else "none", remove_unused_columns=False,
               dataset_kwargs={"skip_prepare_dataset": True}, max_length=None, **loader_settings(has_cuda),
               bf16=has_cuda and not spec.tiny and torch.cuda.is_bf16_supported(), use_cpu=not has_cuda, ddp_find_unused_parameters=False,
@@ -165,7 +185,7 @@ def patch_answer_only_loss(model):
 
 # %% ../nbs/05_train.ipynb #f532b632
 def _trainer(backend, model, processor, args, train_ds, callbacks):
-    "TRL's `SFTTrainer` for `backend`, counting what it trains on and keeping the stream's order (`medvqa.monitor`)."
+    "TRL's `SFTTrainer` for `backend`: counting what it trains on, keeping the stream's order (`medvqa.monitor`), resuming every weight or none (`medvqa.checkpoints`)."
     if backend == "unsloth":
         from unsloth.trainer import UnslothVisionDataCollator
         collator = UnslothVisionDataCollator(model, processor, resize="max", completion_only_loss=True)
@@ -175,7 +195,7 @@ def _trainer(backend, model, processor, args, train_ds, callbacks):
     from trl import SFTTrainer
     window = profile_window()
     if window: callbacks = list(callbacks) + [_profile_callback(args.output_dir, *window)]
-    return _counting(_ordered(SFTTrainer, answer_only=backend == "hf"))(model=model, args=args, train_dataset=train_ds,
+    return _counting(_ordered(strict_resume_trainer(SFTTrainer), answer_only=backend == "hf"))(model=model, args=args, train_dataset=train_ds,
                                    processing_class=processor, data_collator=collator, callbacks=callbacks)
 
 # %% ../nbs/05_train.ipynb #9e3c5821
@@ -367,6 +387,7 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
                "batch_size": batch_size, "grad_accum": grad_accum, "world_size": world, "effective_batch": effective,
                "optimizer": optim, "learning_rate": spec.learning_rate, "lr_scheduler": spec.lr_scheduler,
                "method": method, "trainable_params": trainable_params(peft_model), "load_in_4bit": q4,
+               "frozen": list(spec.frozen), "trainable_by_part": trainable_by_part(peft_model),
                **_speed(cn, train_s, params, has_cuda, world), "loss": loss_impl(peft_model, args),
                "dataloader_workers": args.dataloader_num_workers, "loader_stop_s": loader_stop_s,
                "peak_memory_gib": round(peak_memory_gib(has_cuda), 3), "wall_s": round(time.time() - t_start, 2),
