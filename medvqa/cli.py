@@ -359,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--blind", action="store_true", help="the blind control: each image mid-grey (blind_predictions.jsonl, blind_metrics.json)")
     e.set_defaults(func=cmd_evaluate)
 
-    sc = sub.add_parser("score", help="metrics of a predictions.jsonl as JSON", **sub_kw)
+    sc = sub.add_parser("score", help="metrics of a predictions.jsonl as JSON: strict, hallucination, MedEvalKit and LLaVA-Med figures, with 95%% intervals", **sub_kw)
     sc.add_argument("predictions", help="a predictions.jsonl (question, answer, prediction per line), or the folder holding one")
     sc.add_argument("--n-boot", type=int, default=1000, metavar="N", help="bootstrap resamples for the 95%% intervals (0: none)")
     sc.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")

@@ -8,15 +8,15 @@ import base64, io, math, re, statistics
 from pathlib import Path
 from typing import Iterable
 
-from .core import atomic_write_json, get_logger, read_jsonl
-from .results import FIGURE_METRICS, _num, fmt_ci, fmt_spread, get_path, metric_label
+from .core import DataError, atomic_write_json, get_logger, read_jsonl
+from .results import FIGURE_METRICS, _num, fmt_ci, fmt_signed, fmt_spread, get_path, metric_label, set_baseline
 
 log = get_logger("medvqa.figures")
 
 # %% auto #0
-__all__ = ['log', 'CURVE_METRICS', 'CURRICULUM_METRICS', 'new_figure', 'fig_png', 'data_uri', 'palette', 'plot_loss',
+__all__ = ['log', 'CURVE_METRICS', 'CURRICULUM_METRICS', 'ONE_LABEL', 'new_figure', 'fig_png', 'data_uri', 'palette', 'plot_loss',
            'plot_open_closed', 'plot_by_source', 'curve_table', 'plot_curves', 'curriculum_groups', 'plot_curricula',
-           'mean_interval', 'fmt_end', 'thumbnail_uri', 'pick_gallery', 'write_gallery']
+           'not_better', 'mean_interval', 'fmt_end', 'thumbnail_uri', 'pick_gallery', 'write_gallery']
 
 # %% ../nbs/08b_figures.ipynb #31e71f68
 def new_figure(w: float = 8, h: float = 3.6):
@@ -204,25 +204,47 @@ def plot_curricula(groups: dict, metrics=("closed.accuracy", "open.recall")):
     fig.suptitle("Curricula compared (points: seeds; diamond: mean ± sd, or 95% CI for one seed)", fontsize=10)
     return fig
 
-def _curriculum_verdict(groups: dict, key: str = "closed.accuracy") -> str:
-    means = []
-    for c, es in groups.items():
-        vals = [v for v in (_num(get_path(e["metrics"], key)) for e in es) if v is not None]
-        if vals: means.append((statistics.mean(vals), c, es, vals))
+
+# %% ../nbs/08b_figures.ipynb #4d53bd3e
+ONE_LABEL = 0.95
+"A run giving one closed label to at least this share of its closed questions is never named better."
+
+def not_better(e: dict) -> str | None:
+    "Why a run may not be named better (one closed label to >= `ONE_LABEL` of its closed questions; closed accuracy at or below the question-only ceiling), else None."
+    from medvqa.metrics import answer_bias
+    rows = [r for r in e["predictions"].values() if all(k in r for k in ("question", "answer", "prediction"))]
+    try: b = answer_bias(rows)
+    except DataError: b = {"n": 0}
+    if b["n"]:
+        lab, share = max(((k, b[k]) for k in ("yes", "no", "none")), key=lambda t: t[1])
+        if share >= ONE_LABEL:
+            return f"{e['label']} answers {'neither yes nor no' if lab == 'none' else repr(lab)} to {share:.0%} of its {b['n']} closed questions"
+    acc, ceiling = _num(get_path(e["metrics"], "closed.accuracy")), _num((set_baseline(e) or {}).get("question.closed.accuracy"))
+    if acc is not None and ceiling is not None and acc <= ceiling + 1e-9:
+        return f"{e['label']}'s closed accuracy {acc:.2f} is at or below the question-only ceiling {ceiling:.2f}"
+    return None
+
+def _curriculum_verdict(groups: dict, n_boot: int = 1000, seed: int = 0) -> str:
+    "The curriculum comparison's sentence: the two best curricula by closed accuracy, compared paired over the same questions."
+    from medvqa.metrics import paired_difference
+    means = sorted(((statistics.mean(vs), c, es) for c, es in groups.items()
+                    if (vs := [v for v in (_num(get_path(e["metrics"], "closed.accuracy")) for e in es) if v is not None])), key=lambda t: -t[0])
     if len(means) < 2: return ""
-    means.sort(key=lambda t: -t[0]); (m1, c1, es1, v1), (m2, c2, _, _) = means[0], means[1]
-    if len(v1) > 1:
-        sd = statistics.stdev(v1); lo, hi = m1 - sd, m1 + sd; what = "one sd over seeds"
-    else:
-        ci = (es1[0]["metrics"].get("ci") or {}).get(key) or [None, None]; lo, hi = ci; what = "its 95% CI"
-    if round(m1, 4) == round(m2, 4):
-        return f"No difference in {metric_label(key)} between the best curricula: {c1} and {c2} both score {m1:.2f}."
-    txt = f"Highest {metric_label(key)}: {c1} ({m1:.2f}); next: {c2} ({m2:.2f})"
-    if lo is not None and hi is not None:
-        inside = lo <= m2 <= hi
-        txt += (f", which lies inside {what} [{lo:.2f}, {hi:.2f}]: the difference is not evidence that one order is better."
-                if inside else f", outside {what} [{lo:.2f}, {hi:.2f}].")
-    return txt if txt.endswith(".") else txt + "."
+    (m1, c1, es1), (m2, c2, es2) = means[:2]
+    d = paired_difference([list(e["predictions"].values()) for e in es1], [list(e["predictions"].values()) for e in es2], n_boot, seed)
+    if d is None:
+        return f"Highest closed accuracy: {c1} ({m1:.2f}); next: {c2} ({m2:.2f}); their predictions share no closed question, so no paired comparison and no verdict."
+    txt = f"{c1} − {c2}: {fmt_signed(d['difference'])} closed accuracy"
+    txt += f", paired 95% CI [{fmt_signed(d['ci'][0])}, {fmt_signed(d['ci'][1])}]" if d["ci"] else " (no interval)"
+    txt += f" over {d['n']} closed questions" + (f" (McNemar exact p = {d['p']:.2g})" if d["p"] is not None else "")
+    barred = {c: [r for e in es if (r := not_better(e))] for c, es in ((c1, es1), (c2, es2))}
+    lo, hi = d["ci"] if d["ci"] else (-1, 1)
+    win = c1 if lo > 0 else c2 if hi < 0 else None
+    if win is None: txt += ": no evidence that one order is better."
+    elif barred[win]: txt += f": {win} is not named better, because " + "; ".join(barred[win]) + "."
+    else: txt += f": {win} is better on this evaluation set."
+    other = [r for c in (c1, c2) if c != win for r in barred[c]]
+    return txt + (f" Note: {'; '.join(other)}." if other else "")
 
 # %% ../nbs/08b_figures.ipynb #3df4a891
 _T975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23, 15: 2.13, 20: 2.09, 30: 2.04}
@@ -242,7 +264,8 @@ def fmt_end(entries: list[dict], key: str) -> str:
     vals = [get_path(e["metrics"], key) for e in entries]
     mi = mean_interval(vals)
     if mi is None: return fmt_spread(vals)
-    lo, hi = max(0.0, mi[1]), min(1.0, mi[2])                  # scores are shares: the interval is cut to [0, 1]
+    floor = -1.0 if key.endswith("yes_bias") else 0.0        # shares (a difference of two for yes_bias): the interval is cut to their range
+    lo, hi = max(floor, mi[1]), min(1.0, mi[2])
     return f"{mi[0]:.2f} [{lo:.2f}, {hi:.2f}] (± {statistics.stdev([v for v in map(_num, vals) if v is not None]):.2f})"
 
 # %% ../nbs/08b_figures.ipynb #c790acd3

@@ -5,6 +5,8 @@
 # %% ../nbs/06_metrics.ipynb #96714fd6
 from __future__ import annotations
 from collections import Counter
+from functools import lru_cache
+import math
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -13,8 +15,9 @@ import numpy as np
 from .core import DataError, YES_NO, infer_answer_type, normalise, read_jsonl
 
 # %% auto #0
-__all__ = ['METRICS', 'closed_label', 'closed_correct', 'open_recall', 'token_f1', 'llava_hit', 'score', 'flatten', 'score_file',
-           'baselines', 'answer_bias']
+__all__ = ['METRICS', 'closed_label', 'closed_correct', 'open_recall', 'token_f1', 'llava_hit', 'medevalkit_parse',
+           'medevalkit_judgement', 'medevalkit_correct', 'finding_vocabulary', 'findings', 'unsupported', 'score',
+           'flatten', 'score_file', 'baselines', 'answer_bias', 'closed_hits', 'mcnemar_p', 'paired_difference']
 
 # %% ../nbs/06_metrics.ipynb #046250d0
 METRICS: dict[str, str] = {
@@ -26,12 +29,26 @@ METRICS: dict[str, str] = {
     "closed.recall": "closed, yes = positive: TP / (TP + FN) over gold yes; a none prediction counts as FN (0 when undefined)",
     "closed.f1": "closed: harmonic mean of precision and recall (0 when undefined)",
     "closed.invalid": "closed: share predicted none (first word neither yes nor no)",
+    "closed.yes_rate": "closed: share whose predicted label (closed_label) is yes",
+    "closed.gold_yes_rate": "closed: share whose gold answer is yes",
+    "closed.yes_bias": "closed: yes_rate - gold_yes_rate (above 0: answers yes more often than the gold answers are yes)",
+    "closed.false_yes_rate": "closed, among gold-no questions: share predicted yes (POPE's false-positive rate; null without a gold no)",
     "open.n": "open-ended questions",
     "open.recall": "open: mean share of gold tokens found among the prediction's tokens (LLaVA-Med's open recall)",
     "open.token_f1": "open: SQuAD-style token F1",
     "open.exact_match": "open: share whose normalised prediction equals the normalised answer",
+    "open.unsupported_rate": "open: share of predictions naming a finding (a normalised open answer of the set, matched on whole words) that the gold answer does not contain",
     "llava_med.closed_accuracy": "closed, LLaVA-Med's lenient scorer: gold is a substring of the prediction ('no' in 'normal')",
     "llava_med.open_recall": "open, LLaVA-Med's lenient scorer: gold is a substring of the prediction",
+    "medevalkit.closed_accuracy": ("MedEvalKit (VQA_RAD cal_metrics), questions whose lower-cased gold is yes/no, whatever their answer_type: "
+                                   "right when exactly one of 'yes'/'no' occurs in the parsed response and the gold is a substring of it. "
+                                   "Quirks: substrings, so 'I don't know', 'not', 'normal', 'none' count as 'no' and 'eyes' as 'yes'; "
+                                   "'yes and no' is wrong; a response holding the word 'boxed' without a \\boxed{} becomes 'None' (wrong); null without such questions"),
+    "medevalkit.open_exact_match": ("MedEvalKit, every other question (options questions included): right when the parsed response equals the "
+                                    "lower-cased, stripped gold. Quirks: no punctuation or article removal ('left.' misses 'left'); "
+                                    "after an 'answer:' / 'answer is' marker the text keeps its leading space, so it misses; "
+                                    "\\boxed{} or <answer> content replaces the response; null without such questions"),
+    "medevalkit.accuracy": "MedEvalKit's overall accuracy: its right answers of both kinds over all questions",
 }
 "Every metric `score` returns (dotted name -> one-line description), in display order: the one table the report labels its columns from."
 
@@ -70,11 +87,77 @@ def llava_hit(prediction: Any, answer: Any) -> bool:
     g = normalise(answer)
     return bool(g) and g in normalise(prediction)
 
+# %% ../nbs/06_metrics.ipynb #cabc2b93
+def _boxed(text: str) -> str:
+    "mathruler.grader.extract_boxed_content: the content of the last \\boxed{...} (braces balanced), else the text 'None'."
+    start = text.rfind("\\boxed{")
+    if start == -1: return "None"
+    content, depth = text[start + len("\\boxed{"):], 0
+    for i, ch in enumerate(content):
+        depth += (ch == "{") - (ch == "}")
+        if depth == -1: return content[:i].strip()
+    return "None"
+
+def _tagged(text: str, tag: str) -> str:
+    "MedEvalKit's extract(text, tag, hard=True): every <tag>...</tag> span joined by spaces, else the text itself."
+    if not text: return ""
+    a, b, out, i = f"<{tag}>", f"</{tag}>", "", text.find(f"<{tag}>")
+    while i != -1:
+        j = text.find(b, i + len(a))
+        if j == -1: break
+        out += text[i + len(a):j] + " "; i = text.find(a, j + len(b))
+    return out.strip() or text
+
+_MEK_MARKERS = ("**answer**:", "**answer**", "*answer*:", "**answer:**", "answer is", "answer:", "答案:", "final answer", "final answer is")
+
+def medevalkit_parse(response: str) -> str:
+    "MedEvalKit's parse_response: lower-case, take \\boxed{} or <answer> content, keep what follows each answer marker."
+    r = response.lower()
+    if "boxed" in r: r = _boxed(r)
+    elif "<answer>" in r: r = _tagged(r, "answer")
+    for m in _MEK_MARKERS:
+        if m in r: r = r.split(m)[-1]
+    return r
+
+# %% ../nbs/06_metrics.ipynb #c96e035f
+def medevalkit_judgement(answer: str, response: str) -> bool:
+    "MedEvalKit's judge_judgement (closed): exactly one of 'yes'/'no' in the parsed response, and the gold a substring of it."
+    r = medevalkit_parse(response).replace("\n", "").replace(".", "")
+    return (("yes" in r) ^ ("no" in r)) and answer.lower() in r
+
+def medevalkit_correct(prediction: Any, answer: Any) -> tuple[bool, bool]:
+    "(closed, right) for one row as MedEvalKit's VQA_RAD cal_metrics scores it: closed when the lower-cased gold is yes/no."
+    r = "" if prediction is None else str(prediction)
+    if (b := _boxed(r)) != "None": r = b
+    elif "<answer>" in r: r = _tagged(r, "answer")
+    a, r = str(answer).lower().strip(), r.lower().strip()
+    if a in ("yes", "no"): return True, medevalkit_judgement(a, r)
+    return False, medevalkit_parse(r) == a
+
+# %% ../nbs/06_metrics.ipynb #7f4ffd83
+def finding_vocabulary(answers: Iterable[Any]) -> frozenset[str]:
+    "The findings a set can name: its normalised answers, less empty ones and the bare labels yes/no."
+    return frozenset(a for a in map(normalise, answers) if a and a not in YES_NO)
+
+@lru_cache(maxsize=16)
+def _longest(vocabulary: frozenset[str]) -> int:
+    return max((p.count(" ") + 1 for p in vocabulary), default=0)
+
+def findings(text: Any, vocabulary: frozenset[str]) -> set[str]:
+    "The phrases of `vocabulary` that occur in normalise(text) as a run of whole words."
+    w, k = normalise(text).split(), _longest(vocabulary)
+    return {p for i in range(len(w)) for j in range(i + 1, min(len(w), i + k) + 1) if (p := " ".join(w[i:j])) in vocabulary}
+
+def unsupported(prediction: Any, answer: Any, vocabulary: frozenset[str]) -> bool:
+    "True when the prediction names a finding of `vocabulary` that the gold answer does not contain."
+    return bool(findings(prediction, vocabulary) - findings(answer, vocabulary))
+
 # %% ../nbs/06_metrics.ipynb #d1c2a531
 _REQUIRED = ("question", "answer", "prediction")
 _COLS = {"all": ("em",),
-         "closed": ("correct", "invalid", "tp", "pred_yes", "gold_yes", "llava"),
-         "open": ("recall", "f1", "em", "llava")}
+         "closed": ("correct", "invalid", "tp", "pred_yes", "gold_yes", "llava", "gold_no", "false_yes"),
+         "open": ("recall", "f1", "em", "llava", "unsupported"),
+         "medevalkit": ("closed", "closed_right", "open", "open_right")}
 
 def _answer_type(row: dict, where: str) -> str:
     t = row.get("answer_type")
@@ -83,49 +166,68 @@ def _answer_type(row: dict, where: str) -> str:
     if t not in ("open", "closed"): raise DataError(f"{where}: answer_type must be 'open' or 'closed', got {row['answer_type']!r}")
     return t
 
-def _sample_columns(rows: list[dict], where: str = "rows") -> dict[str, np.ndarray]:
-    "Per-sample values: {'all': (n,1), 'closed': (n_closed,6), 'open': (n_open,4)} float arrays, plus 'source'."
-    out = {k: [] for k in _COLS}; types, sources = [], []
+def _typed(rows: list[dict], where: str) -> list[tuple]:
+    "(prediction, answer, answer type, source) of each row, checked; an error names the record at fault."
+    out = []
     for i, r in enumerate(rows, 1):
         at = f"{where}: record {i}" + (f" (id {r['id']})" if isinstance(r, dict) and "id" in r else "")
         if not isinstance(r, dict): raise DataError(f"{at}: expected a dict, got {type(r).__name__}")
         missing = [k for k in _REQUIRED if k not in r]
         if missing: raise DataError(f"{at}: missing field(s) {', '.join(missing)}")
-        pred, ans, t = r["prediction"], r["answer"], _answer_type(r, at)
+        out.append((r["prediction"], r["answer"], _answer_type(r, at), str(r.get("source") or "unknown")))
+    return out
+
+def _sample_columns(rows: list[dict], where: str = "rows", vocabulary: Iterable[Any] | None = None) -> dict[str, np.ndarray]:
+    "Per-sample values: {group: (n_group, len(_COLS[group])) float array}, plus 'type' and 'source'; findings from `vocabulary` (default: the rows' open answers)."
+    typed = _typed(rows, where)
+    vocab = finding_vocabulary(vocabulary if vocabulary is not None else [a for _, a, t, _ in typed if t == "open"])
+    out = {k: [] for k in _COLS}
+    for pred, ans, t, _ in typed:
         out["all"].append((normalise(pred) == normalise(ans),))
+        mc, mr = medevalkit_correct(pred, ans)
+        out["medevalkit"].append((mc, mc and mr, not mc, mr and not mc))
         if t == "closed":
             g, lab = normalise(ans), closed_label(pred)
-            out["closed"].append((closed_correct(pred, ans), g in YES_NO and lab == "none",
-                                  lab == "yes" and g == "yes", lab == "yes", g == "yes", llava_hit(pred, ans)))
+            out["closed"].append((closed_correct(pred, ans), g in YES_NO and lab == "none", lab == "yes" and g == "yes", lab == "yes",
+                                  g == "yes", llava_hit(pred, ans), g == "no", lab == "yes" and g == "no"))
         else:
-            out["open"].append((open_recall(pred, ans), token_f1(pred, ans),
-                                normalise(pred) == normalise(ans), llava_hit(pred, ans)))
-        types.append(t); sources.append(str(r.get("source") or "unknown"))
+            out["open"].append((open_recall(pred, ans), token_f1(pred, ans), normalise(pred) == normalise(ans),
+                                llava_hit(pred, ans), unsupported(pred, ans, vocab)))
     cols = {k: np.asarray(v, dtype=np.float64).reshape(-1, len(_COLS[k])) for k, v in out.items()}
-    cols["type"], cols["source"] = np.asarray(types), np.asarray(sources)
+    cols["type"], cols["source"] = np.asarray([t for _, _, t, _ in typed]), np.asarray([s for *_, s in typed])
     return cols
 
 # %% ../nbs/06_metrics.ipynb #0435953d
-def _ratio(a, b):
+def _ratio(a, b, undefined: float = 0.0):
+    "a / b elementwise; `undefined` (0, or nan for a metric that is null without a denominator) where b is 0."
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return np.divide(a, b, out=np.zeros(np.broadcast(a, b).shape), where=b > 0)
+    return np.divide(a, b, out=np.full(np.broadcast(a, b).shape, undefined), where=b > 0)
 
 def _group_metrics(group: str, S: np.ndarray, n: int) -> dict[str, np.ndarray]:
     "Metrics of one group from its column sums `S` (shape (..., k)) over `n` samples; works on a batch of resamples."
     if group == "all": return {"exact_match": S[..., 0] / n}
     if group == "open":
-        return {"open.recall": S[..., 0] / n, "open.token_f1": S[..., 1] / n,
-                "open.exact_match": S[..., 2] / n, "llava_med.open_recall": S[..., 3] / n}
+        return {"open.recall": S[..., 0] / n, "open.token_f1": S[..., 1] / n, "open.exact_match": S[..., 2] / n,
+                "open.unsupported_rate": S[..., 4] / n, "llava_med.open_recall": S[..., 3] / n}
+    if group == "medevalkit":
+        return {"medevalkit.closed_accuracy": _ratio(S[..., 1], S[..., 0], np.nan), "medevalkit.open_exact_match": _ratio(S[..., 3], S[..., 2], np.nan),
+                "medevalkit.accuracy": (S[..., 1] + S[..., 3]) / n}
     p, r = _ratio(S[..., 2], S[..., 3]), _ratio(S[..., 2], S[..., 4])
     return {"closed.accuracy": S[..., 0] / n, "closed.precision": p, "closed.recall": r,
             "closed.f1": _ratio(2 * p * r, p + r), "closed.invalid": S[..., 1] / n,
-            "llava_med.closed_accuracy": S[..., 5] / n}
+            "closed.yes_rate": S[..., 3] / n, "closed.gold_yes_rate": S[..., 4] / n, "closed.yes_bias": (S[..., 3] - S[..., 4]) / n,
+            "closed.false_yes_rate": _ratio(S[..., 7], S[..., 6], np.nan), "llava_med.closed_accuracy": S[..., 5] / n}
 
 # %% ../nbs/06_metrics.ipynb #5d821184
-_GROUP_SEED = {"all": 0, "closed": 1, "open": 2}
+_GROUP_SEED = {"all": 0, "closed": 1, "open": 2, "medevalkit": 3}
 _CHUNK = 4_000_000   # counts matrix entries per chunk (32 MB of float64)
 
-def _bootstrap(group: str, X: np.ndarray, n_boot: int, seed: int) -> dict[str, list[float]]:
+def _interval(draws: np.ndarray) -> list[float] | None:
+    "[2.5th, 97.5th] percentile of the resampled values, leaving out resamples where the metric is undefined (nan); None if all are."
+    draws = draws[~np.isnan(draws)]
+    return [float(v) for v in np.percentile(draws, [2.5, 97.5])] if len(draws) else None
+
+def _bootstrap(group: str, X: np.ndarray, n_boot: int, seed: int) -> dict[str, list[float] | None]:
     "95% percentile-bootstrap interval [lo, hi] of each metric of `group` from its per-sample columns `X`."
     n = len(X)
     if n == 0 or n_boot <= 0: return {}
@@ -134,8 +236,7 @@ def _bootstrap(group: str, X: np.ndarray, n_boot: int, seed: int) -> dict[str, l
     for b0 in range(0, n_boot, per):
         counts = rng.multinomial(n, np.full(n, 1.0 / n), size=min(per, n_boot - b0)).astype(np.float64)
         draws.append(_group_metrics(group, counts @ X, n))
-    return {k: [float(v) for v in np.percentile(np.concatenate([d[k] for d in draws]), [2.5, 97.5])]
-            for k in draws[0]}
+    return {k: _interval(np.concatenate([d[k] for d in draws])) for k in draws[0]}
 
 # %% ../nbs/06_metrics.ipynb #a7ed2e3e
 def _none_metrics(group: str) -> dict:
@@ -144,25 +245,26 @@ def _none_metrics(group: str) -> dict:
 def _score_cols(cols: dict, mask: np.ndarray, n_boot: int, seed: int) -> dict:
     flat, ci = {"n": int(mask.sum())}, {}
     for g in _COLS:
-        sel = mask if g == "all" else mask[cols["type"] == "closed" if g == "closed" else cols["type"] == "open"]
+        sel = mask if g in ("all", "medevalkit") else mask[cols["type"] == "closed" if g == "closed" else cols["type"] == "open"]
         X = cols[g][sel]
-        if g != "all": flat[f"{g}.n"] = len(X)
+        if g in ("closed", "open"): flat[f"{g}.n"] = len(X)
         if len(X) == 0: m, c = _none_metrics(g), ({k: None for k in _none_metrics(g)} if n_boot > 0 else {})
         else:
-            m = {k: float(v) for k, v in _group_metrics(g, X.sum(0), len(X)).items()}
+            m = {k: (None if math.isnan(v) else float(v)) for k, v in _group_metrics(g, X.sum(0), len(X)).items()}
             c = _bootstrap(g, X, n_boot, seed) if n_boot > 0 else {}
+            c = {k: (None if m[k] is None else v) for k, v in c.items()}
         flat.update(m); ci.update(c)
     out = {"n": flat["n"], "exact_match": flat["exact_match"]}
-    for g in ("closed", "open", "llava_med"):
+    for g in ("closed", "open", "llava_med", "medevalkit"):
         out[g] = {k.split(".", 1)[1]: flat[k] for k in METRICS if k.startswith(g + ".")}
     out["ci"] = {k: ci[k] for k in METRICS if k in ci}
     return out
 
-def score(rows: Iterable[dict], n_boot: int = 1000, seed: int = 0, where: str = "rows") -> dict:
-    "Score predictions: every metric in `METRICS`, a 95% bootstrap CI for each (`n_boot` resamples, seeded), and a per-source breakdown."
+def score(rows: Iterable[dict], n_boot: int = 1000, seed: int = 0, where: str = "rows", vocabulary: Iterable[Any] | None = None) -> dict:
+    "Score predictions: every metric in `METRICS`, a 95% bootstrap CI for each (`n_boot` resamples, seeded), and a per-source breakdown; `vocabulary`: the answers whose findings `open.unsupported_rate` looks for (default: the rows' open answers)."
     rows = list(rows)
     if not rows: raise DataError(f"{where}: no predictions to score (empty)")
-    cols = _sample_columns(rows, where)
+    cols = _sample_columns(rows, where, vocabulary)
     out = _score_cols(cols, np.ones(len(rows), bool), n_boot, seed)
     out["by_source"] = {s: _score_cols(cols, cols["source"] == s, n_boot, seed) for s in sorted(set(cols["source"].tolist()))}
     return out
@@ -216,3 +318,31 @@ def answer_bias(rows: Iterable[dict]) -> dict:
             if (_answer_type(r, "answer_bias") if "question" in r else r.get("answer_type")) == "closed"]
     c = Counter(labs)
     return {"n": len(labs), **{k: (c[k] / len(labs) if labs else None) for k in ("yes", "no", "none")}}
+
+# %% ../nbs/06_metrics.ipynb #f2ba0a48
+def closed_hits(rows: Iterable[dict]) -> dict[str, bool]:
+    "{id: closed_correct} over the closed questions of prediction rows that carry an id (rows without question, answer or prediction are skipped)."
+    return {str(r["id"]): closed_correct(r["prediction"], r["answer"]) for r in rows
+            if isinstance(r, dict) and all(k in r for k in ("id", *_REQUIRED)) and _answer_type(r, f"id {r['id']}") == "closed"}
+
+def mcnemar_p(b: int, c: int) -> float:
+    "Two-sided exact McNemar p-value from the discordant counts `b` (A right, B wrong) and `c` (A wrong, B right)."
+    n = b + c
+    return 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2 ** n)
+
+def paired_difference(runs_a: list[list[dict]], runs_b: list[list[dict]], n_boot: int = 1000, seed: int = 0) -> dict | None:
+    "Closed accuracy of A minus B over the closed question ids all their runs hold: {n, a, b, difference, ci, discordant, p}; None without shared ids."
+    ha, hb = [closed_hits(r) for r in runs_a], [closed_hits(r) for r in runs_b]
+    ids = sorted(set.intersection(*(set(h) for h in ha + hb))) if ha and hb else []
+    if not ids: return None
+    xa = np.array([[h[i] for i in ids] for h in ha], float).mean(0); xb = np.array([[h[i] for i in ids] for h in hb], float).mean(0)
+    d, n = xa - xb, len(ids)
+    out = {"n": n, "a": float(xa.mean()), "b": float(xb.mean()), "difference": float(d.mean()), "ci": None, "discordant": None, "p": None}
+    if n_boot > 0:
+        rng = np.random.default_rng([seed, 4]); per = max(1, _CHUNK // n)
+        draws = [rng.multinomial(n, np.full(n, 1.0 / n), size=min(per, n_boot - b0)) @ d / n for b0 in range(0, n_boot, per)]
+        out["ci"] = _interval(np.concatenate(draws))
+    if len(ha) == len(hb) == 1:
+        b, c = int(((xa == 1) & (xb == 0)).sum()), int(((xa == 0) & (xb == 1)).sum())
+        out["discordant"], out["p"] = [b, c], mcnemar_p(b, c)
+    return out

@@ -9,8 +9,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .core import ConfigError, DataError, atomic_write_text, normalise
-from .results import (_short, bias_note, eval_set, fmt_ci, fmt_duration, fmt_num, get_path, is_lenient, load_entry,
-                            load_run, metric_description, metric_keys, metric_label, run_context, set_baseline)
+from .results import (HALLUCINATION, PROTOCOLS, _short, bias_note, blind_control, environment_notes, eval_set, fmt_ci,
+                            fmt_duration, fmt_num, get_path, is_lenient, load_entry, load_run, metric_description, metric_keys,
+                            metric_label, protocol, run_context, set_baseline, set_keys)
 from .figures import (CURRICULUM_METRICS, _DATA_URI, _curriculum_verdict, curriculum_groups, data_uri, fig_png, fmt_end,
                             palette, pick_gallery, plot_by_source, plot_curricula, plot_curves, plot_loss, plot_open_closed)
 
@@ -78,17 +79,30 @@ TEMPLATE = """<!DOCTYPE html>
 {% endfor %}</tbody></table></section>
 
 <section id="results"><h2>Results</h2>
-<p class="note">Strict metrics (medvqa's definitions: exact after normalisation), each with its 95% bootstrap confidence interval: <i>value [low, high]</i>.
-<i>closed invalid</i> is the share of closed questions answered neither yes nor no. Shaded grey rows are baselines on the same evaluation set: answering every closed question with its most common label
-and every open one with its most common answer; each question given its own most common answer (the question-only ceiling: the most a model that ignores the image can score){% if has_untrained %}; and the untrained model{% endif %}. Columns marked <b>lenient</b> use LLaVA-Med's substring scorer ("no" counts as found in "normal")
-for comparison with published figures; they are higher than strict scores and not comparable with them. Hover a column name for its definition.</p>
+<p class="note">Each value comes with its 95% bootstrap confidence interval: <i>value [low, high]</i>. The columns are grouped by scoring protocol, and a protocol's figures are comparable only with the same protocol's:
+<b>medvqa (strict)</b>: medvqa's own definitions, exact after normalisation; <i>closed invalid</i> is the share of closed questions answered neither yes nor no.
+<b>MedEvalKit (rule-based)</b>: MedEvalKit's VQA-RAD scorer reproduced with its quirks (yes/no found as substrings anywhere, so "I don't know" counts as "no"; other answers must equal the gold text exactly), for comparison with papers that report it.
+<b>LLaVA-Med (lenient)</b>: LLaVA-Med's substring scorer ("no" counts as found in "normal"), for comparison with published figures; higher than strict scores and not comparable with them.
+Shaded grey rows are baselines on the same evaluation set: answering every closed question with its most common label
+and every open one with its most common answer; each question given its own most common answer (the question-only ceiling: the most a model that ignores the image can score){% if has_untrained %}; and the untrained model{% endif %}. Hover a column name for its definition.</p>
 {% for t in result_tables %}
 {% if t.caption %}<h3>{{ t.caption }}</h3>{% endif %}
-<table><thead><tr><th>run</th><th>samples</th>{% for k in t.cols %}<th class="{{ 'lenient' if k.lenient else '' }}" title="{{ k.description }}">{{ k.label }}</th>{% endfor %}</tr></thead><tbody>
+<table><thead><tr><th rowspan="2">run</th><th rowspan="2">samples</th>{% for g in t.groups %}<th colspan="{{ g.span }}" class="{{ 'lenient' if g.lenient else '' }}">{{ g.label }}</th>{% endfor %}</tr>
+<tr>{% for k in t.cols %}<th class="{{ 'lenient' if k.lenient else '' }}" title="{{ k.description }}">{{ k.label }}</th>{% endfor %}</tr></thead><tbody>
 {% for row in t.rows %}<tr class="{{ row.cls }}"><td>{{ row.label }}{% if row.flag %} <span class="flag" title="{{ row.flag }}">⚠</span>{% endif %}</td><td class="num">{{ row.samples }}</td>
 {% for c in row.cells %}<td class="num{{ ' lenient' if c.lenient else '' }}">{{ c.value }}{% if c.ci %}<br><span class="ci">{{ c.ci }}</span>{% endif %}</td>{% endfor %}</tr>
 {% endfor %}</tbody></table>
 {% endfor %}
+<h3 id="hallucination">Hallucination</h3>
+<p class="note">How often each run says more than the image supports (strict, medvqa's closed label), value [95% bootstrap CI]: <i>yes rate</i>, the share of closed questions answered yes; <i>yes bias</i>, the yes rate minus the share whose gold answer is yes (above 0: yes more often than the answers are); <i>false yes rate</i>, among closed questions whose gold answer is no, the share answered yes (POPE's false-positive rate); <i>unsupported rate</i>, the share of open answers that name a finding (an answer the evaluation set uses, matched on whole words) the gold answer does not contain. A dash: not measured (no such questions, or metrics written before these figures existed).</p>
+<table><thead><tr><th>run</th>{% for k in hallucination_cols %}<th title="{{ k.description }}">{{ k.label }}</th>{% endfor %}</tr></thead><tbody>
+{% for row in hallucination %}<tr><td>{{ row.label }}</td>{% for c in row.cells %}<td class="num">{{ c.value }}{% if c.ci %}<br><span class="ci">{{ c.ci }}</span>{% endif %}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table>
+<h3 id="blind">Blind-image control</h3>
+<p class="note">The same questions answered with each image replaced by a mid-grey one (<code>evaluate(blind=True)</code>). Closed accuracy (strict) with the images and blind, and the difference images − blind, paired over the question ids both prediction files hold, with its 95% bootstrap interval: how much the run relies on the image. Near 0: the run answers as well without the image.</p>
+<table><thead><tr><th>run</th><th>closed accuracy, with images</th><th>closed accuracy, blind (grey images)</th><th>images − blind (paired)</th></tr></thead><tbody>
+{% for row in blind %}<tr><td>{{ row.label }}</td><td class="num">{{ row.images }}</td><td class="num">{{ row.blind }}</td><td class="num">{{ row.difference }}</td></tr>
+{% endfor %}</tbody></table>
 <details><summary>All metrics</summary>
 {% for t in all_tables %}<table><thead><tr><th>metric</th>{% for lab in t.labels %}<th>{{ lab }}</th>{% endfor %}</tr></thead><tbody>
 {% for row in t.rows %}<tr><td class="{{ 'lenient' if row.lenient else '' }}" title="{{ row.description }}">{{ row.label }}</td>{% for c in row.cells %}<td class="num{{ ' lenient' if row.lenient else '' }}">{{ c }}</td>{% endfor %}</tr>
@@ -98,12 +112,15 @@ for comparison with published figures; they are higher than strict scores and no
 </section>
 
 {% if curricula %}<section id="curriculum"><h2>Curriculum comparison</h2>
-<p>The same model, data, step budget and evaluation set under each curriculum. One seed: value [95% bootstrap CI]; several seeds: mean [95% interval of the mean over seeds] (± sd). Strict metrics, closed- and open-ended separately.</p>
+<p>The same model, data, step budget and evaluation set under each curriculum. One seed: value [95% bootstrap CI]; several seeds: mean [95% interval of the mean over seeds] (± sd). Strict metrics, closed- and open-ended separately; under the verdict, each curriculum's hallucination figures. The verdict compares the two best curricula paired over the same questions and never names better a run that gives one closed label to 95% or more of its closed questions or scores at or below the question-only ceiling.</p>
 {% for c in curricula %}<h3>{{ c.model }}</h3>
 <table><thead><tr><th>curriculum</th><th>seeds</th>{% for k in c.cols %}<th title="{{ k.description }}">{{ k.label }}</th>{% endfor %}</tr></thead><tbody>
 {% for row in c.rows %}<tr><td>{{ row.curriculum }}</td><td>{{ row.seeds }}</td>{% for x in row.cells %}<td class="num">{{ x }}</td>{% endfor %}</tr>{% endfor %}
 </tbody></table>
 {% if c.verdict %}<p class="note">{{ c.verdict }}</p>{% endif %}
+<table><thead><tr><th>curriculum</th><th>seeds</th>{% for k in hallucination_cols %}<th title="{{ k.description }}">{{ k.label }}</th>{% endfor %}</tr></thead><tbody>
+{% for row in c.hallucination %}<tr><td>{{ row.curriculum }}</td><td>{{ row.seeds }}</td>{% for x in row.cells %}<td class="num">{{ x }}</td>{% endfor %}</tr>{% endfor %}
+</tbody></table>
 {{ fig(c.curves) }}{{ fig(c.figure) }}
 {% endfor %}</section>{% endif %}
 
@@ -151,6 +168,15 @@ def _figure(fig, alt: str) -> dict | None:
 
 def _key(k: str) -> dict:
     return {"key": k, "label": metric_label(k), "description": metric_description(k), "lenient": is_lenient(k)}
+
+def _groups(keys) -> list[dict]:
+    "The column groups over `keys`, one per scoring protocol in turn: {label, span, lenient}."
+    out = []
+    for k in keys:
+        p = protocol(k)
+        if out and out[-1]["protocol"] == p: out[-1]["span"] += 1
+        else: out.append({"protocol": p, "label": PROTOCOLS[p], "span": 1, "lenient": p != "strict"})
+    return out
 
 # %% ../nbs/08_report.ipynb #ef3320c1
 RESULT_COLUMNS = ("closed.accuracy", "closed.invalid", "closed.f1", "open.recall", "open.token_f1", "open.exact_match", "exact_match")
@@ -220,16 +246,16 @@ def _versions(entries):
 
 # %% ../nbs/08_report.ipynb #8cd5b6dc
 def _set_names(entries) -> tuple[dict, list]:
-    "{label: set letter} when runs were evaluated on different sets (else {}), and a warning per set."
-    sets = {}
+    "{label: set letter} when runs were evaluated on different sets (`set_keys`; else {}), and a warning per set."
+    keys, sets = set_keys(entries), {}
     for e in entries:
-        s = eval_set(e)
-        if s is not None: sets.setdefault(s, []).append(e["label"])
+        if e["label"] in keys: sets.setdefault(keys[e["label"]], []).append(e)
     if len(sets) < 2: return {}, []
-    names = {s: chr(ord("A") + i) if i < 26 else str(i + 1) for i, s in enumerate(sets)}
+    names = {k: chr(ord("A") + i) if i < 26 else str(i + 1) for i, k in enumerate(sets)}
     warn = ["Runs were evaluated on different sets; compare runs within one set only: "
-            + "; ".join(f"set {names[s]} = {_short(s[0])} [{s[1]}], {s[2]} samples: {', '.join(labs)}" for s, labs in sets.items())]
-    return {l: names[s] for s, labs in sets.items() for l in labs}, warn
+            + "; ".join(f"set {names[k]} = {_short(s[0])} [{s[1]}], {s[2]} samples: {', '.join(e['label'] for e in es)}"
+                        for k, es in sets.items() for s in [eval_set(es[0])])]
+    return {e["label"]: names[k] for k, es in sets.items() for e in es}, warn
 
 # %% ../nbs/08_report.ipynb #fec627e8
 def _gallery(entries, k: int = 8) -> tuple[list, str]:
@@ -267,7 +293,7 @@ def _warnings(entries) -> list[str]:
     for e in entries:
         n = bias_note(e)
         if n: out.append(n)
-    return out
+    return out + environment_notes(entries)
 
 # %% ../nbs/08_report.ipynb #f6f1c77e
 def render_report(entries: list[dict], title: str = "run") -> str:
@@ -279,20 +305,26 @@ def render_report(entries: list[dict], title: str = "run") -> str:
     set_of, set_warn = _set_names(entries)
     flags = {e["label"]: n for e in entries if (n := bias_note(e))}
     keys = list(RESULT_COLUMNS) + [k for k in metric_keys() if is_lenient(k)]
-    tables, seen = [], {}
-    for e in with_metrics: seen.setdefault(eval_set(e), []).append(e)
-    for s, es in seen.items():
+    tables, seen, set_key = [], {}, set_keys(entries)
+    for e in with_metrics: seen.setdefault(set_key[e["label"]], []).append(e)
+    for es in seen.values():
         rows = _result_rows(es, keys, set_of, flags)
-        b = set_baseline(es[0])
+        b = set_baseline(es[0]); s = eval_set(es[0])
         if b: rows += [_baseline_row(b, keys), _baseline_row(b, keys, question=True)]
         tables.append({"caption": f"Set {set_of[es[0]['label']]}: {_short(s[0])} [{s[1]}]" if set_of else "",
-                       "cols": [_key(k) for k in keys], "rows": rows})
+                       "cols": [_key(k) for k in keys], "groups": _groups(keys), "rows": rows})
+    hallucination = [{"label": e["label"], "cells": [_cell(get_path(e["metrics"], k), (e["metrics"].get("ci") or {}).get(k)) for k in HALLUCINATION]}
+                     for e in with_metrics]
+    blind = [{"label": e["label"], **blind_control(e)} for e in with_metrics]
     groups = curriculum_groups(entries)
     curricula = []
     for model, cs in groups.items():
         rows = [{"curriculum": c, "seeds": ", ".join(str(e["seed"]) for e in es), "cells": [fmt_end(es, k) for k in CURRICULUM_METRICS]}
                 for c, es in cs.items()]
+        hall = [{"curriculum": c, "seeds": ", ".join(str(e["seed"]) for e in es), "cells": [fmt_end(es, k) for k in HALLUCINATION]}
+                for c, es in cs.items()]
         curricula.append({"model": model, "cols": [_key(k) for k in CURRICULUM_METRICS], "rows": rows, "verdict": _curriculum_verdict(cs),
+                          "hallucination": hall,
                           "curves": _figure(plot_curves([e for es in cs.values() for e in es]), f"learning curves of {model}"),
                           "figure": _figure(plot_curricula(cs), f"curricula compared for {model}")})
     gallery, gallery_sources = _gallery(entries)
@@ -313,6 +345,7 @@ def render_report(entries: list[dict], title: str = "run") -> str:
         csp=CSP, css=CSS, title=title, when=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), version=ver,
         runs=runs, n_ok=len(ok), n_bad=len(entries) - len(ok), nav=nav, warnings=set_warn + _warnings(entries),
         has_untrained=any(e["ctx"]["method"] == "untrained" for e in entries), result_tables=tables, all_tables=_all_tables(entries),
+        hallucination=hallucination, hallucination_cols=[_key(k) for k in HALLUCINATION], blind=blind,
         figs=figs, curricula=curricula, train_head=TRAIN_HEAD, versions=_versions(entries), gallery=gallery,
         gallery_sources=gallery_sources, failures=failures)
 

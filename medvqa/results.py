@@ -11,9 +11,10 @@ from typing import Any
 from .core import DataError, read_json, read_jsonl
 
 # %% auto #0
-__all__ = ['HEADLINE', 'FIGURE_METRICS', 'is_lenient', 'metric_label', 'metric_keys', 'metric_description', 'esc', 'get_path',
-           'fmt_num', 'fmt_ci', 'fmt_spread', 'fmt_duration', 'load_entry', 'load_run', 'model_kind', 'training_method',
-           'run_context', 'eval_set', 'set_baseline', 'bias_note']
+__all__ = ['HEADLINE', 'FIGURE_METRICS', 'HALLUCINATION', 'PROTOCOLS', 'protocol', 'is_lenient', 'metric_label', 'metric_keys',
+           'metric_description', 'esc', 'get_path', 'fmt_num', 'fmt_ci', 'fmt_spread', 'fmt_duration', 'load_entry',
+           'load_run', 'model_kind', 'training_method', 'run_context', 'eval_set', 'set_keys', 'set_baseline',
+           'bias_note', 'environment_notes', 'fmt_signed', 'blind_control']
 
 # %% ../nbs/08a_results.ipynb #54d4b97c
 HEADLINE = ("closed.accuracy", "closed.f1", "open.recall", "open.token_f1", "exact_match")
@@ -22,20 +23,33 @@ HEADLINE = ("closed.accuracy", "closed.f1", "open.recall", "open.token_f1", "exa
 FIGURE_METRICS = ("closed.accuracy", "open.recall", "open.token_f1")
 "Strict metrics drawn in the open-versus-closed figure."
 
+HALLUCINATION = ("closed.yes_rate", "closed.yes_bias", "closed.false_yes_rate", "open.unsupported_rate")
+"The hallucination panel's metrics: saying yes too often, saying yes to a gold no, naming findings the gold answer lacks."
+
+PROTOCOLS = {"strict": "medvqa (strict)", "medevalkit": "MedEvalKit (rule-based)", "llava_med": "LLaVA-Med (lenient)"}
+"Each scoring protocol's key and its column-group label, in display order."
+
+def protocol(key: str) -> str:
+    "The scoring protocol of a dotted metric name: 'medevalkit', 'llava_med' or 'strict' (medvqa's own)."
+    g = key.split(".")[0]
+    return g if g in PROTOCOLS and g != "strict" else "strict"
+
 def is_lenient(key: str) -> bool:
-    "True for LLaVA-Med-compatible (substring) metrics."
-    return key.startswith("llava_med.")
+    "True for the metrics of another protocol than medvqa's strict one (LLaVA-Med's substring scorer, MedEvalKit's rules)."
+    return protocol(key) != "strict"
 
 def metric_label(key: str) -> str:
     "A short column label for a dotted metric name: 'closed.accuracy' -> 'closed accuracy'."
-    lab = key.replace("llava_med.", "LLaVA-Med ").replace("_", " ").replace(".", " ")
-    return lab + (" (lenient)" if is_lenient(key) else "")
+    lab = key.replace("llava_med.", "LLaVA-Med ").replace("medevalkit.", "MedEvalKit ").replace("_", " ").replace(".", " ")
+    return lab + (" (lenient)" if protocol(key) == "llava_med" else "")
 
+
+# %% ../nbs/08a_results.ipynb #ff51ce1b
 def metric_keys(include_counts: bool = False) -> list[str]:
-    "Every metric of `medvqa.metrics.METRICS`, strict ones first, then lenient; counts (`n`) only if asked."
+    "Every metric of `medvqa.metrics.METRICS`, grouped by protocol (strict, MedEvalKit, LLaVA-Med); counts (`n`) only if asked."
     from medvqa.metrics import METRICS
     keys = [k for k in METRICS if include_counts or not (k == "n" or k.endswith(".n"))]
-    return [k for k in keys if not is_lenient(k)] + [k for k in keys if is_lenient(k)]
+    return [k for p in PROTOCOLS for k in keys if protocol(k) == p]
 
 def metric_description(key: str) -> str:
     from medvqa.metrics import METRICS
@@ -100,15 +114,17 @@ def load_entry(d) -> dict:
     "Everything the report needs from one run label's folder."
     d = Path(d); problems = []
     e = {"label": d.name, "dir": d, "problems": problems}
-    for name in ("run", "metrics", "train_summary", "eval_summary", "log_history", "gallery", "curve"):
+    for name in ("run", "metrics", "train_summary", "eval_summary", "log_history", "gallery", "curve", "blind_metrics"):
         e[name] = read_json(d / f"{name}.json", "skip", problems=problems)
-    preds = d / "predictions.jsonl"
-    e["predictions"] = {str(r["id"]): r for r in read_jsonl(preds, ["id"], "skip", problems)} if preds.exists() else {}
+    for name in ("predictions", "blind_predictions"):
+        p = d / f"{name}.jsonl"
+        e[name] = {str(r["id"]): r for r in read_jsonl(p, ["id"], "skip", problems)} if p.exists() else {}
     run = e["run"] if isinstance(e["run"], dict) else {}
     summ = e["train_summary"] if isinstance(e["train_summary"], dict) else {}
     e["run"], e["train_summary"] = run, summ
     if not isinstance(e["eval_summary"], dict): e["eval_summary"] = {}
     if not isinstance(e["metrics"], dict): e["metrics"] = None
+    if not isinstance(e["blind_metrics"], dict): e["blind_metrics"] = None
     if not isinstance(e["log_history"], list): e["log_history"] = []
     if not isinstance(e["gallery"], list): e["gallery"] = []
     e["curve"] = _curve(e["curve"], problems)
@@ -186,13 +202,21 @@ def run_context(e: dict) -> dict:
 
 # %% ../nbs/08a_results.ipynb #650f5407
 def eval_set(e: dict) -> tuple | None:
-    "The evaluation set of a run: (data, split, samples, digest of the sample ids); None without an evaluation."
+    "The evaluation set of a run: (data, split, samples, digest of the sample ids, eval_summary's data_identity digest or None); None without an evaluation."
     if not e["metrics"]: return None
     ev, params = e["eval_summary"], e["run"].get("params") or {}
+    ident = ev.get("data_identity") if isinstance(ev.get("data_identity"), dict) else {}
     ids = sorted(e["predictions"])
     digest = hashlib.sha1("\n".join(ids).encode()).hexdigest()[:8] if ids else None
-    return (str(ev.get("data") or params.get("eval_data") or "?"), str(ev.get("split") or params.get("eval_split") or "?"),
-            e["metrics"].get("n"), digest)
+    return (str(ev.get("data") or ident.get("path") or params.get("eval_data") or "?"),
+            str(ev.get("split") or ident.get("split") or params.get("eval_split") or "?"), e["metrics"].get("n"), digest,
+            str(ident["digest"]) if ident.get("digest") else None)
+
+def set_keys(entries: list[dict]) -> dict:
+    "{label: key} of the evaluated runs: equal keys, one evaluation set. By data_identity's digest when every run has one, else by data, split, size and sample ids."
+    sets = {e["label"]: s for e in entries if (s := eval_set(e)) is not None}
+    by_digest = bool(sets) and all(s[4] for s in sets.values())
+    return {lab: (("digest", s[4]) if by_digest else s[:4]) for lab, s in sets.items()}
 
 # %% ../nbs/08a_results.ipynb #8cf6ba64
 def set_baseline(e: dict) -> dict | None:
@@ -213,3 +237,42 @@ def bias_note(e: dict, threshold: float = 0.9) -> str | None:
     if share < threshold: return None
     what = f"answers '{lab}'" if lab != "none" else "answers neither yes nor no"
     return f"{e['label']} {what} to {share:.0%} of {b['n']} closed questions: its closed scores reflect that bias, not reading the image"
+
+# %% ../nbs/08a_results.ipynb #27bc0bfe
+def _digests(e: dict) -> set[str]:
+    return {str(d) for s in (e["train_summary"], e["eval_summary"]) if isinstance(s, dict) and (d := s.get("environment_digest"))}
+
+def environment_notes(entries: list[dict]) -> list[str]:
+    "Notices when the runs come from different environments (`environment_digest`), and, once, which runs have none (unknown)."
+    known, unknown = {}, []
+    for e in entries:
+        if not (e["train_summary"] or e["eval_summary"]): continue
+        ds = _digests(e)
+        if not ds: unknown.append(e["label"])
+        for d in sorted(ds): known.setdefault(d, []).append(e["label"])
+    out = []
+    if len(known) > 1:
+        out.append("Runs come from different environments (installed package sets), so a difference between them may come from the packages, "
+                   "not the recipe: " + "; ".join(f"environment {d}: {', '.join(labs)}" for d, labs in known.items()))
+    if known and unknown:
+        out.append(f"Environment unknown (no environment_digest recorded) for: {', '.join(unknown)}")
+    return out
+
+# %% ../nbs/08a_results.ipynb #b4843a02
+def fmt_signed(v, digits: int = 2) -> str:
+    "'+0.04', '−0.06' (a true minus sign), '—' for no value."
+    v = _num(v)
+    return "—" if v is None else f"{v:+.{digits}f}".replace("-", "−")
+
+def blind_control(e: dict, n_boot: int = 1000, seed: int = 0) -> dict:
+    "{'images', 'blind', 'difference'} as text: closed accuracy with the images and with grey ones, and images − blind paired over the same ids; 'not run' without blind files."
+    m, b = e["metrics"] or {}, e["blind_metrics"]
+    images = fmt_ci(get_path(m, "closed.accuracy"), (m.get("ci") or {}).get("closed.accuracy"))
+    if not b: return {"images": images, "blind": "not run", "difference": "not run"}
+    from medvqa.metrics import paired_difference
+    blind = fmt_ci(get_path(b, "closed.accuracy"), (b.get("ci") or {}).get("closed.accuracy"))
+    try: d = paired_difference([list(e["predictions"].values())], [list(e["blind_predictions"].values())], n_boot, seed)
+    except DataError: d = None
+    if d is None: return {"images": images, "blind": blind, "difference": "— (no closed question in both prediction files)"}
+    ci = f" [{fmt_signed(d['ci'][0])}, {fmt_signed(d['ci'][1])}]" if d["ci"] else ""
+    return {"images": images, "blind": blind, "difference": f"{fmt_signed(d['difference'])}{ci} over {d['n']} closed questions"}

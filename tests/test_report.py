@@ -89,6 +89,13 @@ def test_report_from_hand_written_run(tmp_path):
     assert head.index("closed accuracy") < head.index("LLaVA-Med closed accuracy (lenient)")
     assert 'href="model-a/train.html"' in h
 
+    # metrics written before the hallucination and MedEvalKit figures: dashes, and no blind control without its files
+    hal = res[res.index('id="hallucination"'):res.index('id="blind"')]
+    assert "model-a" in hal and "—" in hal and "0.0" not in hal
+    blind = res[res.index('id="blind"'):]
+    assert blind.split("</table>")[0].count("not run") == 2 * 3
+    assert "MedEvalKit (rule-based)" in head
+
 
 def test_report_only_failures(tmp_path):
     "A run where every model failed still gives a page (no figures), showing each failure."
