@@ -22,7 +22,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 HERE = Path(__file__).resolve().parent
 KNOBS = ("model", "batch_size", "steps", "learning_rate", "schedule", "seed", "gain", "vision_depth", "text_layers", "vision_width",
-         "max_pixels", "curriculum", "data", "frozen")
+         "max_pixels", "curriculum", "data", "frozen", "adam_beta2", "lr_decay")
 
 
 def collect(folder, dest):
@@ -55,6 +55,8 @@ def main(argv=None):
     ap.add_argument("--curriculum", default="mixed")
     ap.add_argument("--data", default="demo", choices=("demo", "synthetic"))
     ap.add_argument("--frozen", default=None, help="model parts kept as built, e.g. vision,merger ('none': train every part)")
+    ap.add_argument("--adam-beta2", type=float, default=None, help="AdamW's second-moment decay")
+    ap.add_argument("--lr-decay", type=float, default=None, help="with --schedule warmup_stable_decay: the share of steps decayed")
     ap.add_argument("--tag", default=None)
     ap.add_argument("--out", default="/tmp/tiny_recipe")
     ap.add_argument("--collect", default=None, help="merge the run files of this folder into the results JSON")
@@ -68,12 +70,12 @@ def main(argv=None):
     if a.text_layers is not None: cfg["text_config"]["num_hidden_layers"] = a.text_layers; changed = True
     if a.vision_width is not None: cfg["vision_config"].update(embed_dim=a.vision_width, num_heads=4); changed = True
     if a.gain is not None: MM.TINY_IMAGE_GAIN = a.gain; changed = True
-    tag = a.tag or "-".join(f"{k}{getattr(a, k)}" for k in ("batch_size", "vision_depth", "gain", "schedule", "frozen", "seed")
+    tag = a.tag or "-".join(f"{k}{getattr(a, k)}" for k in ("batch_size", "vision_depth", "gain", "schedule", "frozen", "adam_beta2", "lr_decay", "seed")
                             if getattr(a, k) is not None)
     if changed: MM.TINY_CONFIGS[a.model] = cfg; MM.TINY_VERSION = f"recipe-{a.model}-{tag}"   # its own cached build
     spec = MM.get_spec(a.model)
     spec = replace(spec, **{k: v for k, v in dict(batch_size=a.batch_size, learning_rate=a.learning_rate,
-                                                   lr_scheduler=a.schedule,
+                                                   lr_scheduler=a.schedule, adam_beta2=a.adam_beta2, lr_decay=a.lr_decay,
                                                    frozen=None if a.frozen is None else tuple(x for x in a.frozen.split(",") if x not in ("", "none")),
                                                    max_pixels=a.max_pixels ** 2 if a.max_pixels else None).items() if v is not None})
     from medvqa.train import train
@@ -86,7 +88,7 @@ def main(argv=None):
     row = {"tag": f"{a.model}-{tag}", **{k: getattr(a, k) for k in KNOBS},
            "recipe": {"batch_size": spec.batch_size, "learning_rate": spec.learning_rate, "lr_scheduler": spec.lr_scheduler,
                       "vision_depth": cfg["vision_config"]["depth"], "gain": MM.TINY_IMAGE_GAIN,
-                      "frozen": list(spec.frozen)},
+                      "frozen": list(spec.frozen), "adam_beta2": spec.adam_beta2, "lr_decay": spec.lr_decay},
            "device": s["device"], "wall_s": round(time.time() - t0, 1), "train_s": s["train_s"],
            "curve": json.loads((work / "curve.json").read_text())}
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,8 @@ from .models import get_spec
 
 # %% auto #0
 __all__ = ['last_checkpoint', 'CheckpointError', 'load_full_checkpoint', 'check_adapter_loaded', 'strict_resume_trainer',
-           'holds_run', 'check_output_dir', 'trained_for', 'check_trained_for', 'check_export', 'describe_data']
+           'drop_checkpoints', 'finished_run', 'holds_run', 'check_output_dir', 'trained_for', 'check_trained_for',
+           'check_export', 'describe_data']
 
 # %% ../nbs/05b_checkpoints.ipynb #e443fe3a
 _CKPT_FILES = ("optimizer.pt", "scheduler.pt", "trainer_state.json")
@@ -77,6 +78,19 @@ def strict_resume_trainer(trainer_cls):
             get_logger().info(f"resumed every weight from {resume_from_checkpoint}")
     StrictResumeTrainer.__name__ = f"StrictResume{trainer_cls.__name__}"
     return StrictResumeTrainer
+
+# %% ../nbs/05b_checkpoints.ipynb #7e88e83a
+def drop_checkpoints(out_dir) -> list[str]:
+    "Delete the `checkpoint-N` folders of a finished run in `out_dir`; returns their names."
+    gone = sorted(p.name for p in Path(out_dir).glob("checkpoint-*") if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name))
+    for n in gone: shutil.rmtree(Path(out_dir) / n)
+    return gone
+
+# %% ../nbs/05b_checkpoints.ipynb #8c832cd6
+def finished_run(out_dir, max_steps: int) -> dict | None:
+    "The summary of the run in `out_dir` when it finished at least `max_steps` steps; else None."
+    s = read_json(Path(out_dir) / "train_summary.json", "skip", default=None)
+    return s if isinstance(s, dict) and int(s.get("steps") or 0) >= max_steps else None
 
 # %% ../nbs/05b_checkpoints.ipynb #9f0806ba
 _RUN_FILES = ("train_summary.json", "log_history.json", "adapter_config.json", "adapter_model.safetensors", "model.safetensors",

@@ -43,6 +43,8 @@ class ModelSpec:
     learning_rate: float = 2e-4
     warmup_steps: int = 5
     lr_scheduler: str = "linear"     # transformers' lr_scheduler_type
+    adam_beta2: float = 0.999        # AdamW's second-moment decay (transformers' default)
+    lr_decay: float = 0.2            # warmup_stable_decay: the share of the steps, at the end, over which the rate falls to 0
     logging_steps: int = 1
     batch_size: int = 2
     grad_accum: int = 4

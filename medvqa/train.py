@@ -15,7 +15,7 @@ from .monitor import (_callback, _counting, _curve_callback, _ordered, _profile_
 from .sizing import (TRAIN_BACKENDS, keep_freed_memory, loader_settings, pick_backend, pick_batch, pick_checkpointing,
                            pick_optimizer, resolve_batch)
 from .checkpoints import (check_export, check_output_dir, check_trained_for, describe_data, last_checkpoint,
-                                strict_resume_trainer)
+                                strict_resume_trainer, drop_checkpoints, finished_run)
 
 # %% auto #0
 __all__ = ['usable', 'to_conversation', 'conversation_stream', 'lora_settings', 'trainable_params', 'freeze_parts',
@@ -145,13 +145,15 @@ def _sft_config(spec, out_dir, backend, has_cuda, max_steps, batch, accum, lr, o
     import torch
     kw = dict(output_dir=str(out_dir), max_steps=max_steps, per_device_train_batch_size=batch, gradient_accumulation_steps=accum,
               learning_rate=lr, warmup_steps=spec.warmup_steps, logging_steps=spec.logging_steps, optim=optim,
-              lr_scheduler_type=spec.lr_scheduler, weight_decay=0.001, seed=seed, data_seed=seed,
+              lr_scheduler_type=spec.lr_scheduler, adam_beta2=spec.adam_beta2, weight_decay=0.001, seed=seed, data_seed=seed,
               save_strategy="steps", save_steps=save_steps, save_total_limit=1,
               report_to=["tensorboard"] if tensorboard else "none", remove_unused_columns=False,
               dataset_kwargs={"skip_prepare_dataset": True}, max_length=None, **loader_settings(has_cuda),
               bf16=has_cuda and not spec.tiny and torch.cuda.is_bf16_supported(), use_cpu=not has_cuda, ddp_find_unused_parameters=False,
               gradient_checkpointing=bool(gradient_checkpointing) and backend == "hf",
               gradient_checkpointing_kwargs={"use_reentrant": False}, disable_tqdm=False)
+    if spec.lr_scheduler == "warmup_stable_decay":            # constant after warm-up, then down to 0 over the last steps
+        kw["lr_scheduler_kwargs"] = {"num_decay_steps": max(1, round(spec.lr_decay * max_steps)), "decay_type": "linear"}
     if backend == "unsloth": kw["dataset_text_field"] = ""
     # hf: medvqa's answer-only loss (`patch_answer_only_loss`) on TRL's plain path; unsloth: TRL's chunked loss
     kw["loss_type"] = "nll" if backend == "hf" else "chunked_nll"
@@ -329,6 +331,7 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
           eval_every: int | None = None,                # score eval_data every N steps while training (a learning curve, curve.json)
           eval_split: str = "test",                     # the split of eval_data to score
           overwrite: bool = False,                      # replace a run already in output_dir (its checkpoints are deleted)
+          keep_checkpoints: bool = False,               # keep the last checkpoint (with optimiser state) once the run has finished
          ) -> dict:
     "Train registry model `model` (a key or a `ModelSpec`) on `data` (a source, or loaded records) in curriculum order: a LoRA adapter or, `method='full'`, every weight; returns the summary."
     t_start = time.time()
@@ -345,6 +348,8 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
                                                            memory_bound_gib)
     optim = pick_optimizer(optim or spec.optim, has_cuda, method, asked=optim is not None)
     out = _run_folder(spec, output_dir, resume, overwrite)
+    if resume and (done := finished_run(out, max_steps)):
+        log.info(f"{out} already holds a finished run of {done['steps']} steps: nothing to resume"); return done
     # data -> stages -> ordered stream
     from medvqa.curriculum import build_stream, plan
     skipped = []
@@ -401,6 +406,7 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
     atomic_write_json(out / "train_summary.json", summary)
     from medvqa.report import write_model_card
     write_model_card(out)                                        # README.md: this run, not PEFT's empty template
+    if not keep_checkpoints: drop_checkpoints(out)               # finished: the final weights are all evaluation needs
     log.info(f"trained {spec.key}: {summary['steps']} steps, loss {summary['first_loss']} -> {summary['final_loss']}, "
              f"{summary['samples_per_s']} samples/s; {'adapter' if method == 'lora' else 'model'} in {out}")
     return summary
