@@ -22,22 +22,27 @@ RUN    ?= default
 
 .PHONY: install lock test test-fast reports lab export clean-nbs sync-check browser docs outputs
 
-$(UV):
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q "uv==$(UV_VERSION)" 2>&1 | $(QUIET_PIP)
+# a venv without pip (its ensurepip step is the slowest part of a fresh install); uv installed into it by the
+# system pip, at the pinned version
+define bootstrap_uv
+	@test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV)
+	@test "$$($(UV) --version 2>/dev/null)" = "uv $(UV_VERSION)" || \
+	    $(PYTHON) -m pip --python $(BIN)/python install -q "uv==$(UV_VERSION)" 2>&1 | $(QUIET_PIP)
+endef
 
-## .venv holds exactly the locked packages (uv pip sync removes any other), then medvqa itself, editable
+## .venv holds exactly the locked packages (uv pip sync removes any other), then medvqa itself, editable (built with
+## the locked setuptools, so nothing is fetched for it)
 $(STAMP): $(LOCK) pyproject.toml settings.ini Makefile
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@test "$$($(UV) --version 2>/dev/null)" = "uv $(UV_VERSION)" || $(BIN)/pip install -q "uv==$(UV_VERSION)" 2>&1 | $(QUIET_PIP)
+	$(bootstrap_uv)
 	$(UV) pip sync -q --python $(BIN)/python --find-links $(WHEELS) $(LOCK)
-	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
+	$(UV) pip install -q --python $(BIN)/python --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 ## refresh requirements.lock from pyproject.toml, keeping its pins where they still fit (`make lock UPGRADE=--upgrade`
 ## moves every package to its newest fitting release; `UPGRADE="--upgrade-package peft"` one); its header records
 ## a digest of pyproject's dependency lists, which tests/test_lock.py compares
-lock: $(UV)
+lock:
+	$(bootstrap_uv)
 	echo "$(TORCH)" | $(UV) pip compile -q pyproject.toml - --extra dev $(LOCK_TARGET) --generate-hashes $(UPGRADE) \
 	    --custom-compile-command "make lock" -o $(LOCK)
 	$(BIN)/python tests/test_lock.py --stamp $(LOCK)
