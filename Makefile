@@ -7,19 +7,45 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.medvqa-installed
-# CPU machines: a CPU torch wheel (an unpinned torch pulls a multi-GB CUDA build)
-TORCH  ?= torch==2.13.0
+# One locked environment: requirements.lock pins every package of the CPU install (the dev extra included, the gpu
+# extra not), with hashes; `make lock` writes it, uv installs exactly it. uv itself is pinned here.
+LOCK   := requirements.lock
+UV_VERSION := 0.13.8
+UV     := $(BIN)/uv
+# CPU machines: the CPU torch wheel from $(WHEELS) (PyPI's torch is a multi-GB CUDA build with nvidia-* packages)
+TORCH  ?= torch==2.13.0+cpu
+WHEELS ?= /opt/wheels
+LOCK_TARGET := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --find-links $(WHEELS)
+UPGRADE ?=
 QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 RUN    ?= default
 
-.PHONY: install test test-fast reports lab export clean-nbs sync-check browser docs outputs
+.PHONY: install lock test test-fast reports lab export clean-nbs sync-check browser docs outputs
 
-$(STAMP): pyproject.toml settings.ini
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
-	$(BIN)/pip install -q "$(TORCH)" 2>&1 | $(QUIET_PIP)
-	$(BIN)/pip install -q -e ".[dev]" 2>&1 | $(QUIET_PIP)
+# a venv without pip (its ensurepip step is the slowest part of a fresh install); uv installed into it by the
+# system pip, at the pinned version
+define bootstrap_uv
+	@test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV)
+	@test "$$($(UV) --version 2>/dev/null)" = "uv $(UV_VERSION)" || \
+	    $(PYTHON) -m pip --python $(BIN)/python install -q "uv==$(UV_VERSION)" 2>&1 | $(QUIET_PIP)
+endef
+
+## .venv holds exactly the locked packages (uv pip sync removes any other), then medvqa itself, editable (built with
+## the locked setuptools, so nothing is fetched for it)
+$(STAMP): $(LOCK) pyproject.toml settings.ini Makefile
+	$(bootstrap_uv)
+	$(UV) pip sync -q --python $(BIN)/python --find-links $(WHEELS) $(LOCK)
+	$(UV) pip install -q --python $(BIN)/python --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+## refresh requirements.lock from pyproject.toml, keeping its pins where they still fit (`make lock UPGRADE=--upgrade`
+## moves every package to its newest fitting release; `UPGRADE="--upgrade-package peft"` one); its header records
+## a digest of pyproject's dependency lists, which tests/test_lock.py compares
+lock:
+	$(bootstrap_uv)
+	echo "$(TORCH)" | $(UV) pip compile -q pyproject.toml - --extra dev $(LOCK_TARGET) --generate-hashes $(UPGRADE) \
+	    --custom-compile-command "make lock" -o $(LOCK)
+	$(BIN)/python tests/test_lock.py --stamp $(LOCK)
 
 install: $(STAMP)
 

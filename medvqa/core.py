@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #ae8b9cf4
 from __future__ import annotations
-import json, logging, os, re, string, sys, tempfile, importlib.metadata as _md
+import functools, hashlib, json, logging, os, re, string, sys, tempfile, importlib.metadata as _md
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -12,7 +12,7 @@ from typing import Any, Iterable, Iterator
 __all__ = ['FORMATS', 'STRATEGIES', 'DEFAULT_CURRICULUM', 'YES_NO', 'MedVQAError', 'DataError', 'ConfigError',
            'looks_like_hub_id', 'normalise', 'infer_answer_type', 'atomic_write_bytes', 'atomic_write_text', 'to_json',
            'atomic_write_json', 'append_jsonl', 'iter_jsonl', 'read_jsonl', 'read_json', 'get_logger', 'package_dir',
-           'cache_dir', 'library_versions', 'thread_map']
+           'cache_dir', 'library_versions', 'installed_distributions', 'digest_of', 'environment_digest', 'thread_map']
 
 # %% ../nbs/00_core.ipynb #5da0b6dd
 class MedVQAError(Exception):
@@ -183,6 +183,25 @@ def library_versions(names: Iterable[str] = _LIBS) -> dict:
         try: out[n] = _md.version(n)
         except _md.PackageNotFoundError: out[n] = None
     return out
+
+# %% ../nbs/00_core.ipynb #eec8771f
+def _dist_name(name: str) -> str: return re.sub(r"[-_.]+", "-", name).lower()   # as the package index compares names
+
+def installed_distributions() -> dict:
+    "{name: version} of every installed distribution Python can import from (the first on `sys.path` wins, as for imports)."
+    out = {}
+    for d in _md.distributions():
+        if d.metadata["Name"]: out.setdefault(_dist_name(d.metadata["Name"]), d.version)
+    return out
+
+def digest_of(dists: dict, n: int = 16) -> str:
+    "The first `n` hex digits of sha256 over the sorted 'name==version' lines of `dists`."
+    return hashlib.sha256("\n".join(sorted(f"{_dist_name(k)}=={v}" for k, v in dists.items())).encode()).hexdigest()[:n]
+
+@functools.lru_cache(maxsize=None)
+def environment_digest() -> str:
+    "A short digest of every installed package and its version (computed once per process): equal digests, equal environments."
+    return digest_of(installed_distributions())
 
 # %% ../nbs/00_core.ipynb #f252ce1d
 def thread_map(f, items: Iterable, desc: str = "", workers: int | None = None) -> list:

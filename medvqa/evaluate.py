@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .core import (ConfigError, DataError, append_jsonl, atomic_write_json, atomic_write_text, get_logger,
-                         library_versions, read_jsonl)
+                         environment_digest, library_versions, read_jsonl)
 from .metrics import score
 from .models import get_spec, load_model, render_prompt, REGISTRY
 
@@ -315,7 +315,7 @@ def evaluate(model: str,                          # a registry model (see `medvq
         "model": sp.spec.key, "adapter": sp.adapter, "data": data_name, "split": split, "samples": len(ids),
         "generated": n_new, "resumed": len(done), "batch_size": batch_size, "max_new_tokens": max_new_tokens, "processes": world, "blind": blind,
         "wall_s": wall, "samples_per_s": n_new / wall if wall > 0 and n_new else None,
-        "device": str(sp.model.device), "versions": library_versions()})
+        "device": str(sp.model.device), "versions": library_versions(), "environment_digest": environment_digest()})
     if (out / "train_summary.json").exists():
         from medvqa.report import write_model_card
         write_model_card(out)                                    # the run's model card gains its metrics

@@ -7,7 +7,8 @@ from __future__ import annotations
 import functools, math, os, sys, time
 from pathlib import Path
 
-from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atomic_write_json, get_logger, library_versions)
+from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atomic_write_json, environment_digest, get_logger,
+                         library_versions)
 from .models import (get_spec, spec_with, load_model, prompt_messages, completion_messages, resolve_model_path,
                            cuda_available)
 from .monitor import (_callback, _counting, _curve_callback, _ordered, _profile_callback, count_4bit, count_params, counts,
@@ -402,7 +403,7 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
                "skipped": len(skipped), "seed": seed, "device": device_name(has_cuda),
                "lora": dict(lora_settings(spec), modules_to_save=list(modules_to_save or ())) if method == "lora" else None,
                "gradient_checkpointing": bool(gradient_checkpointing),
-               "versions": library_versions()}
+               "versions": library_versions(), "environment_digest": environment_digest()}
     atomic_write_json(out / "train_summary.json", summary)
     from medvqa.report import write_model_card
     write_model_card(out)                                        # README.md: this run, not PEFT's empty template
