@@ -25,7 +25,7 @@ class ConfigError(MedVQAError, ValueError):
     "A bad parameter: unknown model key or curriculum, impossible setting."
 
 # %% ../nbs/00_core.ipynb #38b03735
-FORMATS = ("medvqa", "vqa-rad-hf", "vqa-rad-json", "slake", "pathvqa", "imageclef2019", "pubmedvision", "generic", "hub")
+FORMATS = ("medvqa", "vqa-rad-hf", "vqa-rad-json", "slake", "pathvqa", "imageclef2019", "pubmedvision", "imagefolder", "generic", "hub")
 "Data layouts `medvqa.data.load_vqa` reads (`--format`)."
 
 STRATEGIES = ("open_then_closed", "closed_only", "open_only", "mixed", "closed_then_open")
