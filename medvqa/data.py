@@ -143,7 +143,7 @@ def load_vqa(source, format: str | None = None, split=None, on_error: str = "ski
     want = None if split is None else {canonical_split(s) for s in ([split] if isinstance(split, str) else split)}
     if fmt == "hub": recs = _read_hub(str(source), name=name, **columns)
     else:
-        p = Path(source)
+        p = Path(os.path.abspath(Path(source).expanduser()))      # images named by absolute paths: the set does not depend on the working folder
         if not p.exists(): raise DataError(f"{source}: no such file or folder")
         if format is None: p = locate_data(p)[1]             # a download folder: its release folder
         recs = _READERS[fmt](p, lang=lang, name=name, **columns)
