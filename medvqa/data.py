@@ -12,7 +12,7 @@ from typing import Iterable
 from datasets import Dataset, Features, List, Value
 from datasets import Image as ImageFeature
 
-from .core import DataError, ConfigError, FORMATS, infer_answer_type, get_logger, thread_map
+from .core import DataError, ConfigError, DATA_OPTIONS, FORMATS, LANGS, infer_answer_type, get_logger, thread_map
 from .images import (DEFAULT_MAX_PIXELS, MAX_IMAGE_PIXELS, MIN_SIDE, ImageError, ImageHashes, check_image, image_bytes,
                            image_hash, image_ref_key, is_dicom, open_image, prepare_image, to_8bit)
 from .formats import ANSWER_TYPES, canonical_split, detect_format, is_hub_dataset, locate_data, _READERS, _dropped, _read_hub
@@ -20,9 +20,9 @@ from .formats import ANSWER_TYPES, canonical_split, detect_format, is_hub_datase
 _all_ = ["ANSWER_TYPES", "canonical_split", "is_hub_dataset", "locate_data", "detect_format"]
 
 # %% auto #0
-__all__ = ['FEATURES', 'DATA_OPTIONS', 'LANGS', 'target_text', 'build_dataset', 'load_info', 'check_options', 'load_vqa',
-           'check_data', 'select_split', 'as_dataset', 'ANSWER_TYPES', 'canonical_split', 'is_hub_dataset',
-           'locate_data', 'detect_format']
+__all__ = ['FEATURES', 'target_text', 'build_dataset', 'load_info', 'data_options', 'check_options', 'load_vqa', 'check_data',
+           'select_split', 'as_dataset', 'ANSWER_TYPES', 'canonical_split', 'is_hub_dataset', 'locate_data',
+           'detect_format']
 
 # %% ../nbs/01a_data.ipynb #b64af1ee
 FEATURES = Features({"id": Value("string"), "images": List(ImageFeature()), "question": Value("string"),
@@ -123,8 +123,10 @@ def load_info(ds: Dataset) -> dict:
 
 # %% ../nbs/01a_data.ipynb #11686168
 _COLUMN_ARGS = ("image_column", "question_column", "answer_column", "answer_type_column", "id_column", "split_column", "explanation_column")
-DATA_OPTIONS = ("format", "lang") + _COLUMN_ARGS          # how a source is read: train(), evaluate() and the commands take these
-LANGS = ("en", "zh", "all")                               # SLAKE's question languages; all: both
+
+def data_options(args: dict) -> dict:
+    "The data options (`DATA_OPTIONS`) among a function's arguments `args` (its `locals()`), those set: what `load_vqa` takes besides the source and split."
+    return {k: args[k] for k in DATA_OPTIONS if args.get(k) is not None}
 
 def check_options(format=None, lang="en", columns: dict | None = None) -> None:
     "ConfigError for an unknown format, language or column argument, in the user's terms (--format, --lang)."
