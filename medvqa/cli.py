@@ -262,6 +262,7 @@ def add_options(p, params, choices: dict | None = None, required=(), suppress: b
         elif t is float: kw.update(type=float, metavar="X")
         else: kw["metavar"] = "DIR" if q.name.endswith(("_dir", "_path")) else "PATH" if "data" in q.name else "TEXT"
         if q.name in (choices or {}): kw.update(choices=list(choices[q.name]), metavar="NAME")
+        if q.name == "format" and "format" in (choices or {}): kw["help"] += f"; one of: {', '.join(choices['format'])}"
         p.add_argument(_flag(q), **kw)
 
 # %% ../nbs/10_cli.ipynb #93af475e
