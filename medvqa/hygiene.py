@@ -11,8 +11,8 @@ from pathlib import Path
 from datasets import Dataset, List
 from datasets import Image as ImageFeature
 
-from .core import ConfigError, get_logger, infer_answer_type, normalise
-from .images import HASH_SIZE, NEAR_BITS, ImageHashes, hamming
+from .core import ConfigError, DataError, get_logger, infer_answer_type, normalise, thread_map
+from .images import HASH_SIZE, NEAR_BITS, ImageHashes, hamming, image_ref_key
 from .data import load_info
 
 _log = get_logger("medvqa.hygiene")
@@ -189,18 +189,25 @@ def _leak_summary(ds, test, keys) -> dict | None:
     return out
 
 # %% ../nbs/01b_hygiene.ipynb #d1926271
-def data_digest(ds: Dataset, hashes: ImageHashes | None = None) -> str:
+def _bytes_sha1(ref) -> str:
+    "SHA-1 of an image reference's bytes (a path, or {'bytes', 'path'}), the file read as it is; DataError names a missing file."
+    if isinstance(ref, dict) and ref.get("bytes") is not None: return hashlib.sha1(ref["bytes"]).hexdigest()
+    p = ref.get("path") if isinstance(ref, dict) else ref
+    try: return hashlib.sha1(Path(p).read_bytes()).hexdigest()
+    except OSError as e: raise DataError(f"{p}: cannot read the image file ({type(e).__name__})") from None
+
+def data_digest(ds: Dataset, workers: int | None = None) -> str:
     "Short hex SHA-256 over the samples' (question, answer, SHA-1 of each image's bytes), in order; the same samples give the same digest wherever their files lie."
-    hashes = ImageHashes() if hashes is None else hashes
     refs = _row_refs(ds) if "images" in ds.column_names else [[] for _ in range(len(ds))]
-    hashes.fill(r for row in refs for r in row)
+    todo = {image_ref_key(r) or str(r): r for row in refs for r in row}
+    sha = dict(thread_map(lambda kv: (kv[0], _bytes_sha1(kv[1])), todo.items(), "hashing images", workers))
     h = hashlib.sha256()
     for q, a, row in zip(ds["question"], ds["answer"], refs):
-        h.update(json.dumps([q, a, [hashes.get(r)[1] for r in row]], ensure_ascii=False).encode("utf-8") + b"\n")
+        h.update(json.dumps([q, a, [sha[image_ref_key(r) or str(r)] for r in row]], ensure_ascii=False).encode("utf-8") + b"\n")
     return h.hexdigest()[:16]
 
-def data_identity(source, split, ds: Dataset, hashes: ImageHashes | None = None) -> dict:
+def data_identity(source, split, ds: Dataset) -> dict:
     "Which set `ds` is: the source's resolved absolute path (a hub id or other name as given), the split, and `data_digest`."
     p = Path(str(source)).expanduser()
-    return {"path": str(p.resolve()) if p.exists() else str(source), "split": split, "digest": data_digest(ds, hashes)}
+    return {"path": str(p.resolve()) if p.exists() else str(source), "split": split, "digest": data_digest(ds)}
 
