@@ -150,9 +150,11 @@ def _check_sources(p: dict, options: dict, known: dict):
     "Each source of the run read as it will be (`medvqa.data.check_data`: columns, split, images), before anything is launched."
     from medvqa.core import MedVQAError
     from medvqa.data import check_data
-    for k, s in (("train_data", "train_split"), ("eval_data", "eval_split")):
-        if not p.get(k): continue
-        try: check_data(p[k], split=p.get(s, known[s].default), **options)
+    from medvqa.curriculum import stage_ref
+    stages = [(f"stage_data {n or i}", s, "train_split") for i, (n, s) in enumerate(map(stage_ref, p.get("stage_data") or [])) if s]
+    for k, src, s in [(k, p.get(k), s) for k, s in (("train_data", "train_split"), ("eval_data", "eval_split"))] + stages:
+        if not src: continue
+        try: check_data(src, split=p.get(s, known[s].default), **options)
         except MedVQAError as e: raise ConfigError(f"bad parameter for train.ipynb: {k}: {e}") from None
 
 def check_params(p: dict) -> dict:
