@@ -7,12 +7,12 @@ from __future__ import annotations
 import argparse, contextlib, json, re, sys
 from pathlib import Path
 from . import __version__
-from .core import DEFAULT_CURRICULUM, FORMATS, STRATEGIES, ConfigError, DataError, MedVQAError, to_json
+from .core import DATA_OPTIONS, DEFAULT_CURRICULUM, FORMATS, LANGS, STRATEGIES, ConfigError, DataError, MedVQAError, to_json
 
 # %% auto #0
-__all__ = ['data_stdout', 'cmd_data_stats', 'cmd_data_curriculum', 'models_table', 'cmd_models', 'train_params', 'cmd_train',
-           'cmd_export', 'cmd_evaluate', 'cmd_score', 'check_ask', 'cmd_ask', 'RunsFailed', 'run_params', 'cmd_run',
-           'cmd_ablate', 'cmd_report', 'add_options', 'build_parser', 'main']
+__all__ = ['data_stdout', 'data_params', 'cmd_data_stats', 'cmd_data_curriculum', 'models_table', 'cmd_models', 'train_params',
+           'cmd_train', 'cmd_export', 'cmd_evaluate', 'cmd_score', 'check_ask', 'cmd_ask', 'RunsFailed', 'run_params',
+           'cmd_run', 'cmd_ablate', 'cmd_report', 'add_options', 'build_parser', 'main']
 
 # %% ../nbs/10_cli.ipynb #674085ad
 def _csv(s): return [x.strip() for x in str(s).split(",") if x.strip()]
@@ -46,42 +46,32 @@ def data_stdout():
     finally: _OUT.pop()
 
 # %% ../nbs/10_cli.ipynb #62066a05
-_COLUMNS = ("image", "question", "answer", "answer_type", "id", "split", "explanation")
+def data_params():
+    "The data options (`core.DATA_OPTIONS`) as `medvqa.train.train`'s signature defines them: every command that reads data takes these."
+    from medvqa.run import signature_params
+    from medvqa.train import train
+    return [q for q in signature_params(train) if q.arg in DATA_OPTIONS]
 
-def _columns(a) -> dict:
-    "The --*-column options given, as `load_vqa`'s keyword arguments."
-    return {f"{c}_column": v for c in _COLUMNS if (v := getattr(a, f"{c}_column", None))}
+def _data_args(a) -> dict:
+    "The data options given on the command line, as keyword arguments of `load_vqa`, `train` and `evaluate`."
+    return {q.arg: v for q in data_params() if (v := getattr(a, q.name, None)) is not None}
 
-def _dataset(a, path, split):
-    "`path` loaded with the command's --format and --*-column options; the path itself when none is given (the callee loads it)."
-    if path is None or not (_columns(a) or getattr(a, "format", None)): return path
-    from medvqa.data import load_vqa
-    return load_vqa(path, format=a.format, split=split, **_columns(a))
 
 # %% ../nbs/10_cli.ipynb #a9f805b4
 def cmd_data_stats(a):
-    from medvqa.data import load_vqa
-    from medvqa.images import ImageHashes
-    from medvqa.hygiene import data_stats, drop_duplicates, drop_leakage
-    report, hs = [], ImageHashes()                  # each image is decoded and hashed once, while loading
-    ds = load_vqa(a.path, format=a.format, split=a.split, report=report, hashes=hs, **_columns(a))
-    test = None
-    if a.test:
-        test = load_vqa(a.test, format=a.test_format or a.format, split=a.test_split, report=report, hashes=hs, **_columns(a))
-    if a.drop_duplicates:
-        ds = drop_duplicates(ds, hashes=hs)
-        if test is not None: test = drop_duplicates(test, hashes=hs)
-    if a.drop_leakage: ds = drop_leakage(ds, test, hashes=hs)
-    _print(data_stats(ds, test=test, skipped=report, hashes=hs))
+    from medvqa.hygiene import data_stats
+    _print(data_stats(a.path, test=a.test, split=a.split, test_split=a.test_split, test_format=a.test_format,
+                      drop_duplicates=a.drop_duplicates, drop_leakage=a.drop_leakage, **_data_args(a)))
 
 def cmd_data_curriculum(a):
     from medvqa.data import load_vqa
     from medvqa.curriculum import make_stages, plan, stage_sources
-    ds = load_vqa(a.path, format=a.format, split=a.split, **_columns(a))
+    ds = load_vqa(a.path, split=a.split, **_data_args(a))
     shares = [float(x) for x in _csv(a.shares)] if a.shares else None
     srcs = stage_sources(a.strategy, _csv(a.stage_data)) if a.stage_data else None
-    stage_data = [load_vqa(p, split=a.split) if p else None for p in srcs] if srcs else None
+    stage_data = [load_vqa(p, split=a.split, **_data_args(a)) if p else None for p in srcs] if srcs else None
     _print(plan(make_stages(ds, a.strategy, seed=a.seed, shares=shares, stage_data=stage_data)))
+
 
 # %% ../nbs/10_cli.ipynb #bd0ab101
 def models_table(registry=None) -> str:
@@ -119,8 +109,7 @@ def train_params():
 def cmd_train(a):
     _backend(a.backend)
     from medvqa.train import train
-    kw = {q.arg: getattr(a, q.name) for q in train_params()}
-    _print(train(**{**kw, "data": _dataset(a, a.data, a.split)}))
+    _print(train(**{q.arg: getattr(a, q.name) for q in train_params()}))
 
 # %% ../nbs/10_cli.ipynb #8db8b040
 def cmd_export(a):
@@ -133,9 +122,9 @@ def cmd_export(a):
 def cmd_evaluate(a):
     _backend()
     from medvqa.evaluate import evaluate
-    m = evaluate(a.model, data=_dataset(a, a.data, a.split), adapter=a.adapter, split=a.split, output_dir=a.output,
+    m = evaluate(a.model, data=a.data, adapter=a.adapter, split=a.split, output_dir=a.output,
                  batch_size=a.batch_size, max_new_tokens=a.max_new_tokens, resume=a.resume,
-                 model_path=a.model_path, max_samples=a.max_samples, blind=a.blind)
+                 model_path=a.model_path, max_samples=a.max_samples, blind=a.blind, **_data_args(a))
     _print(m)
 
 def cmd_score(a):
@@ -273,15 +262,15 @@ def add_options(p, params, choices: dict | None = None, required=(), suppress: b
         elif t is float: kw.update(type=float, metavar="X")
         else: kw["metavar"] = "DIR" if q.name.endswith(("_dir", "_path")) else "PATH" if "data" in q.name else "TEXT"
         if q.name in (choices or {}): kw.update(choices=list(choices[q.name]), metavar="NAME")
+        if q.name == "format" and "format" in (choices or {}): kw["help"] += f"; one of: {', '.join(choices['format'])}"
         p.add_argument(_flag(q), **kw)
 
 # %% ../nbs/10_cli.ipynb #93af475e
-def _data_options(p, what="the data"):
-    "--format and the --*-column options of a command that reads data."
-    p.add_argument("--format", choices=FORMATS, metavar="FORMAT", help=f"the layout of {what}, one of: {', '.join(FORMATS)} (detected when not given)")
-    for c in _COLUMNS:
-        p.add_argument(f"--{c.replace('_', '-')}-column", metavar="NAME",
-                       help=f"the column holding the {c.replace('_', ' ')} in a generic table or hub dataset (guessed when not given)")
+_DATA_CHOICES = {"format": FORMATS, "lang": LANGS}
+
+def _data_options(p):
+    "--format, --lang and the --*-column options of a command that reads data: `data_params()`, as train's signature defines them."
+    add_options(p, data_params(), _DATA_CHOICES)
 
 def _model_options(p, adapter=None):
     from medvqa.models import REGISTRY
@@ -332,11 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_models)
 
     from medvqa.models import REGISTRY
-    choices = {"model": REGISTRY, "curriculum": STRATEGIES, "backend": TRAIN_BACKENDS, "method": METHODS}
+    choices = {"model": REGISTRY, "curriculum": STRATEGIES, "backend": TRAIN_BACKENDS, "method": METHODS, **_DATA_CHOICES}
     t = sub.add_parser("train", help="fine-tune a model (unsloth on a GPU, transformers+PEFT+TRL elsewhere); summary as JSON",
                        description="Every option is an argument of medvqa.train.train, with its default and its doc.", **sub_kw)
     add_options(t, train_params(), choices, required=("model", "output_dir"))
-    _data_options(t, "--data")
     t.set_defaults(func=cmd_train)
 
     x = sub.add_parser("export", help="merge a trained adapter into its base model (16-bit) for serving; summary as JSON", **sub_kw)
@@ -350,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(e, adapter="a run folder written by medvqa train (default: the untrained model)")
     e.add_argument("--data", metavar="PATH", help="evaluation data: a file or folder, or a hub id medvqa knows (default: the shipped demo data)")
     e.add_argument("--split", default="test", help="the split of --data to evaluate on")
-    _data_options(e, "--data")
+    _data_options(e)
     e.add_argument("--output", required=True, metavar="DIR", help="where to write predictions.jsonl, metrics.json and eval_summary.json")
     e.add_argument("--resume", action="store_true", help="continue the predictions already in --output")
     e.add_argument("--batch-size", type=_positive, default=16, metavar="N", help="questions answered per batch")

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 # %% auto #0
-__all__ = ['FORMATS', 'STRATEGIES', 'DEFAULT_CURRICULUM', 'YES_NO', 'MedVQAError', 'DataError', 'ConfigError',
-           'looks_like_hub_id', 'normalise', 'infer_answer_type', 'atomic_write_bytes', 'atomic_write_text', 'to_json',
-           'atomic_write_json', 'append_jsonl', 'iter_jsonl', 'read_jsonl', 'read_json', 'get_logger', 'package_dir',
-           'cache_dir', 'library_versions', 'installed_distributions', 'digest_of', 'environment_digest', 'thread_map']
+__all__ = ['FORMATS', 'LANGS', 'DATA_OPTIONS', 'STRATEGIES', 'DEFAULT_CURRICULUM', 'YES_NO', 'MedVQAError', 'DataError',
+           'ConfigError', 'looks_like_hub_id', 'normalise', 'infer_answer_type', 'atomic_write_bytes',
+           'atomic_write_text', 'to_json', 'atomic_write_json', 'append_jsonl', 'iter_jsonl', 'read_jsonl', 'read_json',
+           'get_logger', 'package_dir', 'cache_dir', 'library_versions', 'installed_distributions', 'digest_of',
+           'environment_digest', 'thread_map']
 
 # %% ../nbs/00_core.ipynb #5da0b6dd
 class MedVQAError(Exception):
@@ -25,8 +26,15 @@ class ConfigError(MedVQAError, ValueError):
     "A bad parameter: unknown model key or curriculum, impossible setting."
 
 # %% ../nbs/00_core.ipynb #38b03735
-FORMATS = ("medvqa", "vqa-rad-hf", "vqa-rad-json", "slake", "pathvqa", "imageclef2019", "pubmedvision", "generic", "hub")
+FORMATS = ("medvqa", "vqa-rad-hf", "vqa-rad-json", "slake", "pathvqa", "imageclef2019", "pubmedvision", "imagefolder", "generic", "hub")
 "Data layouts `medvqa.data.load_vqa` reads (`--format`)."
+
+LANGS = ("en", "zh", "all")
+"SLAKE's question languages (`--lang`): English, Chinese, or all (both)."
+
+DATA_OPTIONS = ("format", "lang", "image_column", "question_column", "answer_column", "answer_type_column", "id_column",
+                "split_column", "explanation_column")
+"How a source is read besides its path and split: `train()`, `evaluate()` and every command that reads data take these."
 
 STRATEGIES = ("open_then_closed", "closed_only", "open_only", "mixed", "closed_then_open")
 "Curricula `medvqa.curriculum.make_stages` builds (`--curriculum`)."

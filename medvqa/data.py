@@ -4,7 +4,7 @@
 
 # %% ../nbs/01a_data.ipynb #e626e283
 from __future__ import annotations
-import json
+import json, os
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
@@ -12,16 +12,17 @@ from typing import Iterable
 from datasets import Dataset, Features, List, Value
 from datasets import Image as ImageFeature
 
-from .core import DataError, ConfigError, FORMATS, infer_answer_type, get_logger, thread_map
+from .core import DataError, ConfigError, DATA_OPTIONS, FORMATS, LANGS, infer_answer_type, get_logger, thread_map
 from .images import (DEFAULT_MAX_PIXELS, MAX_IMAGE_PIXELS, MIN_SIDE, ImageError, ImageHashes, check_image, image_bytes,
                            image_hash, image_ref_key, is_dicom, open_image, prepare_image, to_8bit)
-from .formats import ANSWER_TYPES, canonical_split, detect_format, is_hub_dataset, locate_data, _READERS, _read_hub
+from .formats import ANSWER_TYPES, canonical_split, detect_format, is_hub_dataset, locate_data, _READERS, _dropped, _read_hub
 
 _all_ = ["ANSWER_TYPES", "canonical_split", "is_hub_dataset", "locate_data", "detect_format"]
 
 # %% auto #0
-__all__ = ['FEATURES', 'target_text', 'build_dataset', 'load_info', 'load_vqa', 'select_split', 'as_dataset', 'ANSWER_TYPES',
-           'canonical_split', 'is_hub_dataset', 'locate_data', 'detect_format']
+__all__ = ['FEATURES', 'target_text', 'build_dataset', 'load_info', 'data_options', 'check_options', 'load_vqa', 'check_data',
+           'select_split', 'as_dataset', 'ANSWER_TYPES', 'canonical_split', 'is_hub_dataset', 'locate_data',
+           'detect_format']
 
 # %% ../nbs/01a_data.ipynb #b64af1ee
 FEATURES = Features({"id": Value("string"), "images": List(ImageFeature()), "question": Value("string"),
@@ -52,6 +53,14 @@ def _record_problem(r: dict) -> tuple[str, str] | None:
 
 def _where(r) -> str: return f"{r.get('_file', '?')}: record {r.get('_record', '?')}"
 
+def _all_missing(recs: list, origin: str) -> str:
+    "The error when not one image of `recs` exists: the folder where they were looked for, and an example."
+    paths = [str(ref) for r in recs for ref in r.get("images") or [] if isinstance(ref, (str, Path))]
+    try: folder = os.path.commonpath([os.path.dirname(x) for x in paths]) if paths else "?"
+    except ValueError: folder = os.path.dirname(paths[0])
+    return (f"{origin or 'data'}: not one image of its {len(recs)} record(s) exists: they were looked for in {folder}"
+            + (f" (e.g. {paths[0]})" if paths else "") + "; check that the images are where the data says, or the layout (--format)")
+
 # %% ../nbs/01a_data.ipynb #abc8fbf8
 def build_dataset(records: Iterable[dict], on_error: str = "skip", report: list | None = None, check_images: str = "decode",
                   max_image_pixels: int | None = None, origin: str = "", workers: int | None = None,
@@ -59,13 +68,14 @@ def build_dataset(records: Iterable[dict], on_error: str = "skip", report: list 
     "Validate raw records (fields, then each distinct image once) and build a `FEATURES` dataset; see the prose above."
     if on_error not in ("skip", "raise"): raise ConfigError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
     if check_images not in ("decode", "header", "none"): raise ConfigError(f"check_images must be decode, header or none, got {check_images!r}")
-    skipped, ok = [], []
+    skipped, ok, dropped = [], [], Counter()
     def reject(r, kind, reason):
         if on_error == "raise": raise DataError(f"{_where(r)}: {reason}")
         skipped.append({"file": str(r.get("_file", "?")), "record": str(r.get("_record", "?")), "reason": reason, "kind": kind})
     n = 0
     for r in records:
         n += 1
+        if "_drop" in r: dropped[r["_drop"]] += 1; continue
         p = _record_problem(r)
         if p: reject(r, *p)
         else: ok.append(r)
@@ -82,47 +92,60 @@ def build_dataset(records: Iterable[dict], on_error: str = "skip", report: list 
             return key, (new, None)
         except ImageError as e: return key, (None, e)
     results = dict(thread_map(work, refs.items(), "checking images", workers))
-    rows = []
+    rows, missing = [], 0
     for r in ok:
         keys = [image_ref_key(ref) or ("missing", str(ref)) for ref in r["images"]]
         err = next((results[k][1] for k in keys if results[k][1] is not None), None)
-        if err is not None: reject(r, err.kind, str(err)); continue
+        if err is not None: missing += err.kind == "missing image"; reject(r, err.kind, str(err)); continue
         imgs = [results[k][0] or (str(ref) if not isinstance(ref, dict) else ref) for k, ref in zip(keys, r["images"])]
         at = str(r.get("answer_type") or "").strip().lower() or infer_answer_type(r["question"], r["answer"])
         rows.append({"id": str(r.get("id") or f"{r.get('source', 'sample')}-{len(rows)}"), "images": imgs,
                      "question": str(r["question"]).strip(), "answer": str(r["answer"]).strip(), "answer_type": at,
                      "source": str(r.get("source") or "unknown"), "split": canonical_split(r.get("split") or "train"),
                      "explanation": str(r.get("explanation") or "").strip()})
+    if ok and missing == len(ok): raise DataError(_all_missing(ok, origin))
     if report is not None: report.extend(skipped)
     if skipped:
         first = "; ".join(f"{s['file']}: record {s['record']}: {s['reason']}" for s in skipped[:3])
         _log.warning(f"{origin or 'load'}: skipped {len(skipped)} of {n} record(s) ({dict(Counter(s['kind'] for s in skipped))}); first: {first}")
+    if dropped: _log.info(f"{origin or 'load'}: left out {sum(dropped.values())} of {n} record(s) on purpose ({dict(dropped)})")
     ds = Dataset.from_list(rows, features=FEATURES) if rows else Dataset.from_dict({k: [] for k in FEATURES}, features=FEATURES)
     ds.info.description = json.dumps({_INFO_KEY: {"origin": str(origin), "records": n, "skipped": len(skipped),
-        "skip_reasons": dict(Counter(s["kind"] for s in skipped)), "skipped_first": skipped[:20]}})
+        "skip_reasons": dict(Counter(s["kind"] for s in skipped)), "skipped_first": skipped[:20],
+        "dropped": dict(Counter(s["kind"] for s in skipped) + dropped)}})
     return ds
 
 # %% ../nbs/01a_data.ipynb #f92bcae8
 def load_info(ds: Dataset) -> dict:
-    "What `load_vqa` recorded about a dataset's loading (records read, skipped, why); {} if none."
+    "What `load_vqa` recorded about a dataset's loading (records read, skipped, why, `dropped` by reason); {} if none."
     try: return json.loads(ds.info.description or "{}").get(_INFO_KEY, {})
     except (json.JSONDecodeError, AttributeError): return {}
 
 # %% ../nbs/01a_data.ipynb #11686168
 _COLUMN_ARGS = ("image_column", "question_column", "answer_column", "answer_type_column", "id_column", "split_column", "explanation_column")
 
+def data_options(args: dict) -> dict:
+    "The data options (`DATA_OPTIONS`) among a function's arguments `args` (its `locals()`), those set: what `load_vqa` takes besides the source and split."
+    return {k: args[k] for k in DATA_OPTIONS if args.get(k) is not None}
+
+def check_options(format=None, lang="en", columns: dict | None = None) -> None:
+    "ConfigError for an unknown format, language or column argument, in the user's terms (--format, --lang)."
+    bad = [k for k in columns or {} if k not in _COLUMN_ARGS]
+    if bad: raise ConfigError(f"unknown argument(s) {', '.join(bad)}; column arguments: {', '.join(_COLUMN_ARGS)}")
+    if format is not None and format not in FORMATS: raise ConfigError(f"unknown format {format!r}; known: {', '.join(FORMATS)} (--format)")
+    if lang is not None and lang not in LANGS:
+        raise ConfigError(f"unknown lang {lang!r}: SLAKE's questions are en (English) or zh (Chinese); all keeps both (--lang)")
+
 def load_vqa(source, format: str | None = None, split=None, on_error: str = "skip", report: list | None = None,
              check_images: str = "decode", lang: str | None = "en", name: str | None = None,
              max_image_pixels: int | None = None, hashes: ImageHashes | None = None, **columns) -> Dataset:
     "Load a VQA set (local folder/file or hub id) as a `FEATURES` dataset; bad records skipped (listed) or raised; `hashes` collects image hashes."
-    bad = [k for k in columns if k not in _COLUMN_ARGS]
-    if bad: raise ConfigError(f"unknown argument(s) {', '.join(bad)}; column arguments: {', '.join(_COLUMN_ARGS)}")
+    check_options(format, lang, columns)
     fmt = format or detect_format(source)
-    if fmt not in FORMATS: raise ConfigError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
     want = None if split is None else {canonical_split(s) for s in ([split] if isinstance(split, str) else split)}
     if fmt == "hub": recs = _read_hub(str(source), name=name, **columns)
     else:
-        p = Path(source)
+        p = Path(os.path.abspath(Path(source).expanduser()))      # images named by absolute paths: the set does not depend on the working folder
         if not p.exists(): raise DataError(f"{source}: no such file or folder")
         if format is None: p = locate_data(p)[1]             # a download folder: its release folder
         recs = _READERS[fmt](p, lang=lang, name=name, **columns)
@@ -131,16 +154,37 @@ def load_vqa(source, format: str | None = None, split=None, on_error: str = "ski
         for r in recs:
             if "_error" not in r:
                 s = canonical_split(r.get("split") or "train"); seen[s] += 1
-                if s not in want: continue
+                if s not in want: yield _dropped(r.get("_file", "?"), r.get("_record", "?"), "split"); continue
             yield r
     if want is not None: recs = keep(recs)
     ds = build_dataset(recs, on_error=on_error, report=report, check_images=check_images, max_image_pixels=max_image_pixels,
                        origin=f"{source} ({fmt})", hashes=hashes)
+    lost = load_info(ds)["dropped"].get("language", 0)
+    if len(ds) == 0 and lost:
+        raise DataError(f"{source}: all {lost} record(s) read" + (f" of split {', '.join(sorted(want))}" if want else "")
+                        + f" are in another language than lang={lang!r}; choose another with --lang ({', '.join(LANGS)})")
     if want is not None and not any(seen[s] for s in want):
         have = ", ".join(f"{s} ({n})" for s, n in sorted(seen.items())) or "none"
         raise DataError(f"{source}: no records in split {', '.join(sorted(want))}; splits in this data: {have} (choose one with --split)")
     if want is not None and len(ds) == 0: _log.warning(f"{source}: every record of split(s) {sorted(want)} was skipped")
     return ds
+
+# %% ../nbs/01a_data.ipynb #269ed4f0
+def check_data(source, format: str | None = None, split=None, lang: str | None = "en", **columns) -> str:
+    "Check how `source` is to be read before a long run starts: format, language, columns, the split, and that its images exist; reads no image. Returns the format."
+    check_options(format, lang, columns)
+    fmt = format or detect_format(source)
+    if fmt == "hub": return fmt                                          # read online only, by the run itself
+    p = Path(source)
+    if not p.exists(): raise DataError(f"{source}: no such file or folder")
+    recs = [r for r in _READERS[fmt](locate_data(p)[1] if format is None else p, lang=lang, **columns) if "_error" not in r and "_drop" not in r]
+    have = Counter(canonical_split(r.get("split") or "train") for r in recs)
+    if split is not None and not have[canonical_split(split)]:
+        raise DataError(f"{source}: no records in split {split}; splits in this data: {', '.join(f'{s} ({n})' for s, n in sorted(have.items())) or 'none'}")
+    refs = [x for r in recs for x in r.get("images") or []]
+    if refs and not any(isinstance(x, dict) or Path(x).exists() for x in refs): raise DataError(_all_missing(recs, f"{source} ({fmt})"))
+    return fmt
+
 
 # %% ../nbs/01a_data.ipynb #c596919e
 def select_split(ds: Dataset, split) -> Dataset:
@@ -149,12 +193,12 @@ def select_split(ds: Dataset, split) -> Dataset:
     return ds.select([i for i, s in enumerate(ds["split"]) if s in want])
 
 # %% ../nbs/01a_data.ipynb #bfc47d21
-def as_dataset(data=None, split=None, report: list | None = None) -> Dataset:
-    "A Dataset as it is, a list of records, a path or hub id (`load_vqa`, bad records skipped into `report`), or None: the shipped demo data."
+def as_dataset(data=None, split=None, report: list | None = None, **options) -> Dataset:
+    "A Dataset as it is, a list of records, a path or hub id (`load_vqa` with `options`: format, lang, columns; bad records skipped into `report`), or None: the shipped demo data."
     if isinstance(data, Dataset): return data
     if isinstance(data, list): return Dataset.from_list(data)
     from medvqa.synthetic import data_or_demo
-    return load_vqa(str(data_or_demo(data)), split=split, on_error="skip", report=report)
+    return load_vqa(str(data_or_demo(data)), split=split, on_error="skip", report=report, **options)
 
 # %% ../nbs/01a_data.ipynb #5f9744bd
 _HYGIENE = ("image_keys", "find_duplicates", "drop_duplicates", "find_leakage", "drop_leakage", "data_stats")

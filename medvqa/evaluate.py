@@ -172,11 +172,11 @@ class Specialist:
     def __repr__(self): return f"Specialist({self.spec.key!r}, adapter={self.adapter!r})"
 
 # %% ../nbs/07_evaluate.ipynb #8c524440
-def _load_data(data, split):
-    "(dataset, its name for the summary), read by `medvqa.data.as_dataset`; a Dataset already loaded keeps its own split."
+def _load_data(data, split, **options):
+    "(dataset, its name for the summary), read by `medvqa.data.as_dataset` with the data `options` (format, lang, columns); a Dataset already loaded keeps its own split."
     from medvqa.data import as_dataset, load_info
     from medvqa.synthetic import data_or_demo
-    data = data_or_demo(data); ds = as_dataset(data, split)
+    data = data_or_demo(data); ds = as_dataset(data, split, **options)
     return ds, str(data) if isinstance(data, (str, Path)) else load_info(ds).get("origin") or f"<{type(data).__name__}>"
 
 def _done_predictions(path: Path, ids: set) -> dict:
@@ -250,6 +250,15 @@ def evaluate(model: str,                          # a registry model (see `medvq
              data: str | None = None,             # evaluation data: a file or folder, or a hub id medvqa knows (None: the shipped demo data)
              adapter: str | None = None,          # a run folder written by train (None: the untrained model)
              split: str | None = "test",          # the split of data to evaluate on
+             format: str | None = None,           # the layout of the data, one of medvqa's formats (None: detected)
+             lang: str = "en",                    # SLAKE's question language: en, zh or all (both)
+             image_column: str | None = None,     # the column holding the image(s) in a table, imagefolder or hub dataset (None: guessed)
+             question_column: str | None = None,  # the column holding the question (None: guessed)
+             answer_column: str | None = None,    # the column holding the answer (None: guessed)
+             answer_type_column: str | None = None,   # the column holding open or closed (None: typed by rule)
+             id_column: str | None = None,        # the column holding sample ids (None: numbered)
+             split_column: str | None = None,     # the column holding each sample's split (None: a column named split, else the file's)
+             explanation_column: str | None = None,   # the column holding an explanation of the answer (None: none)
              output_dir: str | None = None,       # where to write predictions.jsonl, metrics.json and eval_summary.json
              batch_size: int = 16,                # questions answered per batch
              max_new_tokens: int = 32,            # longest answer generated, in tokens
@@ -270,7 +279,8 @@ def evaluate(model: str,                          # a registry model (see `medvq
     if ((pred_path.exists() and pred_path.stat().st_size > 0) or _parts(out, blind)) and not resume:
         raise ConfigError(f"{pred_path} already exists: pass resume=True (--resume) to continue it, or choose another output directory")
     rank, world = shard_of()
-    ds, data_name = _load_data(data, split)
+    from medvqa.data import data_options
+    ds, data_name = _load_data(data, split, **data_options(locals()))
     if max_samples is not None: ds = ds.select(range(min(max_samples, len(ds))))
     if len(ds) == 0: raise DataError(f"{data_name}: no samples in split {split!r}")
     ids = [str(i) for i in ds["id"]]
@@ -311,8 +321,10 @@ def evaluate(model: str,                          # a registry model (see `medvq
     rows = [by_id[i] for i in ids]
     metrics = score(rows, where=str(pred_path))
     atomic_write_json(out / eval_file("metrics.json", blind), metrics)
+    from medvqa.hygiene import data_identity
     atomic_write_json(out / eval_file("eval_summary.json", blind), {
         "model": sp.spec.key, "adapter": sp.adapter, "data": data_name, "split": split, "samples": len(ids),
+        "data_identity": data_identity(data_name, split, ds),
         "generated": n_new, "resumed": len(done), "batch_size": batch_size, "max_new_tokens": max_new_tokens, "processes": world, "blind": blind,
         "wall_s": wall, "samples_per_s": n_new / wall if wall > 0 and n_new else None,
         "device": str(sp.model.device), "versions": library_versions(), "environment_digest": environment_digest()})

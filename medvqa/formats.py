@@ -109,7 +109,9 @@ def _read_table(dsd, source: str, base: Path | None, where: str, image_column=No
             refs = _as_refs(r[ic], base)
             rec = f"row {i}" + (f" (id {r[id_column]})" if id_column else "")
             if refs is None: yield _malformed(f"{where} [{split}]", rec, f"cannot read column {ic!r} as image(s): {type(r[ic]).__name__}"); continue
-            yield {"id": str(r[id_column]) if id_column else f"{source}-{split}-{i:05d}", "images": refs, "question": r[qc], "answer": r[ac],
+            own = canonical_split(r[sc] or split) if sc else split            # the split the row belongs to names its id
+            tag = own if own == split or len(dsd) == 1 else f"{split}-{own}"
+            yield {"id": str(r[id_column]) if id_column else f"{source}-{tag}-{i:05d}", "images": refs, "question": r[qc], "answer": r[ac],
                    "answer_type": r[answer_type_column] if answer_type_column else None, "source": source,
                    "split": r[sc] if sc else split, "explanation": r[explanation_column] if explanation_column else "",
                    "_file": f"{where} [{split}]", "_record": rec}
@@ -155,6 +157,10 @@ def _read_vqa_rad_json(path: Path, **_) -> Iterator[dict]:
                "_file": f, "_record": f"#{i} (qid {r.get('qid')})"}
 
 # %% ../nbs/01c_formats.ipynb #e1aacc8c
+def _dropped(file, rec, reason: str, **why) -> dict:
+    "A record read and deliberately left out (`reason`: language, split, ...): counted by `build_dataset`, never silent."
+    return {"_file": str(file), "_record": str(rec), "_drop": reason, **why}
+
 def _read_slake(path: Path, lang: str | None = "en", **_) -> Iterator[dict]:
     files = [path] if path.is_file() else [path/f"{s}.json" for s in ("train", "validate", "test") if (path/f"{s}.json").exists()]
     if not files: raise DataError(f"{path}: no train.json / validate.json / test.json")
@@ -162,7 +168,8 @@ def _read_slake(path: Path, lang: str | None = "en", **_) -> Iterator[dict]:
         imgdir = _find_image_dir(f.parent, ("imgs", "images"))
         for i, r in enumerate(_read_json_list(f)):
             if not isinstance(r, dict) or not r.get("img_name"): yield _malformed(f, f"#{i}", "expected an object with img_name"); continue
-            if lang and str(r.get("q_lang", "en")).lower() != lang: continue
+            ql = str(r.get("q_lang", "en")).lower()
+            if lang not in (None, "all") and ql != lang: yield _dropped(f, f"#{i} (qid {r.get('qid')})", "language", lang=ql, split=_split_of_name(f.stem)); continue
             at = str(r.get("answer_type") or "").strip().lower()
             yield {"id": f"slake-{r.get('qid', f'{f.stem}-{i}')}", "images": [str(imgdir/str(r["img_name"]))], "question": r.get("question"),
                    "answer": r.get("answer"), "answer_type": at if at in ANSWER_TYPES else None, "source": "slake",
@@ -222,6 +229,31 @@ def _read_generic(path: Path, name: str | None = None, **columns) -> Iterator[di
     dsd = _load_files(kind, dict(split_files), path, **({"delimiter": "\t"} if files[0].suffix == ".tsv" else {}))
     yield from _read_table(dsd, name or (path.stem if path.is_file() else path.name), path if path.is_dir() else path.parent, str(path), **columns)
 
+# %% ../nbs/01c_formats.ipynb #0afe665c
+_META = ("metadata.jsonl", "metadata.csv")
+
+def _imagefolder_meta(path: Path) -> list[Path]:
+    "An imagefolder's metadata files: the one at its top, else one per split folder (train, validation, test order)."
+    top = [path/m for m in _META if (path/m).is_file()]
+    if top: return top[:1]
+    return _by_split([sub/m for sub in sorted(path.iterdir()) if sub.is_dir() for m in _META if (sub/m).is_file()])
+
+def _read_imagefolder(path: Path, name: str | None = None, **columns) -> Iterator[dict]:
+    root = path.parent if path.is_file() else path
+    files = [path] if path.is_file() else _imagefolder_meta(path)
+    if not files: raise DataError(f"{path}: no metadata.jsonl or metadata.csv, neither at the top nor in a split folder")
+    for f in files:
+        top = f.parent == root
+        split = "train" if top else canonical_split(_split_of_name(f.parent.name, f.parent.name))
+        dsd = _load_files("json" if f.suffix == ".jsonl" else "csv", {split: [str(f)]}, f)
+        ds = dsd[split]
+        if top and not columns.get("split_column") and "split" not in ds.column_names:     # the split is file_name's folder
+            ic = _pick(ds.column_names, columns.get("image_column"), _IMAGE_COLS, "image", str(f))
+            parts = [Path(str(x)).parts for x in ds[ic]]
+            dsd[split] = ds.add_column("split", [_split_of_name(p[0]) if len(p) > 1 else "train" for p in parts])
+        yield from _read_table(dsd, name or root.name, f.parent, str(f), **columns)
+
+
 # %% ../nbs/01c_formats.ipynb #555dc7c4
 _HUB_SOURCES = {"flaviagiammarino/vqa-rad": "vqa-rad", "flaviagiammarino/path-vqa": "pathvqa"}
 
@@ -239,7 +271,7 @@ def _read_hub(hub_id: str, name: str | None = None, split=None, **columns) -> It
 # %% ../nbs/01c_formats.ipynb #d52d6b48
 _READERS = {"medvqa": _read_medvqa, "vqa-rad-hf": lambda p, **kw: _read_parquet(p, "vqa-rad", **kw),
             "vqa-rad-json": _read_vqa_rad_json, "slake": _read_slake, "pathvqa": lambda p, **kw: _read_parquet(p, "pathvqa", **kw),
-            "imageclef2019": _read_imageclef, "pubmedvision": _read_pubmedvision, "generic": _read_generic}
+            "imageclef2019": _read_imageclef, "pubmedvision": _read_pubmedvision, "imagefolder": _read_imagefolder, "generic": _read_generic}
 
 # %% ../nbs/01c_formats.ipynb #85dd903f
 def _head(path: Path, n: int = 4096) -> str:
@@ -267,13 +299,14 @@ def _json_kind(f: Path) -> str | None:
 # %% ../nbs/01c_formats.ipynb #b425bc38
 _LOOKED_FOR = ("a *VQA_RAD*Public*.json file (vqa-rad-json)", "train/validate/test.json records with img_name and q_lang (slake)",
                "*_QA*.txt files (imageclef2019)", ".json/.jsonl records with conversations (pubmedvision)",
-               ".jsonl records with images and question (medvqa)", ".parquet files (vqa-rad-hf, pathvqa, generic)",
+               ".jsonl records with images and question (medvqa)", "metadata.jsonl/.csv at the top or in train/, test/ folders (imagefolder)", ".parquet files (vqa-rad-hf, pathvqa, generic)",
                "a .csv/.tsv/.json/.jsonl table (generic)")
 
 _DATA_SUFFIXES = (".json", ".jsonl", ".txt", ".parquet", ".csv", ".tsv")
 
 def _detect_here(p: Path) -> str | None:
     "The format `p` holds judged from its own files (and, for ImageCLEF and parquet, the files below it); None if it cannot tell."
+    if p.name in _META if p.is_file() else _imagefolder_meta(p): return "imagefolder"
     files = [p] if p.is_file() else [x for x in sorted(p.iterdir()) if x.is_file()]
     for f in files:
         if f.suffix in (".json", ".jsonl") and (k := _json_kind(f)): return k

@@ -4,19 +4,22 @@
 
 # %% ../nbs/01b_hygiene.ipynb #82b3a459
 from __future__ import annotations
+import hashlib, json
 from collections import Counter, defaultdict
+from pathlib import Path
 
 from datasets import Dataset, List
 from datasets import Image as ImageFeature
 
-from .core import ConfigError, get_logger, infer_answer_type, normalise
-from .images import HASH_SIZE, NEAR_BITS, ImageHashes, hamming
+from .core import ConfigError, DataError, get_logger, infer_answer_type, normalise, thread_map
+from .images import HASH_SIZE, NEAR_BITS, ImageHashes, hamming, image_ref_key
 from .data import load_info
 
 _log = get_logger("medvqa.hygiene")
 
 # %% auto #0
-__all__ = ['NEAR_MAX_IMAGES', 'image_keys', 'find_duplicates', 'drop_duplicates', 'find_leakage', 'drop_leakage', 'data_stats']
+__all__ = ['NEAR_MAX_IMAGES', 'image_keys', 'find_duplicates', 'drop_duplicates', 'find_leakage', 'drop_leakage', 'data_stats',
+           'data_digest', 'data_identity']
 
 # %% ../nbs/01b_hygiene.ipynb #af92585b
 NEAR_MAX_IMAGES = 50_000  # above this many distinct images, group by exact content hash only (near search is ~n^2/1000)
@@ -121,12 +124,31 @@ def drop_leakage(train: Dataset, test: Dataset | None = None, by: str = "image_q
     return train.select([i for i in range(len(train)) if i not in drop])
 
 # %% ../nbs/01b_hygiene.ipynb #842ee3ca
+_dedupe, _unleak = drop_duplicates, drop_leakage          # data_stats' arguments of those names say whether to apply them
+
 def _counts(rows_at, groups) -> dict:
     c = Counter(rows_at)
     return {"samples": sum(c.values()), "open": c["open"], "closed": c["closed"], "images": len(groups)}
 
-def data_stats(ds: Dataset, test: Dataset | None = None, skipped: list | None = None, hashes: ImageHashes | None = None) -> dict:
-    "Summary of `ds` (and `test`): samples, open, closed, images, skipped, duplicates, leakage, by_split, by_source."
+def _load_sets(ds, test, hashes, split=None, test_split=None, format=None, test_format=None, lang="en", **columns):
+    "(ds, test) as Datasets: a path or hub id is loaded as `medvqa data stats` loads it, each image hashed once into `hashes`."
+    from medvqa.data import load_vqa
+    def load(x, s, f): return x if x is None or isinstance(x, Dataset) else load_vqa(x, format=f, split=s, lang=lang, hashes=hashes, **columns)
+    return load(ds, split, format), load(test, test_split, test_format or format)
+
+def data_stats(ds, test=None, skipped: list | None = None, hashes: ImageHashes | None = None, split=None, test_split=None,
+               format: str | None = None, test_format: str | None = None, lang: str | None = "en",
+               drop_duplicates: bool = False, drop_leakage: bool = False, **columns) -> dict:
+    "Summary of `ds` (and `test`), each a Dataset or a path or hub id read with the options of `medvqa data stats`: samples, open, closed, images, skipped, dropped, duplicates, leakage, by_split, by_source."
+    hashes = ImageHashes() if hashes is None else hashes
+    ds, test = _load_sets(ds, test, hashes, split, test_split, format, test_format, lang, **columns)
+    infos, filtered = [load_info(p) for p in ([ds] if test is None else [ds, test])], Counter()
+    if drop_duplicates:
+        n = len(ds) + (len(test) if test is not None else 0)
+        ds, test = _dedupe(ds, hashes), (_dedupe(test, hashes) if test is not None else None)
+        filtered["duplicates"] = n - len(ds) - (len(test) if test is not None else 0)
+    if drop_leakage:
+        n = len(ds); ds = _unleak(ds, test, hashes=hashes); filtered["leakage"] = n - len(ds)
     parts = [ds] if test is None else [ds, test]
     keys = image_keys(*parts, hashes=hashes)
     cols = {c: [v for p in parts for v in p[c]] for c in ("answer_type", "source", "split", "question", "answer")}
@@ -141,12 +163,12 @@ def data_stats(ds: Dataset, test: Dataset | None = None, skipped: list | None = 
             out[v]["answer_type_disagreements"] = sum(dis[i] for i in idx)
         return out
     dups = [d for p, k in zip(parts, keys) for d in _dup_rows(p, k)]
-    infos = [load_info(p) for p in parts]
     skip = len(skipped) if skipped is not None else sum(i.get("skipped", 0) for i in infos)
     reasons = dict(Counter(s.get("kind", "other") for s in skipped)) if skipped is not None else \
         dict(sum((Counter(i.get("skip_reasons", {})) for i in infos), Counter()))
     out = _counts(cols["answer_type"], {g for k in allkeys for g in k[0]})
-    out.update(skipped=skip, skip_reasons=reasons, duplicates=len(dups), duplicates_exact=sum(d["kind"] == "exact" for d in dups),
+    dropped = sum((Counter(i.get("dropped", {})) for i in infos), Counter()) + filtered
+    out.update(skipped=skip, skip_reasons=reasons, dropped=dict(dropped), duplicates=len(dups), duplicates_exact=sum(d["kind"] == "exact" for d in dups),
                conflicting_answers=sum(not d["same_answer"] for d in dups), answer_type_disagreements=sum(dis),
                explained=sum(bool(x) for p in parts for x in p["explanation"]), multi_image=sum(len(k[0]) > 1 for k in allkeys))
     out["leakage"] = _leak_summary(ds, test, keys)
@@ -165,3 +187,27 @@ def _leak_summary(ds, test, keys) -> dict | None:
         out["by_split"][s] = {"samples": names.count(s), "same_image": len(sr), "same_image_question": sum(r["kind"] == "same_image_question" for r in sr),
                               "images": len(imgs), "images_in_train": len(imgs & train_imgs)}
     return out
+
+# %% ../nbs/01b_hygiene.ipynb #d1926271
+def _bytes_sha1(ref) -> str:
+    "SHA-1 of an image reference's bytes (a path, or {'bytes', 'path'}), the file read as it is; DataError names a missing file."
+    if isinstance(ref, dict) and ref.get("bytes") is not None: return hashlib.sha1(ref["bytes"]).hexdigest()
+    p = ref.get("path") if isinstance(ref, dict) else ref
+    try: return hashlib.sha1(Path(p).read_bytes()).hexdigest()
+    except OSError as e: raise DataError(f"{p}: cannot read the image file ({type(e).__name__})") from None
+
+def data_digest(ds: Dataset, workers: int | None = None) -> str:
+    "Short hex SHA-256 over the samples' (question, answer, SHA-1 of each image's bytes), in order; the same samples give the same digest wherever their files lie."
+    refs = _row_refs(ds) if "images" in ds.column_names else [[] for _ in range(len(ds))]
+    todo = {image_ref_key(r) or str(r): r for row in refs for r in row}
+    sha = dict(thread_map(lambda kv: (kv[0], _bytes_sha1(kv[1])), todo.items(), "hashing images", workers))
+    h = hashlib.sha256()
+    for q, a, row in zip(ds["question"], ds["answer"], refs):
+        h.update(json.dumps([q, a, [sha[image_ref_key(r) or str(r)] for r in row]], ensure_ascii=False).encode("utf-8") + b"\n")
+    return h.hexdigest()[:16]
+
+def data_identity(source, split, ds: Dataset) -> dict:
+    "Which set `ds` is: the source's resolved absolute path (a hub id or other name as given), the split, and `data_digest`."
+    p = Path(str(source)).expanduser()
+    return {"path": str(p.resolve()) if p.exists() else str(source), "split": split, "digest": data_digest(ds)}
+

@@ -147,6 +147,17 @@ def _expected(p: Param) -> str:
     return "text"
 
 # %% ../nbs/09_run.ipynb #973407bf
+def _check_sources(p: dict, options: dict, known: dict):
+    "Each source of the run read as it will be (`medvqa.data.check_data`: columns, split, images), before anything is launched."
+    from medvqa.core import MedVQAError
+    from medvqa.data import check_data
+    from medvqa.curriculum import stage_ref
+    stages = [(f"stage_data {n or i}", s, "train_split") for i, (n, s) in enumerate(map(stage_ref, p.get("stage_data") or [])) if s]
+    for k, src, s in [(k, p.get(k), s) for k, s in (("train_data", "train_split"), ("eval_data", "eval_split"))] + stages:
+        if not src: continue
+        try: check_data(src, split=p.get(s, known[s].default), **options)
+        except MedVQAError as e: raise ConfigError(f"bad parameter for train.ipynb: {k}: {e}") from None
+
 def check_params(p: dict) -> dict:
     "Validate the run notebook's parameters (those given); ConfigError listing every problem, else the cleaned parameters."
     from medvqa.models import REGISTRY, BACKENDS, METHODS
@@ -166,6 +177,9 @@ def check_params(p: dict) -> dict:
         try: p[k] = _convert(q, p[k])
         except (ValueError, TypeError): problems.append(f"{k} must be {_expected(q)}, got {p[k]!r}")
     problems += [f"unknown parameter {k!r} (see medvqa run --help)" for k in p if k not in known]
+    from medvqa.data import DATA_OPTIONS, check_data, check_options
+    try: check_options(p.get("format"), p.get("lang", "en"))
+    except ConfigError as e: problems.append(str(e))
     if p.get("seed") is None: p["seed"] = 0
     for k in ("train_split", "eval_split"):
         if k in p and not (isinstance(p[k], str) and p[k]): problems.append(f"{k} must be a split name, got {p[k]!r}")
@@ -186,12 +200,14 @@ def check_params(p: dict) -> dict:
         from medvqa.synthetic import data_or_demo
         p["train_data"] = str(data_or_demo(p["train_data"]))      # the path the run reads, the demo data's when none
     if "eval_data" in p and p["eval_data"] is None: p["eval_data"] = p.get("train_data")
+    _check_sources(p, {k: p[k] for k in DATA_OPTIONS if p.get(k) is not None}, known)
     return p
 
 # %% ../nbs/09_run.ipynb #08445451
 def arguments(p: dict, fn: str) -> dict:
-    "The checked notebook parameters `p` that feed `fn` ('train' or 'evaluate'), under fn's own argument names."
-    return {q.arg: p[q.name] for q in notebook_parameters() if q.fn == fn and q.name in p}
+    "The checked notebook parameters `p` that feed `fn` ('train' or 'evaluate'; the data options feed both, 'data' gives them alone), under fn's own argument names."
+    from medvqa.data import DATA_OPTIONS
+    return {q.arg: p[q.name] for q in notebook_parameters() if q.name in p and (q.fn == fn or q.arg in DATA_OPTIONS and fn in ("evaluate", "data"))}
 
 # %% ../nbs/09_run.ipynb #5e518ffb
 def prepare_backend(backend: str = "auto") -> str | None:

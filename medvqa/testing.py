@@ -16,7 +16,8 @@ from .images import image_bytes, open_image
 
 # %% auto #0
 __all__ = ['FIXTURE_KINDS', 'INPUT_CASES', 'dicom_test_file', 'synthetic_image', 'bomb_png', 'sixteen_bit_png',
-           'write_layout_fixture', 'write_input_fixture', 'example_run', 'stub_notebook', 'kill_and_resume']
+           'write_layout_fixture', 'write_imagefolder_fixture', 'write_input_fixture', 'example_run', 'stub_notebook',
+           'kill_and_resume']
 
 # %% ../nbs/00a_testing.ipynb #ca4b18cd
 def dicom_test_file(name: str = "CT_small.dcm") -> Path:
@@ -50,7 +51,7 @@ def sixteen_bit_png(seed: int = 0, size: int = 32) -> bytes:
     return image_bytes(Image.fromarray(a.astype(np.uint16)))
 
 # %% ../nbs/00a_testing.ipynb #6c191a5a
-FIXTURE_KINDS = ("medvqa", "vqa-rad-hf", "vqa-rad-json", "slake", "pathvqa", "imageclef2019", "pubmedvision", "generic")
+FIXTURE_KINDS = ("medvqa", "vqa-rad-hf", "vqa-rad-json", "slake", "pathvqa", "imageclef2019", "pubmedvision", "imagefolder", "generic")
 
 def _fixture_images(d: Path, n: int = 6, fmt: str = "png") -> list[Path]:
     "Write CT, MR (from pydicom's files) and n-2 synthetic images into d; returns their paths."
@@ -151,6 +152,7 @@ def write_layout_fixture(kind: str, dir) -> Path:
                 {"id": "pmc-3", "image": [rel[3]], "conversations": [{"from": "human", "value": "Is there a lesion?\n<image>"}, {"from": "gpt", "value": "Yes."}]}]
         atomic_write_text(d/"PubMedVision_Alignment_VQA.json", json.dumps(recs, indent=1))
         return d
+    if kind == "imagefolder": return write_imagefolder_fixture(d)
     if kind == "generic":
         im = _fixture_images(d/"images", 4)
         with open(d/"data.csv", "w", newline="", encoding="utf-8") as f:
@@ -158,6 +160,21 @@ def write_layout_fixture(kind: str, dir) -> Path:
             for i, p in enumerate(im): q, a = _qa(i); w.writerow([f"images/{p.name}", q, a, "test" if i == 3 else "train"])
         return d
     raise ConfigError(f"unknown fixture kind {kind!r}; known: {', '.join(FIXTURE_KINDS)}")
+
+# %% ../nbs/00a_testing.ipynb #a931056e
+def write_imagefolder_fixture(dir, top_level: bool = False) -> Path:
+    "Hugging Face's imagefolder layout under `dir`: train/ and test/ with their images, and metadata.jsonl (file_name, question, answer) in each, or one at the top whose file_name includes the split folder (`top_level`)."
+    d = Path(dir); (d/"test").mkdir(parents=True, exist_ok=True)
+    imgs = {"train": _fixture_images(d/"train", 4), "test": []}
+    for i in range(2):
+        p = d/"test"/f"scan{i}.png"; synthetic_image(200 + i).save(p); imgs["test"].append(p)
+    rows = {s: [{"file_name": f"{s}/{p.name}" if top_level else p.name, "question": _qa(i + 4 * (s == "test"))[0],
+                 "answer": str(_qa(i + 4 * (s == "test"))[1])} for i, p in enumerate(ps)] for s, ps in imgs.items()}
+    if top_level: atomic_write_text(d/"metadata.jsonl", "".join(json.dumps(r) + "\n" for s in rows for r in rows[s]))
+    else:
+        for s, rs in rows.items(): atomic_write_text(d/s/"metadata.jsonl", "".join(json.dumps(r) + "\n" for r in rs))
+    return d
+
 
 # %% ../nbs/00a_testing.ipynb #76331118
 INPUT_CASES = {"corrupt_image": "skip", "missing_image": "skip", "empty_question": "skip", "empty_answer": "skip",

@@ -5,6 +5,7 @@
 # %% ../nbs/05_train.ipynb #c7048eea
 from __future__ import annotations
 import functools, math, os, sys, time
+from collections import Counter
 from pathlib import Path
 
 from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atomic_write_json, environment_digest, get_logger,
@@ -220,24 +221,30 @@ def _machine_settings(spec, has_cuda: bool, load_in_4bit=None, gradient_checkpoi
     return q4, method, gradient_checkpointing
 
 # %% ../nbs/05_train.ipynb #1fd9f843
-def _train_stages(data, split: str, curriculum: str, stage_data, shares, seed: int, skipped: list) -> list:
-    "The curriculum's ordered stages of usable samples from `data` (or one source per stage, `stage_data`); unreadable records go to `skipped`."
+def _train_stages(data, split: str, curriculum: str, stage_data, shares, seed: int, skipped: list, dropped=None, options=None) -> list:
+    "The curriculum's ordered stages of usable samples from `data` (or one source per stage, `stage_data`) read with `options`; unreadable records go to `skipped`, every record left out to the Counter `dropped` by reason."
     from medvqa.curriculum import make_stages, stage_sources
-    from medvqa.data import as_dataset
-    ds = usable(as_dataset(data, split, report=skipped), str(data or "demo data"))
+    from medvqa.data import as_dataset, load_info
+    def load(src, name):
+        raw = as_dataset(src, split, report=skipped, **(options or {})); ds = usable(raw, name)
+        if dropped is not None:
+            dropped.update(load_info(raw).get("dropped", {}))
+            if len(ds) < len(raw): dropped["no question or answer"] += len(raw) - len(ds)
+        return ds
+    ds = load(data, str(data or "demo data"))
     stage_data = stage_sources(curriculum, stage_data)       # one source per stage (by order or by stage name)
-    stage_data = [usable(as_dataset(s, split, report=skipped), f"stage_data[{i}]") if s is not None else None
+    stage_data = [load(s, f"stage_data[{i}]") if s is not None else None
                   for i, s in enumerate(stage_data)] if stage_data is not None else None
     return make_stages(ds, curriculum, seed=seed, shares=shares, stage_data=stage_data)
 
 # %% ../nbs/05_train.ipynb #291b992d
-def _held_out(data, eval_data, eval_split: str):
-    "The usable held-out set of a learning curve: `eval_data`, else the `eval_split` of the source `data` (a path or None)."
+def _held_out(data, eval_data, eval_split: str, options=None):
+    "The usable held-out set of a learning curve: `eval_data`, else the `eval_split` of the source `data` (a path or None), read with `options`."
     from medvqa.data import as_dataset
     if eval_data is None and not (data is None or isinstance(data, (str, Path))):
         raise ConfigError("eval_every needs eval_data when data is loaded records (--eval-data)")
     src = data if eval_data is None else eval_data
-    return usable(as_dataset(src, split=eval_split), f"eval_data {src or 'demo data'}")
+    return usable(as_dataset(src, split=eval_split, **(options or {})), f"eval_data {src or 'demo data'}")
 
 # %% ../nbs/05_train.ipynb #3c92fc1e
 def _resume_checkpoint(out: Path, resume: bool) -> Path | None:
@@ -318,6 +325,15 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
           shares: list[float] | None = None,            # share of the step budget per stage, e.g. 0.3,0.7 (None: by stage size)
           tensorboard: bool = False,                    # also log to TensorBoard in output_dir
           split: str = "train",                         # the split of the training data to train on
+          format: str | None = None,                    # the layout of the data, one of medvqa's formats (None: detected)
+          lang: str = "en",                             # SLAKE's question language: en, zh or all (both)
+          image_column: str | None = None,              # the column holding the image(s) in a table, imagefolder or hub dataset (None: guessed)
+          question_column: str | None = None,           # the column holding the question (None: guessed)
+          answer_column: str | None = None,             # the column holding the answer (None: guessed)
+          answer_type_column: str | None = None,        # the column holding open or closed (None: typed by rule)
+          id_column: str | None = None,                 # the column holding sample ids (None: numbered)
+          split_column: str | None = None,              # the column holding each sample's split (None: a column named split, else the file's)
+          explanation_column: str | None = None,        # the column holding an explanation of the answer (None: none)
           learning_rate: float | None = None,           # peak learning rate (None: the model's own)
           lora_r: int | None = None,                    # LoRA rank (None: the model's own)
           lora_alpha: int | None = None,                # LoRA alpha (None: the model's own)
@@ -353,8 +369,9 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
         log.info(f"{out} already holds a finished run of {done['steps']} steps: nothing to resume"); return done
     # data -> stages -> ordered stream
     from medvqa.curriculum import build_stream, plan
-    skipped = []
-    stages = _train_stages(data, split, curriculum, stage_data, shares, seed, skipped)
+    from medvqa.data import data_options
+    skipped, dropped, options = [], Counter(), data_options(locals())
+    stages = _train_stages(data, split, curriculum, stage_data, shares, seed, skipped, dropped, options)
     world = world_size()
     effective = batch_size * grad_accum * world
     stream, bounds = build_stream(stages, max_steps, effective, seed=seed)
@@ -368,7 +385,7 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
                        optim, save_steps or max(1, max_steps // 4), seed, tensorboard, gradient_checkpointing)
     cb, curve = _callback(bounds, out), None
     if eval_every:           # first in line, so that its evaluations stay out of the stage callback's step timing
-        curve = _curve_callback(spec, processor, _held_out(data, eval_data, eval_split), int(eval_every), max_steps, out)
+        curve = _curve_callback(spec, processor, _held_out(data, eval_data, eval_split, options), int(eval_every), max_steps, out)
     trainer = _trainer(backend, peft_model, processor, args, conversation_stream(stream, spec.max_pixels),
                        [c for c in (curve, cb) if c is not None])
     ckpt = _resume_checkpoint(out, resume)
@@ -400,7 +417,7 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
                "load_s": round(load_s, 2), "train_s": round(train_s, 2), "curve_s": round(curve_s, 2),
                "first_step_s": round(cb.first_step_s, 2) if cb.first_step_s is not None else None,
                **_loss_summary(rows), "params": params, "linear4bit": count_4bit(peft_model), "mfu": mfu(params, tps, has_cuda, world),
-               "skipped": len(skipped), "seed": seed, "device": device_name(has_cuda),
+               "skipped": len(skipped), "dropped": dict(dropped), "seed": seed, "device": device_name(has_cuda),
                "lora": dict(lora_settings(spec), modules_to_save=list(modules_to_save or ())) if method == "lora" else None,
                "gradient_checkpointing": bool(gradient_checkpointing),
                "versions": library_versions(), "environment_digest": environment_digest()}

@@ -28,3 +28,21 @@ def test_top_level_names():
            **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr[-2000:]
+
+
+def test_train_evaluate_data_stats_take_what_the_command_takes(tmp_path):
+    "`medvqa.train(...)`, `medvqa.evaluate(...)` are the functions (their modules are callable); `medvqa.data_stats` reads a path."
+    code = ("import inspect, medvqa\n"
+            "from medvqa.train import train\n"                          # the module imported first: still callable
+            "assert callable(medvqa.train) and callable(medvqa.evaluate)\n"
+            "assert 'lang' in inspect.signature(medvqa.train).parameters and 'image_column' in inspect.signature(medvqa.evaluate).parameters\n"
+            "from medvqa.synthetic import default_data\n"
+            "s = medvqa.data_stats(str(default_data()), split='test')\n"
+            "assert s['samples'] > 0 and s['dropped'] == {'split': s['dropped']['split']}\n"
+            "from medvqa.testing import write_layout_fixture\n"
+            f"g = write_layout_fixture('generic', {str(tmp_path / 'g')!r})\n"
+            "assert medvqa.load_vqa(g, split='test')['id'] == ['g-test-00003']\n")   # a test row's id names its split
+    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"),
+           **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr[-2000:]

@@ -43,3 +43,20 @@ def test_curriculum_plan_json():
 def test_unknown_strategy_is_one_clear_line():
     r = cli("data", "curriculum", default_data(), "--strategy", "nonsense", ok=False)
     assert r.returncode == 2 and "medvqa: error:" in r.stderr and "open_then_closed" in r.stderr
+
+
+def test_imagefolder_detected_and_all_missing_images_fail(tmp_path):
+    "Hugging Face's imagefolder layout is read without --format; forced through the wrong reader, no image is found: exit 2, the folder named."
+    from medvqa.testing import write_imagefolder_fixture
+    path = write_imagefolder_fixture(tmp_path / "hf")
+    s = json.loads(cli("data", "stats", path).stdout)
+    assert s["samples"] == 6 and set(s["by_split"]) == {"train", "test"}
+    r = cli("data", "stats", path, "--format", "generic", ok=False)
+    assert r.returncode == 2 and f"not one image of its 6 record(s) exists: they were looked for in {path}" in r.stderr, r.stderr[-800:]
+
+
+def test_slake_languages_dropped_and_counted(tmp_path):
+    path = write_layout_fixture("slake", tmp_path / "slake")
+    s = json.loads(cli("data", "stats", path).stdout)
+    assert (s["samples"], s["dropped"]) == (5, {"language": 2})
+    assert json.loads(cli("data", "stats", path, "--lang", "all").stdout)["samples"] == 7
