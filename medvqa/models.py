@@ -15,9 +15,9 @@ __all__ = ['SEED_TARGETS', 'VISION_TARGETS', 'METHODS', 'PARTS', 'REGISTRY', 'QW
            'QWEN2_VL_TEMPLATE', 'QWEN3_VL_TEMPLATE', 'TOKENIZER_VERSION', 'TINY_CONFIGS', 'TINY_IMAGE_GAIN',
            'TINY_VERSION', 'FULL_CONFIGS', 'BACKENDS', 'ModelSpec', 'get_spec', 'spec_with', 'model_part',
            'prompt_messages', 'completion_messages', 'render_prompt', 'build_qwen_tokenizer', 'cached_build',
-           'qwen_tokenizer_dir', 'processor_class', 'load_processor', 'scale_image_path', 'tiny_model_dir',
-           'build_random_full', 'env_var', 'resolve_model_path', 'weights_hint', 'check_weights', 'cuda_available',
-           'load_model']
+           'qwen_tokenizer_dir', 'processor_class', 'load_processor', 'stock_processor_files', 'save_model_folder',
+           'scale_image_path', 'tiny_model_dir', 'build_random_full', 'env_var', 'resolve_model_path', 'weights_hint',
+           'check_weights', 'cuda_available', 'load_model']
 
 # %% ../nbs/04_models.ipynb #3cf0e559
 SEED_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -196,13 +196,17 @@ def processor_class(family: str):
     if family not in _PROCESSOR_CLASSES:
         from transformers import Qwen2VLProcessor, Qwen3VLProcessor
         class MedQwen2VLProcessor(Qwen2VLProcessor):
-            "Qwen2-VL processor without a video processor (no torchvision needed)."
+            "Qwen2-VL processor without a video processor (no torchvision needed); saved as transformers' own."
             def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
                 super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+            def save_pretrained(self, save_directory, **kwargs):
+                out = super().save_pretrained(save_directory, **kwargs); stock_processor_files(self, save_directory); return out
         class MedQwen3VLProcessor(Qwen3VLProcessor):
-            "Qwen3-VL processor without a video processor (no torchvision needed)."
+            "Qwen3-VL processor without a video processor (no torchvision needed); saved as transformers' own."
             def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
                 super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+            def save_pretrained(self, save_directory, **kwargs):
+                out = super().save_pretrained(save_directory, **kwargs); stock_processor_files(self, save_directory); return out
         _PROCESSOR_CLASSES.update(qwen2_vl=MedQwen2VLProcessor, qwen3_vl=MedQwen3VLProcessor)
     return _PROCESSOR_CLASSES[family]
 
@@ -224,6 +228,31 @@ def load_processor(spec, path):
     if Path(str(path), "chat_template.jinja").exists(): tpl = Path(str(path), "chat_template.jinja").read_text()
     tpl = tpl or (QWEN2_VL_TEMPLATE if spec.family == "qwen2_vl" else QWEN3_VL_TEMPLATE)
     return processor_class(spec.family)(_image_processor(spec, path), tok, chat_template=tpl)
+
+# %% ../nbs/04_models.ipynb #29b55c1e
+def stock_processor_files(processor, folder) -> None:
+    "Make the processor files saved in `folder` name transformers' own classes (`processor_class` Qwen2VLProcessor / Qwen3VLProcessor, not medvqa's subclass) and give the image processor's settings a preprocessor_config.json of their own."
+    from medvqa.core import atomic_write_json
+    import json
+    stock = next(k.__name__ for k in type(processor).__mro__ if k.__module__.startswith("transformers."))
+    for name in ("processor_config.json", "tokenizer_config.json"):
+        f = Path(folder) / name
+        cfg = json.loads(f.read_text()) if f.exists() else {}
+        if "processor_class" in cfg: atomic_write_json(f, {**cfg, "processor_class": stock})
+    atomic_write_json(Path(folder) / "preprocessor_config.json", processor.image_processor.to_dict())
+
+def save_model_folder(model, processor, folder) -> Path:
+    "Complete a model folder whose weights are saved: the processor (chat template, image settings) and a generation config that decodes greedily, as medvqa evaluates."
+    gc = model.generation_config
+    gc.do_sample = False
+    for k in ("temperature", "top_p", "top_k"): setattr(gc, k, None)      # sampling settings of the base checkpoint
+    gc.pad_token_id = processor.tokenizer.pad_token_id
+    eos = processor.tokenizer.eos_token_id if gc.eos_token_id is None else gc.eos_token_id
+    eos = list(dict.fromkeys(eos)) if isinstance(eos, list) else [eos]           # training can repeat the one id
+    gc.eos_token_id = eos[0] if len(eos) == 1 else eos
+    gc.save_pretrained(str(folder))
+    processor.save_pretrained(str(folder))
+    return Path(folder)
 
 # %% ../nbs/04_models.ipynb #628758b1
 _TINY_TEXT = dict(vocab_size=151936, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,

@@ -400,7 +400,8 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
     # outputs: written once, by the main process, when several run under torchrun / accelerate launch
     if not trainer.is_world_process_zero(): return {"rank": int(os.environ.get("RANK", 0)), "steps": trainer.state.global_step}
     trainer.model.save_pretrained(str(out), safe_serialization=True)
-    if method == "full": processor.save_pretrained(str(out))        # a complete model folder: loadable as model_path
+    if method == "full":                                             # a complete model folder: loadable as model_path, and by transformers alone
+        from medvqa.models import save_model_folder; save_model_folder(trainer.model, processor, out)
     rows = write_log_history(trainer.state.log_history, bounds, out)
     params = count_params(peft_model)
     tps = cn["tokens"] / train_s if train_s > 0 else 0.0
@@ -440,13 +441,15 @@ def _probe_batch(processor, spec):
                      text=[render_prompt(processor, "Is there a lesion?", 1) + "yes"], return_tensors="pt")
 
 # %% ../nbs/05_train.ipynb #9bf53f4e
-def export_merged(model_key, adapter_dir, out_dir, model_path=None, dtype="bfloat16", atol=1e-3, overwrite=False) -> dict:
-    "Merge the LoRA adapter in `adapter_dir` into `model_key`'s weights; save a 16-bit model + processor to `out_dir`."
+def export_merged(model_key, adapter_dir, out_dir, model_path=None, dtype=None, atol=1e-3, overwrite=False) -> dict:
+    "Merge the LoRA adapter in `adapter_dir` into `model_key`'s weights; save the model (`dtype`, None: float32 for the tiny models, as medvqa evaluates them, else bfloat16) + processor + greedy generation config to `out_dir`."
     import torch
     from peft import PeftModel
+    from medvqa.models import save_model_folder
     spec = get_spec(model_key)
+    dtype = dtype or ("float32" if spec.tiny else "bfloat16")
     check_export(spec.key, adapter_dir, out_dir, overwrite)
-    base, processor = load_model(spec.key, model_path=model_path, backend="hf", load_in_4bit=False, dtype="float32",
+    base, processor = load_model(spec, model_path=model_path, backend="hf", load_in_4bit=False, dtype="float32",
                                  device="cpu" if not cuda_available() else None)
     probe = {k: v.to(base.device) for k, v in _probe_batch(processor, spec).items()}
     model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=False).eval()
@@ -463,7 +466,7 @@ def export_merged(model_key, adapter_dir, out_dir, model_path=None, dtype="bfloa
                           f"adapter effect {adapter_effect:.3g}, merged change {merged_change:.3g}); nothing written")
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     merged.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype).save_pretrained(str(out), safe_serialization=True)
-    processor.save_pretrained(str(out))
+    save_model_folder(merged, processor, out)
     info = {"model": spec.key, "adapter": str(adapter_dir), "dtype": str(dtype), "adapter_effect": adapter_effect,
             "merge_error": merge_error, "merged_change": merged_change}
     atomic_write_json(out / "medvqa_export.json", info)
