@@ -216,8 +216,8 @@ def is_demo_data(d) -> bool:
 
 def on_demo_data(e: dict) -> bool:
     "Was the run trained and evaluated on the shipped demo data only (the data its train and eval summaries, or its parameters, name)?"
-    c = run_context(e)
-    ds = [d for d in (c["train_data"], c["eval_data"]) if d]
+    s, ev, params = e.get("train_summary") or {}, e.get("eval_summary") or {}, (e.get("run") or {}).get("params") or {}
+    ds = [d for d in (params.get("train_data") or s.get("data"), ev.get("data") or params.get("eval_data")) if d]   # as run_context reads them
     return bool(ds) and all(is_demo_data(d) for d in ds)
 
 # %% ../nbs/08a_results.ipynb #650f5407
