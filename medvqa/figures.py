@@ -14,9 +14,10 @@ from .results import FIGURE_METRICS, _num, fmt_ci, fmt_signed, fmt_spread, get_p
 log = get_logger("medvqa.figures")
 
 # %% auto #0
-__all__ = ['log', 'CURVE_METRICS', 'CURRICULUM_METRICS', 'ONE_LABEL', 'new_figure', 'fig_png', 'data_uri', 'palette', 'plot_loss',
-           'plot_open_closed', 'plot_by_source', 'curve_table', 'plot_curves', 'curriculum_groups', 'plot_curricula',
-           'not_better', 'mean_interval', 'fmt_end', 'thumbnail_uri', 'pick_gallery', 'write_gallery']
+__all__ = ['log', 'CURVE_METRICS', 'CURRICULUM_METRICS', 'ONE_LABEL', 'new_figure', 'fig_png', 'data_uri', 'palette',
+           'stage_spans', 'plot_loss', 'plot_open_closed', 'plot_by_source', 'curve_table', 'plot_curves',
+           'curriculum_groups', 'plot_curricula', 'not_better', 'mean_interval', 'fmt_end', 'thumbnail_uri',
+           'pick_gallery', 'write_gallery']
 
 # %% ../nbs/08b_figures.ipynb #31e71f68
 def new_figure(w: float = 8, h: float = 3.6):
@@ -45,8 +46,32 @@ def palette(labels: list[str]) -> dict:
     return {lab: cols[i] for i, lab in enumerate(labels)}
 
 # %% ../nbs/08b_figures.ipynb #63d322ff
+def stage_spans(e: dict) -> list[tuple[str, float, float]]:
+    "(stage, first step, last step) of each curriculum stage of a run that trained at least one step, in order (train_summary's `stages`)."
+    out = []
+    for b in e["train_summary"].get("stages") or []:
+        if not isinstance(b, dict): continue
+        f, l = _num(b.get("first_step")), _num(b.get("last_step"))
+        if f is None or (l is not None and l < f): continue          # a stage given no steps has nothing to label
+        out.append((str(b.get("stage", "")), f, f if l is None else l))
+    return out
+
+def _label_stages(ax, spans) -> None:
+    "Name each stage once, centred in its span at the top of the axes, moved down a row while it would overlap a name already placed."
+    r = ax.figure.canvas.get_renderer(); x0, x1 = ax.get_xlim(); box = ax.get_window_extent(r); placed = []
+    for name, f, l in sorted(spans, key=lambda s: (s[1], s[2], s[0])):
+        t = ax.text(min(max((f + l) / 2, x0), x1), 0.97, name, transform=ax.get_xaxis_transform(), ha="center", va="top",
+                    fontsize=8, color="0.3", bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+        bb = t.get_window_extent(r)
+        if bb.x0 < box.x0: t.set_ha("left"); t.set_x(x0)               # kept inside the axes at either end
+        elif bb.x1 > box.x1: t.set_ha("right"); t.set_x(x1)
+        for row in range(1, 12):
+            if not any(t.get_window_extent(r).overlaps(p) for p in placed): break
+            t.set_y(0.97 - 0.075 * row)
+        placed.append(t.get_window_extent(r))
+
 def plot_loss(entries: list[dict], colors: dict | None = None):
-    "Training loss of each run, overlaid, with dashed lines where a curriculum stage begins; None without logged losses."
+    "Training loss of each run, overlaid, with dashed lines where a curriculum stage begins and each stage named once inside its span; None without logged losses."
     import pandas as pd
     sns = _sns()
     rows = [{"run": e["label"], "step": r["step"], "loss": r["loss"]} for e in entries for r in e["log_history"]
@@ -58,23 +83,17 @@ def plot_loss(entries: list[dict], colors: dict | None = None):
     few = df.groupby("run").size().max() <= 40
     sns.lineplot(data=df, x="step", y="loss", hue="run", palette={l: colors[l] for l in labels}, ax=ax,
                  marker="o" if few else None, markersize=4, linewidth=1.4)
-    seen = set()
+    spans = {}
     for e in entries:
         if e["label"] not in labels: continue
-        stages = e["train_summary"].get("stages") or []
-        for i, b in enumerate(s for s in stages if isinstance(s, dict)):
-            x = _num(b.get("first_step"))
-            if x is None: continue
-            if i > 0: ax.axvline(x - 0.5, color=colors[e["label"]], ls="--", lw=1, alpha=0.8)
-            key = (x, str(b.get("stage")))
-            if key in seen: continue
-            seen.add(key)
-            ax.text(x - 0.5 if i else x, 0.98, f" {b.get('stage', '')}", transform=ax.get_xaxis_transform(),
-                    rotation=90, va="top", ha="left", fontsize=8, color="0.3")
+        for i, (name, f, l) in enumerate(stage_spans(e)):
+            if i > 0: ax.axvline(f - 0.5, color=colors[e["label"]], ls="--", lw=1, alpha=0.8)
+            spans.setdefault((name, f - 0.5, l + 0.5), None)
     from matplotlib.ticker import MaxNLocator
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("Training loss (dashed: curriculum stage boundaries)")
     ax.legend(title=None, fontsize=8, loc="upper right")
+    _label_stages(ax, list(spans))
     return fig
 
 # %% ../nbs/08b_figures.ipynb #8961c3ac

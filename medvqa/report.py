@@ -9,15 +9,15 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .core import ConfigError, DataError, atomic_write_text, normalise
-from .results import (HALLUCINATION, PROTOCOLS, _short, bias_note, blind_control, environment_notes, eval_set, fmt_ci,
-                            fmt_duration, fmt_num, get_path, is_lenient, load_entry, load_run, metric_description, metric_keys,
-                            metric_label, protocol, run_context, set_baseline, set_keys)
+from .results import (HALLUCINATION, PROTOCOLS, _short, bias_note, blind_control, by_category, category_columns,
+                            environment_notes, eval_set, fmt_ci, fmt_duration, fmt_num, get_path, is_lenient, load_entry, load_run,
+                            metric_description, metric_keys, metric_label, on_demo_data, protocol, run_context, set_baseline, set_keys)
 from .figures import (CURRICULUM_METRICS, _DATA_URI, _curriculum_verdict, curriculum_groups, data_uri, fig_png, fmt_end,
                             palette, pick_gallery, plot_by_source, plot_curricula, plot_curves, plot_loss, plot_open_closed)
 
 # %% auto #0
-__all__ = ['CSP', 'CSS', 'TEMPLATE', 'RESULT_COLUMNS', 'TRAIN_HEAD', 'CARD_TEMPLATE', 'render_report', 'write_report',
-           'model_card', 'write_model_card']
+__all__ = ['CSP', 'CSS', 'TEMPLATE', 'RESULT_COLUMNS', 'TRAIN_HEAD', 'CATEGORY_METRICS', 'CARD_TEMPLATE', 'render_report',
+           'write_report', 'model_card', 'write_model_card']
 
 # %% ../nbs/08_report.ipynb #3f48cf98
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -40,8 +40,8 @@ pre{background:#f6f8fa;border:1px solid #d0d7de;padding:8px;overflow:auto;max-he
 .gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:12px}
 .card{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:10px}
 .card img{display:block;width:160px;max-height:200px;object-fit:contain;margin-bottom:6px;background:#000}
-.card .q{font-weight:600} .card dl{margin:.3em 0;display:grid;grid-template-columns:auto 1fr;gap:2px 8px}
-.card dt{color:#57606a} .card dd{margin:0;word-break:break-word} .hit{color:#1a7f37} .miss{color:#cf222e}
+.card .q{font-weight:600} .card dl{margin:.3em 0;display:block}
+.card dt{color:#57606a;font-size:.85em;margin-top:4px;overflow-wrap:anywhere} .card dd{margin:0 0 0 8px;overflow-wrap:anywhere} .hit{color:#1a7f37} .miss{color:#cf222e}
 .note{background:#f6f8fa;border:1px solid #d0d7de;padding:6px 10px;border-radius:4px}
 """
 
@@ -103,6 +103,13 @@ and every open one with its most common answer; each question given its own most
 <table><thead><tr><th>run</th><th>closed accuracy, with images</th><th>closed accuracy, blind (grey images)</th><th>images − blind (paired)</th></tr></thead><tbody>
 {% for row in blind %}<tr><td>{{ row.label }}</td><td class="num">{{ row.images }}</td><td class="num">{{ row.blind }}</td><td class="num">{{ row.difference }}</td></tr>
 {% endfor %}</tbody></table>
+{% for t in categories %}<h3 id="by-{{ t.column }}">By {{ t.column }}</h3>
+<p class="note">Strict scores of each run on the questions of each {{ t.column }} (a column of the prediction rows), value [95% bootstrap CI] and the number of questions scored.</p>
+<table><thead><tr><th rowspan="2">run</th>{% for v in t["values"] %}<th colspan="{{ t.cols|length }}">{{ v }}</th>{% endfor %}</tr>
+<tr>{% for v in t["values"] %}{% for k in t.cols %}<th title="{{ k.description }}">{{ k.label }}</th>{% endfor %}{% endfor %}</tr></thead><tbody>
+{% for row in t.rows %}<tr><td>{{ row.label }}</td>{% for c in row.cells %}<td class="num">{{ c.value }}{% if c.ci %}<br><span class="ci">{{ c.ci }}</span>{% endif %}<br><span class="ci">n {{ c.n }}</span></td>{% endfor %}</tr>
+{% endfor %}</tbody></table>
+{% endfor %}
 <details><summary>All metrics</summary>
 {% for t in all_tables %}<table><thead><tr><th>metric</th>{% for lab in t.labels %}<th>{{ lab }}</th>{% endfor %}</tr></thead><tbody>
 {% for row in t.rows %}<tr><td class="{{ 'lenient' if row.lenient else '' }}" title="{{ row.description }}">{{ row.label }}</td>{% for c in row.cells %}<td class="num{{ ' lenient' if row.lenient else '' }}">{{ c }}</td>{% endfor %}</tr>
@@ -285,15 +292,32 @@ def _gallery(entries, k: int = 8) -> tuple[list, str]:
 # %% ../nbs/08_report.ipynb #c14520b2
 def _warnings(entries) -> list[str]:
     out = []
-    tiny = sorted({e["label"] for e in entries if e["ctx"]["kind"].endswith("random weights")})
-    if tiny: out.append(f"{', '.join(tiny)}: random-weight model(s), trained here from scratch: above the question-only ceiling "
-                        "(the results table's last row) their scores show that the pipeline learns to read images (on the "
-                        "shipped synthetic scans, where only the image tells the answers apart), at or below it that they did "
-                        "not; never medical skill")
+    tiny = [e for e in entries if e["ctx"]["kind"].endswith("random weights")]
+    demo = " (on the shipped synthetic scans, where only the image tells the answers apart)" if tiny and all(map(on_demo_data, tiny)) else ""
+    if tiny: out.append(f"{', '.join(sorted({e['label'] for e in tiny}))}: random-weight model(s), trained here from scratch: above the "
+                        f"question-only ceiling (the results table's last row) their scores show that the pipeline learns to read images{demo}, "
+                        "at or below it that they did not; never medical skill")
     for e in entries:
         n = bias_note(e)
         if n: out.append(n)
     return out + environment_notes(entries)
+
+# %% ../nbs/08_report.ipynb #8fc683a7
+CATEGORY_METRICS = ("closed.accuracy", "open.recall")
+"The scores the tables by category show for each value."
+
+def _category_tables(entries, n_boot: int = 1000) -> list[dict]:
+    "One table per categorical column of the runs' prediction rows (`medvqa.results.category_columns`): a row per run, per value its n and scores."
+    ok = [e for e in entries if e.get("predictions")]
+    out = []
+    for col in category_columns(ok):
+        per = {e["label"]: by_category(e, col, n_boot) for e in ok}
+        values = sorted({v for m in per.values() for v in m}, key=lambda v: (v == "(none)", v))
+        rows = [{"label": lab, "cells": [dict(_cell(get_path(m.get(v) or {}, k), ((m.get(v) or {}).get("ci") or {}).get(k)),
+                                              n=get_path(m.get(v) or {}, k.split(".")[0] + ".n") or 0)
+                                         for v in values for k in CATEGORY_METRICS]} for lab, m in per.items()]
+        out.append({"column": col, "values": values, "cols": [_key(k) for k in CATEGORY_METRICS], "rows": rows})
+    return out
 
 # %% ../nbs/08_report.ipynb #f6f1c77e
 def render_report(entries: list[dict], title: str = "run") -> str:
@@ -345,7 +369,7 @@ def render_report(entries: list[dict], title: str = "run") -> str:
         csp=CSP, css=CSS, title=title, when=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), version=ver,
         runs=runs, n_ok=len(ok), n_bad=len(entries) - len(ok), nav=nav, warnings=set_warn + _warnings(entries),
         has_untrained=any(e["ctx"]["method"] == "untrained" for e in entries), result_tables=tables, all_tables=_all_tables(entries),
-        hallucination=hallucination, hallucination_cols=[_key(k) for k in HALLUCINATION], blind=blind,
+        hallucination=hallucination, hallucination_cols=[_key(k) for k in HALLUCINATION], blind=blind, categories=_category_tables(entries),
         figs=figs, curricula=curricula, train_head=TRAIN_HEAD, versions=_versions(entries), gallery=gallery,
         gallery_sources=gallery_sources, failures=failures)
 

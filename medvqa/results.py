@@ -11,10 +11,11 @@ from typing import Any
 from .core import DataError, read_json, read_jsonl
 
 # %% auto #0
-__all__ = ['HEADLINE', 'FIGURE_METRICS', 'HALLUCINATION', 'PROTOCOLS', 'protocol', 'is_lenient', 'metric_label', 'metric_keys',
-           'metric_description', 'esc', 'get_path', 'fmt_num', 'fmt_ci', 'fmt_spread', 'fmt_duration', 'load_entry',
-           'load_run', 'model_kind', 'training_method', 'run_context', 'eval_set', 'set_keys', 'set_baseline',
-           'bias_note', 'environment_notes', 'fmt_signed', 'blind_control']
+__all__ = ['HEADLINE', 'FIGURE_METRICS', 'HALLUCINATION', 'PROTOCOLS', 'DEMO_NOTE', 'NOT_CATEGORIES', 'protocol', 'is_lenient',
+           'metric_label', 'metric_keys', 'metric_description', 'esc', 'get_path', 'fmt_num', 'fmt_ci', 'fmt_spread',
+           'fmt_duration', 'load_entry', 'load_run', 'model_kind', 'training_method', 'run_context', 'is_demo_data',
+           'on_demo_data', 'eval_set', 'set_keys', 'set_baseline', 'bias_note', 'environment_notes', 'fmt_signed',
+           'blind_control', 'category_columns', 'by_category']
 
 # %% ../nbs/08a_results.ipynb #54d4b97c
 HEADLINE = ("closed.accuracy", "closed.f1", "open.recall", "open.token_f1", "exact_match")
@@ -200,6 +201,25 @@ def run_context(e: dict) -> dict:
     return {"kind": model_kind(e), "method": training_method(e), "trained_on": trained, "evaluated_on": evaluated,
             "train_data": tdata, "eval_data": edata}
 
+# %% ../nbs/08a_results.ipynb #5ecc0ff6
+DEMO_NOTE = "(the shipped demo data)"
+"How a summary's `data` names the shipped demo data when none was given (`medvqa.checkpoints.describe_data`)."
+
+def is_demo_data(d) -> bool:
+    "Does a summary's `data` name the shipped demo data: marked so, or its folder (here, or `medvqa/fixtures/demo` of another install)?"
+    if not d: return False
+    s = str(d).strip()
+    if s.endswith(DEMO_NOTE): return True
+    from medvqa.core import package_dir
+    p = Path(s)
+    return p.parts[-3:] == ("medvqa", "fixtures", "demo") or p == package_dir() / "fixtures" / "demo"
+
+def on_demo_data(e: dict) -> bool:
+    "Was the run trained and evaluated on the shipped demo data only (the data its train and eval summaries, or its parameters, name)?"
+    s, ev, params = e.get("train_summary") or {}, e.get("eval_summary") or {}, (e.get("run") or {}).get("params") or {}
+    ds = [d for d in (params.get("train_data") or s.get("data"), ev.get("data") or params.get("eval_data")) if d]   # as run_context reads them
+    return bool(ds) and all(is_demo_data(d) for d in ds)
+
 # %% ../nbs/08a_results.ipynb #650f5407
 def eval_set(e: dict) -> tuple | None:
     "The evaluation set of a run: (data, split, samples, digest of the sample ids, eval_summary's data_identity digest or None); None without an evaluation."
@@ -276,3 +296,27 @@ def blind_control(e: dict, n_boot: int = 1000, seed: int = 0) -> dict:
     if d is None: return {"images": images, "blind": blind, "difference": "— (no closed question in both prediction files)"}
     ci = f" [{fmt_signed(d['ci'][0])}, {fmt_signed(d['ci'][1])}]" if d["ci"] else ""
     return {"images": images, "blind": blind, "difference": f"{fmt_signed(d['difference'])}{ci} over {d['n']} closed questions"}
+
+# %% ../nbs/08a_results.ipynb #aad5b58b
+NOT_CATEGORIES = frozenset({"id", "question", "answer", "prediction", "output", "answer_type", "source", "image", "images",
+                            "explanation", "split"})
+"Prediction-row fields that are never categories (the source has its own breakdown; the answer type splits every table)."
+
+def category_columns(entries: list[dict], max_values: int = 12) -> list[str]:
+    "Columns of the runs' prediction rows to break results down by: text carried by at least half the rows, with 2 to `max_values` distinct values, each (on average) on 2 rows or more."
+    rows = [r for e in entries for r in (e.get("predictions") or {}).values() if isinstance(r, dict)]
+    out = []
+    for c in sorted({k for r in rows for k in r} - NOT_CATEGORIES):
+        vals = [r.get(c) for r in rows]
+        if not all(v is None or isinstance(v, str) for v in vals): continue
+        got = [v.strip() for v in vals if v and v.strip()]
+        if 2 * len(got) >= len(rows) and 2 <= len(set(got)) <= min(max_values, len(got) / 2): out.append(c)
+    return out
+
+def by_category(e: dict, column: str, n_boot: int = 1000) -> dict:
+    "`medvqa.metrics.score` of a run's predictions for each value of `column` ({value: metrics}; rows without one under '(none)')."
+    from medvqa.metrics import score
+    rows = [r for r in (e.get("predictions") or {}).values() if isinstance(r, dict)]
+    if not rows: return {}
+    m = score([{**r, "source": str(r.get(column) or "").strip() or "(none)"} for r in rows], n_boot=n_boot, where=f"{e.get('label')} predictions")
+    return m["by_source"]

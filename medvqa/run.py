@@ -16,8 +16,9 @@ log = get_logger("medvqa.run")
 # %% auto #0
 __all__ = ['log', 'NOTEBOOK_NAMES', 'EVAL_NAMES', 'HIDE_TAGS', 'train_notebook', 'Param', 'signature_params',
            'notebook_parameters', 'parameters_source', 'sync_parameters', 'base_type', 'check_params', 'arguments',
-           'prepare_backend', 'kernel_start_failed', 'execute_with_retry', 'read_run', 'record_run', 'notebook_html',
-           'run_notebook', 'run_label', 'plan_jobs', 'job_state', 'cpu_slots', 'run_models', 'ablate']
+           'prepare_backend', 'quiet_datasets', 'kernel_start_failed', 'execute_with_retry', 'read_run', 'record_run',
+           'drop_step_tables', 'notebook_html', 'encrypted_kernel_manager', 'run_notebook', 'run_label', 'plan_jobs',
+           'job_state', 'cpu_slots', 'run_models', 'ablate']
 
 # %% ../nbs/09_run.ipynb #b3c6b650
 def train_notebook() -> Path:
@@ -219,6 +220,15 @@ def prepare_backend(backend: str = "auto") -> str | None:
     import unsloth  # noqa: F401
     return "unsloth"
 
+# %% ../nbs/09_run.ipynb #9274bda5
+def quiet_datasets() -> bool:
+    "Switch off the datasets library's progress bars (loading, map, filter) in this process, unless HF_DATASETS_DISABLE_PROGRESS_BARS says otherwise; True when they are off."
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")        # also read by datasets when it is first imported
+    import datasets
+    if os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"].upper() in ("1", "ON", "YES", "TRUE"): datasets.disable_progress_bars()
+    from datasets.utils.tqdm import are_progress_bars_disabled
+    return are_progress_bars_disabled()
+
 # %% ../nbs/09_run.ipynb #f80f5744
 _KERNEL_START = ("Kernel didn't respond", "Kernel died before replying")
 
@@ -247,19 +257,49 @@ def record_run(out_dir, **fields) -> dict:
     rec = {**read_run(out_dir), **fields}
     atomic_write_json(Path(out_dir) / "run.json", rec); return rec
 
-# %% ../nbs/09_run.ipynb #395ca23a
+# %% ../nbs/09_run.ipynb #3770053b
 HIDE_TAGS = {"remove_cell_tags": {"parameters", "medvqa-hide"}, "remove_input_tags": {"medvqa-hide-input"}}
 "Cells the rendered notebook leaves out: papermill's defaults (the injected parameters stay) and bookkeeping; inputs it leaves out."
 
+_TABLE = re.compile(r"<table\b.*?</table>\s*", re.S | re.I)
+
+def drop_step_tables(nb) -> int:
+    "Remove the table of every logged step from transformers' notebook progress bar (an HTML output with a `<progress>` bar) in `nb`, keeping the bar; returns how many were removed."
+    n = 0
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            h = o.get("data", {}).get("text/html")
+            if h is None: continue
+            h = h if isinstance(h, str) else "".join(h)
+            if "<progress" not in h: continue
+            h, k = _TABLE.subn("", h); o["data"]["text/html"] = h; n += k
+    return n
+
 def notebook_html(nb_path, html_path=None) -> Path:
-    "Render an (executed) notebook to HTML next to it, without the cells and inputs `HIDE_TAGS` names."
+    "Render an (executed) notebook to HTML next to it: without the cells and inputs `HIDE_TAGS` names, training's step table, or superseded progress bar states."
+    import nbformat
     from nbconvert import HTMLExporter
-    from nbconvert.preprocessors import TagRemovePreprocessor
+    from nbconvert.preprocessors import CoalesceStreamsPreprocessor, TagRemovePreprocessor
     nb_path = Path(nb_path); html_path = Path(html_path or nb_path.with_suffix(".html"))
+    nb = nbformat.read(str(nb_path), as_version=4); drop_step_tables(nb)
     exp = HTMLExporter()
     exp.register_preprocessor(TagRemovePreprocessor(**HIDE_TAGS), enabled=True)
-    body, _ = exp.from_filename(str(nb_path))
+    exp.register_preprocessor(CoalesceStreamsPreprocessor(), enabled=True)    # a bar's updates ('\r') collapse to its last state
+    body, _ = exp.from_notebook_node(nb, resources={"metadata": {"name": nb_path.stem}})
     return atomic_write_text(html_path, body)
+
+# %% ../nbs/09_run.ipynb #baa94d65
+def encrypted_kernel_manager():
+    "A jupyter_client KernelManager class that gives each kernel its own CurveZMQ keys (the kernel's channels encrypted, so ipykernel does not warn of TCP in plain text); the default class where zmq lacks CURVE."
+    import zmq
+    from jupyter_client.manager import KernelManager
+    if not zmq.has("curve") or "curve_secretkey" not in KernelManager.class_trait_names(): return KernelManager
+
+    class EncryptedKernelManager(KernelManager):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.curve_publickey, self.curve_secretkey = zmq.curve_keypair()
+    return EncryptedKernelManager
 
 # %% ../nbs/09_run.ipynb #33633b0c
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -287,7 +327,8 @@ def run_notebook(params: dict, out_dir, notebook=None, label=None, kernel_name: 
     try:
         rec["kernel_starts"] = execute_with_retry(lambda: pm.execute_notebook(
             str(nb), str(dest), parameters=params, kernel_name=kernel_name, cwd=str(cwd or os.getcwd()),
-            progress_bar=False, log_output=log_output, start_timeout=start_timeout), rec["label"])
+            progress_bar=False, log_output=log_output, start_timeout=start_timeout,
+            kernel_manager_class=encrypted_kernel_manager()), rec["label"])
         rec["status"] = "ok"
     except Exception as e:          # noqa: BLE001 -- every failure is recorded, none stops the fan-out
         rec.update(status="failed", **_error_fields(e))

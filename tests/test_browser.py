@@ -22,6 +22,8 @@ CHECK = """<script>window.addEventListener('load', () => {
   document.body.setAttribute('data-images', String(imgs.length));
   document.body.setAttribute('data-broken', JSON.stringify(bad));
   document.body.setAttribute('data-width', String(document.documentElement.scrollWidth) + 'x' + String(window.innerWidth));
+  const dds = [...document.querySelectorAll('.card dd')].map(d => Math.round(d.getBoundingClientRect().width));
+  document.body.setAttribute('data-answer-width', String(dds.length ? Math.min(...dds) : -1));
 });</script>"""
 
 
@@ -55,7 +57,8 @@ def check_page(html: Path, screenshot: Path, width=1280, height=2600) -> dict:
             "probe_console": console_lines(dom.stderr),
             "images": int(m.group(1)) if m else None,
             "broken": json.loads(m.group(2).replace("&quot;", '"')) if m else None,
-            "scroll_width": int(w.group(1)) if w else None, "window_width": int(w.group(2)) if w else None}
+            "scroll_width": int(w.group(1)) if w else None, "window_width": int(w.group(2)) if w else None,
+            "answer_width": int(a.group(1)) if (a := re.search(r'data-answer-width="(-?\d+)"', dom.stdout)) else None}
 
 
 needs_browser = pytest.mark.skipif(CHROMIUM is None and os.environ.get("MEDVQA_BROWSER") != "required",
@@ -91,6 +94,19 @@ def test_ablation_report_fits_1280(tmp_path):
     r = check_page(write_report(run), tmp_path / "s.png")
     assert r["console"] == [] and r["broken"] == [], r
     assert r["scroll_width"] <= r["window_width"] <= 1280, r
+
+
+@needs_browser
+def test_gallery_answers_readable_with_long_run_names(tmp_path):
+    "Gallery cards with long run names: every answer keeps most of its card's width (a name sits above its answer)."
+    from medvqa.report import write_report
+    from medvqa.testing import example_run
+    run = example_run(tmp_path / "abl", models=("tiny-a",), curricula=("open_then_closed", "closed_only", "mixed"), seeds=(0, 1))
+    for i, d in enumerate(sorted(x for x in run.iterdir() if x.is_dir())):
+        d.rename(d.with_name(f"{d.name}.a-very-long-run-label-for-ablation-number-{i}"))
+    r = check_page(write_report(run), tmp_path / "s.png", width=900)
+    assert r["console"] == [] and r["broken"] == [], r
+    assert r["answer_width"] is not None and r["answer_width"] >= 180, r
 
 
 @needs_browser

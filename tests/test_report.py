@@ -105,3 +105,48 @@ def test_report_only_failures(tmp_path):
     h = write_report(run).read_text()
     assert "boom a" in h and "boom b" in h and "0 ok" in h
     assert 'href="#failures"' in h and 'href="#gallery"' not in h
+
+
+def test_gallery_long_run_names(tmp_path):
+    "A run name, however long, sits on its own line above its answer: the card's list is not a grid with a name column."
+    run = make_run(tmp_path)
+    long = "model-a.open_then_closed.s0.with-a-very-long-label-that-would-take-the-whole-card"
+    (run / "model-a").rename(run / long)
+    h = write_report(run).read_text()
+    css = re.search(r"<style>(.*?)</style>", h, re.S).group(1)
+    dl = re.search(r"\.card dl\{([^}]*)\}", css).group(1)
+    assert "grid" not in dl, dl
+    assert "overflow-wrap:anywhere" in re.search(r"\.card dt\{([^}]*)\}", css).group(1)
+    gal = h[h.index('id="gallery"'):]
+    card = gal[gal.index('<div class="card">'):gal.index("</dl>")]
+    assert re.search(r"<dt>" + re.escape(long) + r"</dt><dd class=\"(hit|miss)\">", card), card   # the name, then its answer
+
+
+def _tiny_run(root: Path, data: str) -> Path:
+    run = root / "RUN"; d = run / "tiny-qwen2vl"
+    _write(d, "run.json", {"model": "tiny-qwen2vl", "status": "ok", "params": {}})
+    _write(d, "metrics.json", _metrics(0.75, 0.65, 0.85))
+    _write(d, "train_summary.json", {"model": "tiny-qwen2vl", "data": data, "steps": 4, "method": "full"})
+    _write(d, "eval_summary.json", {"data": data.split(" (")[0], "split": "test"})
+    rows = [{"id": f"q{i}", "question": "Is there a mass?", "answer": "yes", "prediction": "yes" if i % 3 else "no", "answer_type": "closed",
+             "source": "slake", "organ": ("lung", "brain")[i % 2], "modality": ("CT", "MRI", "X-Ray")[i % 3], "question_text": f"free {i}"}
+            for i in range(12)]
+    _write(d, "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    return run
+
+
+def test_synthetic_notice_only_on_demo_data(tmp_path):
+    from medvqa.core import package_dir
+    demo = f"{package_dir() / 'fixtures' / 'demo'} (the shipped demo data)"
+    assert "shipped synthetic scans" in write_report(_tiny_run(tmp_path / "demo", demo)).read_text()
+    h = write_report(_tiny_run(tmp_path / "mine", str(tmp_path / "my-slake"))).read_text()
+    assert "shipped synthetic scans" not in h and "random-weight model(s)" in h
+
+
+def test_results_by_category(tmp_path):
+    "Category columns of the prediction rows (here SLAKE's organ and modality) get a table each; free text does not."
+    h = write_report(_tiny_run(tmp_path, str(tmp_path / "my-slake"))).read_text()
+    assert 'id="by-organ"' in h and 'id="by-modality"' in h and 'id="by-question_text"' not in h
+    organ = h[h.index('id="by-organ"'):]; organ = organ[:organ.index("</table>")]
+    assert ">brain</th>" in organ and ">lung</th>" in organ and "n 6" in organ
+    assert re.search(r"<td>tiny-qwen2vl</td>(<td class=\"num\">[^<]*(<br><span class=\"ci\">[^<]*</span>)*</td>){4}</tr>", organ), organ

@@ -1,6 +1,6 @@
 """`medvqa.run`: the fan-out over models through papermill, end to end on the tiny model, with a failing run that
 is recorded and shown while the others complete; the GPU-parallel path with a stand-in notebook."""
-import filecmp, json
+import filecmp, json, subprocess, sys
 from pathlib import Path
 
 from medvqa.core import package_dir
@@ -32,6 +32,9 @@ def test_run_models_tiny_and_failure(tmp_path):
     rendered = (out / "tiny-qwen2vl" / "train.html").read_text()
     assert "check_params(" not in rendered and "record_run(" not in rendered, "bookkeeping code left out of the rendered notebook"
     assert "closed accuracy" in rendered
+    assert "skip_exec" not in rendered, "nbdev's directive stays out of the rendered notebook"
+    assert "Training Loss" not in rendered and "<progress" in rendered, "training's progress bar without its table of every step"
+    assert json.loads((out / "tiny-qwen2vl" / "log_history.json").read_text()), "the losses stay in log_history.json"
     assert 'href="no-such-model/train.html"' in h and "1 ok" in h
     again = run_models(["tiny-qwen2vl"], out, params=TINY, progress=False)
     assert again[0].get("skipped") and again[0]["status"] == "ok"
@@ -47,3 +50,19 @@ def test_run_models_one_per_gpu(tmp_path):
     assert [(r["label"], r["status"]) for r in recs] == [("a", "ok"), ("b", "ok"), ("bad", "failed")]
     assert {(tmp_path / "R" / m / "gpu.txt").read_text() for m in ("a", "b")} <= {"0", "1"}
     assert {r["gpu"] for r in recs} <= {0, 1} and read_run(tmp_path / "R" / "bad")["status"] == "failed"
+
+
+def test_nbdev_skips_the_run_notebook():
+    "nbdev_test skips nbs/train.ipynb (its hidden frontmatter cell says skip_exec) without executing a cell."
+    from nbdev.test import test_nb
+    assert test_nb(ROOT / "nbs" / "train.ipynb") == (True, 0)
+
+
+def test_no_plain_text_kernel_warning(tmp_path):
+    "run_notebook's kernels talk over encrypted channels: the run's log has no ipykernel warning about plain-text TCP."
+    stub = stub_notebook(tmp_path / "stub.ipynb")
+    code = (f"from medvqa.run import run_notebook; r = run_notebook({{'model': 'a'}}, {str(tmp_path / 'a')!r}, notebook={str(stub)!r}, html=False); "
+            "print(r['status'])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
+    assert "without encryption" not in r.stderr and "IPKernelApp" not in r.stderr, r.stderr[-2000:]
