@@ -89,7 +89,7 @@ def main(argv=None):
            "recipe": {"batch_size": spec.batch_size, "learning_rate": spec.learning_rate, "lr_scheduler": spec.lr_scheduler,
                       "vision_depth": cfg["vision_config"]["depth"], "gain": MM.TINY_IMAGE_GAIN,
                       "frozen": list(spec.frozen), "adam_beta2": spec.adam_beta2, "lr_decay": spec.lr_decay},
-           "device": s["device"], "wall_s": round(time.time() - t0, 1), "train_s": s["train_s"],
+           "device": s["device"], "wall_s": round(time.time() - t0, 1), "train_s": s["train_s"], "output_dir": s["output_dir"],
            "curve": json.loads((work / "curve.json").read_text())}
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     (out / f"{row['tag']}.json").write_text(json.dumps(row) + "\n")

@@ -70,11 +70,11 @@ REGISTRY: dict[str, ModelSpec] = {s.key: s for s in [
               load_in_4bit=True, lora_dropout=0.01, max_steps=50, params_b=8.3),
     ModelSpec("qwen2vl2b-4bit", "Qwen/Qwen2-VL-2B-Instruct", "unsloth/Qwen2-VL-2B-Instruct-unsloth-bnb-4bit", "qwen2_vl",
               load_in_4bit=True, lora_dropout=0.05, max_steps=60, params_b=2.2),
-    ModelSpec("tiny-qwen2vl", "medvqa/tiny-qwen2vl", None, "qwen2_vl", method="full", max_steps=800, learning_rate=1e-3,
-              warmup_steps=30, lr_scheduler="constant_with_warmup", batch_size=32, grad_accum=1, optim="adamw_torch", max_pixels=112 * 112, min_pixels=56 * 56,
+    ModelSpec("tiny-qwen2vl", "medvqa/tiny-qwen2vl", None, "qwen2_vl", method="full", max_steps=1200, learning_rate=1e-3,
+              warmup_steps=30, lr_scheduler="warmup_stable_decay", lr_decay=0.2, batch_size=32, grad_accum=1, optim="adamw_torch", max_pixels=112 * 112, min_pixels=56 * 56,
               target_modules=SEED_TARGETS + VISION_TARGETS, finetune_vision=True, tiny=True),
-    ModelSpec("tiny-qwen3vl", "medvqa/tiny-qwen3vl", None, "qwen3_vl", method="full", max_steps=1000, learning_rate=1e-3,
-              warmup_steps=30, lr_scheduler="constant_with_warmup", batch_size=16, grad_accum=1, optim="adamw_torch", max_pixels=128 * 128, min_pixels=64 * 64,
+    ModelSpec("tiny-qwen3vl", "medvqa/tiny-qwen3vl", None, "qwen3_vl", method="full", max_steps=1500, learning_rate=1e-3,
+              warmup_steps=30, lr_scheduler="warmup_stable_decay", lr_decay=0.2, batch_size=16, grad_accum=1, optim="adamw_torch", max_pixels=128 * 128, min_pixels=64 * 64,
               target_modules=SEED_TARGETS + VISION_TARGETS, finetune_vision=True, tiny=True),
 ]}
 
