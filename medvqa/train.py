@@ -137,6 +137,8 @@ def part_rates(model, learning_rate: float, vision_lr=None, merger_lr=None) -> d
     "The learning rate of each model part (`medvqa.models.PARTS`) with a trainable parameter in `model`, None for the others, as the summary records them; ConfigError for a rate given to a part with nothing to train."
     from medvqa.models import PARTS
     n, asked = trainable_by_part(model), {"vision": vision_lr, "merger": merger_lr}
+    if not any(n.values()):
+        raise ConfigError("nothing to train: every part is frozen (--freeze) or outside LoRA's target_modules")
     empty = [f"--{k}-lr" for k, v in asked.items() if v is not None and not n[k]]
     if empty: raise ConfigError(f"{', '.join(empty)} given, but the {' and '.join(e[2:-3] for e in empty)} part has no trainable "
                                 "parameter (frozen, or outside LoRA's target_modules)")
