@@ -11,9 +11,9 @@ from .core import ConfigError, MedVQAError, get_logger, read_json
 from .models import get_spec
 
 # %% auto #0
-__all__ = ['last_checkpoint', 'CheckpointError', 'load_full_checkpoint', 'check_adapter_loaded', 'strict_resume_trainer',
-           'drop_checkpoints', 'finished_run', 'holds_run', 'check_output_dir', 'trained_for', 'check_trained_for',
-           'check_export', 'describe_data']
+__all__ = ['IMAGE_SIZES', 'last_checkpoint', 'CheckpointError', 'load_full_checkpoint', 'check_adapter_loaded',
+           'strict_resume_trainer', 'drop_checkpoints', 'finished_run', 'holds_run', 'check_output_dir', 'trained_for',
+           'check_trained_for', 'run_image_sizes', 'with_image_sizes', 'check_export', 'describe_data']
 
 # %% ../nbs/05b_checkpoints.ipynb #e443fe3a
 _CKPT_FILES = ("optimizer.pt", "scheduler.pt", "trainer_state.json")
@@ -147,6 +147,27 @@ def check_trained_for(folder, key, what: str = "run") -> None:
     spec, other = get_spec(key), trained_for(folder)
     if other and other != spec.key:
         raise ConfigError(f"the {what} in {folder} was trained for model {other!r}, not {spec.key!r}: pass --model {other}")
+
+# %% ../nbs/05b_checkpoints.ipynb #47924bfb
+IMAGE_SIZES = ("max_pixels", "min_pixels")
+
+def run_image_sizes(folder) -> dict:
+    "The image sizes (`max_pixels`, `min_pixels`) the run in `folder` trained with, from its train_summary.json; {} when it does not say (no summary, a run older than the setting)."
+    s = read_json(Path(folder) / "train_summary.json", "skip", default={}) if folder is not None else {}
+    return {k: int(s[k]) for k in IMAGE_SIZES if s.get(k) is not None}
+
+def with_image_sizes(spec, folder=None, max_pixels=None, min_pixels=None):
+    "`spec` (a registry key or `ModelSpec`) with the image sizes given, else those the run in `folder` trained with, else its own; ConfigError for sizes that cannot be."
+    from medvqa.models import spec_with
+    given = {k: v for k, v in zip(IMAGE_SIZES, (max_pixels, min_pixels)) if v is not None}
+    spec = spec_with(spec, **{**run_image_sizes(folder), **given})
+    bad = [f"{k} {getattr(spec, k)!r}" for k in IMAGE_SIZES if not (isinstance(getattr(spec, k), int) and getattr(spec, k) >= 1)]
+    if bad: raise ConfigError(f"image sizes must be positive whole numbers of pixels: {', '.join(bad)} (--max-pixels, --min-pixels)")
+    if spec.min_pixels > spec.max_pixels:
+        raise ConfigError(f"min_pixels {spec.min_pixels} is larger than max_pixels {spec.max_pixels}: "
+                          "an image cannot be both (--min-pixels, --max-pixels)")
+    return spec
+
 
 # %% ../nbs/05b_checkpoints.ipynb #04e41ef0
 def check_export(model_key, adapter_dir, out_dir, overwrite: bool = False) -> None:

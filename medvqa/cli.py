@@ -119,12 +119,17 @@ def cmd_export(a):
     from medvqa.train import export_merged
     _print(export_merged(a.model, a.adapter, a.output, model_path=a.model_path, overwrite=a.overwrite))
 
+def _image_args(a) -> dict:
+    "--max-pixels and --min-pixels, those given (otherwise evaluate reads the run's from its folder)."
+    from medvqa.checkpoints import IMAGE_SIZES
+    return {k: getattr(a, k) for k in IMAGE_SIZES if getattr(a, k, None) is not None}
+
 def cmd_evaluate(a):
     _backend()
     from medvqa.evaluate import evaluate
     m = evaluate(a.model, data=a.data, adapter=a.adapter, split=a.split, output_dir=a.output,
                  batch_size=a.batch_size, max_new_tokens=a.max_new_tokens, resume=a.resume,
-                 model_path=a.model_path, max_samples=a.max_samples, blind=a.blind, **_data_args(a))
+                 model_path=a.model_path, max_samples=a.max_samples, blind=a.blind, **_data_args(a), **_image_args(a))
     _print(m)
 
 def cmd_score(a):
@@ -345,6 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-new-tokens", type=_positive, default=32, metavar="N", help="longest answer generated, in tokens")
     e.add_argument("--max-samples", type=_positive, metavar="N", help="only the first N samples (default: the whole split)")
     e.add_argument("--blind", action="store_true", help="the blind control: each image mid-grey (blind_predictions.jsonl, blind_metrics.json)")
+    from medvqa.checkpoints import IMAGE_SIZES
+    from medvqa.evaluate import evaluate
+    from medvqa.run import signature_params
+    add_options(e, [q for q in signature_params(evaluate) if q.name in IMAGE_SIZES])     # --max-pixels, --min-pixels: evaluate()'s own docs
     e.set_defaults(func=cmd_evaluate)
 
     sc = sub.add_parser("score", help="metrics of a predictions.jsonl as JSON: strict, hallucination, MedEvalKit and LLaVA-Med figures, with 95%% intervals", **sub_kw)

@@ -12,6 +12,7 @@ from .core import (ConfigError, DataError, append_jsonl, atomic_write_json, atom
                          environment_digest, library_versions, read_jsonl)
 from .metrics import score
 from .models import get_spec, load_model, render_prompt, REGISTRY
+from .checkpoints import with_image_sizes
 
 # %% auto #0
 __all__ = ['BLANK_GREY', 'to_images', 'blank_like', 'answer_part', 'generate_batch', 'is_model_folder', 'check_adapter',
@@ -138,11 +139,12 @@ def load_adapter(model, adapter, key: str):
 class Specialist:
     "A loaded model (+ LoRA adapter, or a fully fine-tuned model folder) that answers questions about medical images."
     def __init__(self, model: str, adapter=None, model_path=None, max_new_tokens: int = 32, backend: str = "hf",
-                 dtype=None, device=None):
+                 dtype=None, device=None, max_pixels=None, min_pixels=None):
         self.spec = get_spec(model)
         if adapter is not None: check_adapter(adapter, self.spec.key)      # fail before a long model load
+        self.spec = with_image_sizes(self.spec, adapter, max_pixels, min_pixels)   # image sizes: given, else the run's, else the model's
         full = adapter is not None and is_model_folder(adapter)          # a fully fine-tuned model: load it as the model
-        self.model, self.processor = load_model(self.spec.key, model_path=adapter if full else model_path, backend=backend,
+        self.model, self.processor = load_model(self.spec, model_path=adapter if full else model_path, backend=backend,
                                                 dtype=dtype, device=device)
         if adapter is not None and not full: self.model = load_adapter(self.model, adapter, self.spec.key)
         self.model.eval()
@@ -268,6 +270,8 @@ def evaluate(model: str,                          # a registry model (see `medvq
              on_batch: Callable[[int, list], None] | None = None,   # called with (samples done, the batch's rows) after each batch
              progress: bool = True,               # a progress bar on stderr
              blind: bool = False,                 # the blind control: each image replaced by a mid-grey one of its size (blind_*.json[l] files)
+             max_pixels: int | None = None,       # largest image area in pixels (None: the run's, from the adapter folder's train_summary.json, else the model's own)
+             min_pixels: int | None = None,       # smallest image area in pixels, smaller images scaled up (None: the run's, else the model's own)
              **generate_kwargs) -> dict:
     "Batched greedy evaluation -> metrics dict; writes output_dir/predictions.jsonl (batch by batch), metrics.json, eval_summary.json."
     from tqdm.auto import tqdm
@@ -299,10 +303,11 @@ def evaluate(model: str,                          # a registry model (see `medvq
         if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
 
     if isinstance(model, Specialist):
-        if adapter is not None or model_path is not None: raise ConfigError("pass adapter/model_path to Specialist, not with a loaded one")
+        if (adapter, model_path, max_pixels, min_pixels) != (None,) * 4:
+            raise ConfigError("pass adapter/model_path/max_pixels/min_pixels to Specialist, not with a loaded one")
         sp = model
     else:
-        sp = Specialist(model, adapter=adapter, model_path=model_path)
+        sp = Specialist(model, adapter=adapter, model_path=model_path, max_pixels=max_pixels, min_pixels=min_pixels)
     t0, n_new = time.perf_counter(), 0
     bar = tqdm(total=len(todo), desc=f"evaluate {sp.spec.key}{' (blind)' if blind else ''}", unit="sample",
                disable=not progress or rank > 0)
@@ -326,6 +331,7 @@ def evaluate(model: str,                          # a registry model (see `medvq
         "model": sp.spec.key, "adapter": sp.adapter, "data": data_name, "split": split, "samples": len(ids),
         "data_identity": data_identity(data_name, split, ds),
         "generated": n_new, "resumed": len(done), "batch_size": batch_size, "max_new_tokens": max_new_tokens, "processes": world, "blind": blind,
+        "max_pixels": sp.spec.max_pixels, "min_pixels": sp.spec.min_pixels,
         "wall_s": wall, "samples_per_s": n_new / wall if wall > 0 and n_new else None,
         "device": str(sp.model.device), "versions": library_versions(), "environment_digest": environment_digest()})
     if (out / "train_summary.json").exists():

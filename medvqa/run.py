@@ -178,6 +178,9 @@ def check_params(p: dict) -> dict:
         try: p[k] = _convert(q, p[k])
         except (ValueError, TypeError): problems.append(f"{k} must be {_expected(q)}, got {p[k]!r}")
     problems += [f"unknown parameter {k!r} (see medvqa run --help)" for k in p if k not in known]
+    from medvqa.models import PARTS
+    bad = [x for x in p.get("freeze") or () if x not in PARTS] if isinstance(p.get("freeze"), list) else []
+    if bad: problems.append(f"freeze: unknown model part {', '.join(map(repr, bad))} (parts: {', '.join(PARTS)})")
     from medvqa.data import DATA_OPTIONS, check_data, check_options
     try: check_options(p.get("format"), p.get("lang", "en"))
     except ConfigError as e: problems.append(str(e))

@@ -17,12 +17,13 @@ from .monitor import (_callback, _counting, _curve_callback, _ordered, _profile_
 from .sizing import (TRAIN_BACKENDS, keep_freed_memory, loader_settings, pick_backend, pick_batch, pick_checkpointing,
                            pick_optimizer, resolve_batch)
 from .checkpoints import (check_export, check_output_dir, check_trained_for, describe_data, last_checkpoint,
-                                strict_resume_trainer, drop_checkpoints, finished_run)
+                                strict_resume_trainer, drop_checkpoints, finished_run, with_image_sizes)
 
 # %% auto #0
 __all__ = ['usable', 'to_conversation', 'conversation_stream', 'lora_settings', 'trainable_params', 'freeze_parts',
-           'trainable_by_part', 'check_method', 'trainable_model', 'answer_only_loss', 'patch_answer_only_loss',
-           'stop_loader_workers', 'world_size', 'device_name', 'train', 'export_merged']
+           'trainable_by_part', 'check_part_settings', 'part_rates', 'part_param_groups', 'part_rates_trainer',
+           'check_method', 'trainable_model', 'answer_only_loss', 'patch_answer_only_loss', 'stop_loader_workers',
+           'world_size', 'device_name', 'train', 'export_merged']
 
 # %% ../nbs/05_train.ipynb #d91e472b
 def usable(ds, name="data"):
@@ -67,7 +68,8 @@ def _peft_hf(spec, model, seed, gradient_checkpointing, modules_to_save=None):
 def _peft_unsloth(spec, model, seed, gradient_checkpointing="unsloth"):
     from unsloth import FastVisionModel
     model = FastVisionModel.get_peft_model(
-        model, finetune_vision_layers=spec.finetune_vision, finetune_language_layers=True,
+        model, finetune_vision_layers=spec.finetune_vision and "vision" not in spec.frozen,
+        finetune_language_layers="language" not in spec.frozen,
         finetune_attention_modules=True, finetune_mlp_modules=True, r=spec.lora_r, lora_alpha=spec.lora_alpha,
         lora_dropout=spec.lora_dropout, bias=spec.lora_bias, random_state=seed, use_rslora=False, loftq_config=None,
         use_gradient_checkpointing=gradient_checkpointing)
@@ -107,6 +109,71 @@ def trainable_by_part(model) -> dict:
         if p.requires_grad: out[model_part(n)] += p.numel()
     return out
 
+# %% ../nbs/05_train.ipynb #a52999e6
+def check_part_settings(frozen, backend: str, method: str, vision_lr=None, merger_lr=None) -> tuple:
+    "The parts to freeze (of `medvqa.models.PARTS`), checked with the per-part learning rates against what `backend` can do for `method`; ConfigError names the option to change."
+    from medvqa.models import PARTS
+    frozen = tuple(frozen or ())
+    bad = [p for p in frozen if p not in PARTS]
+    if bad: raise ConfigError(f"unknown model part {', '.join(map(repr, bad))} in --freeze; parts: {', '.join(PARTS)}")
+    if set(PARTS) <= set(frozen): raise ConfigError(f"--freeze names every part ({', '.join(PARTS)}): nothing would train")
+    for part, lr in (("vision", vision_lr), ("merger", merger_lr)):
+        if lr is not None and part in frozen:
+            raise ConfigError(f"--{part}-lr {lr:g} for the {part} part, which --freeze keeps as loaded: drop one of the two")
+    if backend == "unsloth":
+        if vision_lr is not None or merger_lr is not None:
+            raise ConfigError("per-part learning rates (--vision-lr, --merger-lr) need the hf backend (--backend hf): "
+                              "Unsloth's trainer takes one learning rate")
+        if method == "full" and frozen:
+            raise ConfigError("freezing parts of a full fine-tuning (--freeze with --method full) needs the hf backend (--backend hf)")
+        if ("vision" in frozen) != ("merger" in frozen):
+            raise ConfigError("Unsloth's LoRA covers the vision tower and the merger together (finetune_vision_layers): "
+                              "freeze both or neither, or use --backend hf")
+    return frozen
+
+
+# %% ../nbs/05_train.ipynb #5e15a2d1
+def part_rates(model, learning_rate: float, vision_lr=None, merger_lr=None) -> dict:
+    "The learning rate of each model part (`medvqa.models.PARTS`) with a trainable parameter in `model`, None for the others, as the summary records them; ConfigError for a rate given to a part with nothing to train."
+    from medvqa.models import PARTS
+    n, asked = trainable_by_part(model), {"vision": vision_lr, "merger": merger_lr}
+    if not any(n.values()):
+        raise ConfigError("nothing to train: every part is frozen (--freeze) or outside LoRA's target_modules")
+    empty = [f"--{k}-lr" for k, v in asked.items() if v is not None and not n[k]]
+    if empty: raise ConfigError(f"{', '.join(empty)} given, but the {' and '.join(e[2:-3] for e in empty)} part has no trainable "
+                                "parameter (frozen, or outside LoRA's target_modules)")
+    return {p: (learning_rate if asked.get(p) is None else asked[p]) if n[p] else None for p in PARTS}
+
+def part_param_groups(model, decay_names, weight_decay: float, rates: dict) -> list[dict]:
+    "The optimizer's parameter groups: per model part, its weights with weight decay and those without (as transformers splits them), at the part's rate `rates[part]`."
+    from medvqa.models import PARTS, model_part
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [{"params": [p for n, p in named if model_part(n) == part and (n in decay_names) == decay],
+               "weight_decay": weight_decay if decay else 0.0, "lr": rates[part], "part": part}
+              for part in PARTS for decay in (True, False)]
+    return [g for g in groups if g["params"]]
+
+def part_rates_trainer(trainer_cls, rates: dict):
+    "A subclass of the transformers Trainer `trainer_cls` whose optimizer gives each model part its learning rate (`rates`); the schedule scales every rate alike."
+    class PartRates(trainer_cls):
+        def create_optimizer(self, model=None):
+            if self.optimizer is None:
+                import torch.nn as nn
+                m = self.model if model is None else model
+                cls, kw = getattr(self, "optimizer_cls_and_kwargs", None) or self.get_optimizer_cls_and_kwargs(self.args, m)
+                if {"params", "model", "optimizer_dict"} & set(kw):
+                    raise ConfigError(f"per-part learning rates (--vision-lr, --merger-lr) do not work with --optim {self.args.optim}")
+                self.optimizer = cls(part_param_groups(m, self.get_decay_parameter_names(m), self.args.weight_decay, rates), **kw)
+                if "bitsandbytes" in str(cls) and kw.get("optim_bits") == 8:       # as transformers does: embeddings in 32-bit
+                    import bitsandbytes
+                    manager = bitsandbytes.optim.GlobalOptimManager.get_instance()
+                    for mod in m.modules():
+                        if isinstance(mod, nn.Embedding): manager.register_module_override(mod, "weight", {"optim_bits": 32})
+            return super().create_optimizer(model)
+    PartRates.__name__ = PartRates.__qualname__ = f"PartRates{trainer_cls.__name__}"
+    return PartRates
+
+
 # %% ../nbs/05_train.ipynb #d22e8c73
 def check_method(method: str, load_in_4bit: bool = False) -> str:
     "A known training method; full fine-tuning refuses 4-bit weights (they cannot be updated)."
@@ -130,7 +197,7 @@ def trainable_model(spec, backend, method="lora", model_path=None, load_in_4bit=
     if torch.cuda.is_available() and "LOCAL_RANK" in os.environ:     # torchrun / accelerate launch: this process's GPU
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     unsloth_gc = "unsloth" if gradient_checkpointing or gradient_checkpointing is None else False   # Unsloth: its offloaded kind
-    model, processor = load_model(spec.key, model_path=model_path, backend=backend, for_training=True, load_in_4bit=load_in_4bit,
+    model, processor = load_model(spec, model_path=model_path, backend=backend, for_training=True, load_in_4bit=load_in_4bit,
                                   full_finetuning=method == "full", gradient_checkpointing=unsloth_gc if backend == "unsloth" else None)
     if method == "full": model = _full(model, backend, gradient_checkpointing)
     else:
@@ -188,7 +255,7 @@ def patch_answer_only_loss(model):
     return model
 
 # %% ../nbs/05_train.ipynb #f532b632
-def _trainer(backend, model, processor, args, train_ds, callbacks):
+def _trainer(backend, model, processor, args, train_ds, callbacks, rates=None):
     "TRL's `SFTTrainer` for `backend`: counting what it trains on, keeping the stream's order (`medvqa.monitor`), resuming every weight or none (`medvqa.checkpoints`)."
     if backend == "unsloth":
         from unsloth.trainer import UnslothVisionDataCollator
@@ -197,9 +264,10 @@ def _trainer(backend, model, processor, args, train_ds, callbacks):
         collator = None          # TRL's vision collator, completion-only loss for prompt/completion data
         patch_answer_only_loss(model)
     from trl import SFTTrainer
+    base = part_rates_trainer(SFTTrainer, rates) if rates else SFTTrainer    # per-part learning rates (hf)
     window = profile_window()
     if window: callbacks = list(callbacks) + [_profile_callback(args.output_dir, *window)]
-    return _counting(_ordered(strict_resume_trainer(SFTTrainer), answer_only=backend == "hf"))(model=model, args=args, train_dataset=train_ds,
+    return _counting(_ordered(strict_resume_trainer(base), answer_only=backend == "hf"))(model=model, args=args, train_dataset=train_ds,
                                    processing_class=processor, data_collator=collator, callbacks=callbacks)
 
 # %% ../nbs/05_train.ipynb #9e3c5821
@@ -344,6 +412,11 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
           gradient_checkpointing: bool | None = None,   # recompute activations in the backward pass (None: only where keeping them would not fit)
           modules_to_save: list[str] | None = None,     # modules trained in full beside the LoRA adapter (hf backend)
           method: str | None = None,                    # lora: an adapter over frozen weights; full: every weight (None: the model's own)
+          freeze: list[str] | None = None,              # model parts kept as loaded, of vision, merger, language (None: the model's own)
+          vision_lr: float | None = None,               # learning rate of the vision tower's trainable weights (None: learning_rate)
+          merger_lr: float | None = None,               # learning rate of the merger's (the projector's) trainable weights (None: learning_rate)
+          max_pixels: int | None = None,                # largest image area in pixels, in training and when its run folder is evaluated (None: the model's own)
+          min_pixels: int | None = None,                # smallest image area in pixels, smaller images scaled up (None: the model's own)
           eval_data: str | None = None,                 # held-out data for eval_every (None: the eval_split of the training data)
           eval_every: int | None = None,                # score eval_data every N steps while training (a learning curve, curve.json)
           eval_split: str = "test",                     # the split of eval_data to score
@@ -354,7 +427,8 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
     t_start = time.time()
     log = get_logger()
     spec = spec_with(model, max_steps=max_steps, learning_rate=learning_rate, method=method, lora_r=lora_r,
-                     lora_alpha=lora_alpha, lora_dropout=lora_dropout)
+                     lora_alpha=lora_alpha, lora_dropout=lora_dropout, frozen=None if freeze is None else tuple(freeze))
+    spec = with_image_sizes(spec, max_pixels=max_pixels, min_pixels=min_pixels)
     backend = pick_backend(backend)
     if backend == "unsloth": import unsloth  # noqa: F401  (must patch transformers/trl before they are imported)
     has_cuda = cuda_available()
@@ -363,6 +437,7 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
     batch_size, grad_accum = resolve_batch(spec, batch_size, grad_accum, has_cuda, load_in_4bit, memory_bound_gib)
     q4, method, gradient_checkpointing = _machine_settings(spec, has_cuda, load_in_4bit, gradient_checkpointing, batch_size,
                                                            memory_bound_gib)
+    check_part_settings(spec.frozen, backend, method, vision_lr, merger_lr)
     optim = pick_optimizer(optim or spec.optim, has_cuda, method, asked=optim is not None)
     out = _run_folder(spec, output_dir, resume, overwrite)
     if resume and (done := finished_run(out, max_steps)):
@@ -381,13 +456,14 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
     # model
     peft_model, processor, load_s = trainable_model(spec, backend, method, model_path, load_in_4bit, seed, gradient_checkpointing,
                                                     modules_to_save)
+    rates = part_rates(peft_model, spec.learning_rate, vision_lr, merger_lr)
     args = _sft_config(spec, out, backend, has_cuda, max_steps, batch_size, grad_accum, spec.learning_rate,
                        optim, save_steps or max(1, max_steps // 4), seed, tensorboard, gradient_checkpointing)
     cb, curve = _callback(bounds, out), None
     if eval_every:           # first in line, so that its evaluations stay out of the stage callback's step timing
         curve = _curve_callback(spec, processor, _held_out(data, eval_data, eval_split, options), int(eval_every), max_steps, out)
     trainer = _trainer(backend, peft_model, processor, args, conversation_stream(stream, spec.max_pixels),
-                       [c for c in (curve, cb) if c is not None])
+                       [c for c in (curve, cb) if c is not None], rates if (vision_lr, merger_lr) != (None, None) else None)
     ckpt = _resume_checkpoint(out, resume)
     if has_cuda:
         import torch; torch.cuda.reset_peak_memory_stats()
@@ -412,6 +488,7 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
                "optimizer": optim, "learning_rate": spec.learning_rate, "lr_scheduler": spec.lr_scheduler,
                "method": method, "trainable_params": trainable_params(peft_model), "load_in_4bit": q4,
                "frozen": list(spec.frozen), "trainable_by_part": trainable_by_part(peft_model),
+               "learning_rate_by_part": rates, "max_pixels": spec.max_pixels, "min_pixels": spec.min_pixels,
                **_speed(cn, train_s, params, has_cuda, world), "loss": loss_impl(peft_model, args),
                "dataloader_workers": args.dataloader_num_workers, "loader_stop_s": loader_stop_s,
                "peak_memory_gib": round(peak_memory_gib(has_cuda), 3), "wall_s": round(time.time() - t_start, 2),
@@ -446,7 +523,7 @@ def export_merged(model_key, adapter_dir, out_dir, model_path=None, dtype=None, 
     import torch
     from peft import PeftModel
     from medvqa.models import save_model_folder
-    spec = get_spec(model_key)
+    spec = with_image_sizes(model_key, adapter_dir)             # the processor saved with the run's image sizes
     dtype = dtype or ("float32" if spec.tiny else "bfloat16")
     check_export(spec.key, adapter_dir, out_dir, overwrite)
     base, processor = load_model(spec, model_path=model_path, backend="hf", load_in_4bit=False, dtype="float32",
