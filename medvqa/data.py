@@ -27,9 +27,16 @@ __all__ = ['FEATURES', 'target_text', 'build_dataset', 'load_info', 'data_option
 # %% ../nbs/01a_data.ipynb #b64af1ee
 FEATURES = Features({"id": Value("string"), "images": List(ImageFeature()), "question": Value("string"),
                      "answer": Value("string"), "answer_type": Value("string"), "source": Value("string"),
-                     "split": Value("string"), "explanation": Value("string")})
+                     "split": Value("string"), "explanation": Value("string"), "categories": Value("string")})
 
 _log = get_logger("medvqa.data")
+
+# %% ../nbs/01a_data.ipynb #9f5f9cd7
+def _categories(c) -> str:
+    "A record's category labels as the schema's JSON object: blank labels left out, keys sorted; '{}' for none."
+    if not c: return "{}"
+    if isinstance(c, str): c = json.loads(c)
+    return json.dumps({str(k): str(v).strip() for k, v in c.items() if v is not None and str(v).strip()}, sort_keys=True, ensure_ascii=False)
 
 # %% ../nbs/01a_data.ipynb #d10e1e82
 def target_text(sample: dict) -> str:
@@ -102,7 +109,7 @@ def build_dataset(records: Iterable[dict], on_error: str = "skip", report: list 
         rows.append({"id": str(r.get("id") or f"{r.get('source', 'sample')}-{len(rows)}"), "images": imgs,
                      "question": str(r["question"]).strip(), "answer": str(r["answer"]).strip(), "answer_type": at,
                      "source": str(r.get("source") or "unknown"), "split": canonical_split(r.get("split") or "train"),
-                     "explanation": str(r.get("explanation") or "").strip()})
+                     "explanation": str(r.get("explanation") or "").strip(), "categories": _categories(r.get("categories"))})
     if ok and missing == len(ok): raise DataError(_all_missing(ok, origin))
     if report is not None: report.extend(skipped)
     if skipped:

@@ -227,14 +227,17 @@ def _barrier(world: int):
 
 
 # %% ../nbs/07_evaluate.ipynb #fdc7a5ee
+_ROW_KEYS = ("id", "question", "answer", "prediction", "output", "answer_type", "source")
+
 def predict_rows(model, processor, spec, batch, max_new_tokens: int = 32, blind: bool = False, **generate_kwargs) -> list[dict]:
     "Greedy predictions for a `datasets` batch of samples, as the rows `predictions.jsonl` holds; `blind`: every image mid-grey."
     ims = [to_images(x, spec.max_pixels) for x in batch["images"]]
     if blind: ims = [blank_like(x) for x in ims]
     outs = generate_batch(model, processor, ims, batch["question"], max_new_tokens, **generate_kwargs)
-    cols = [c for c in ("id", "question", "answer", "answer_type", "source") if c in batch.column_names]
+    cols = [c for c in ("id", "question", "answer", "answer_type", "source", "categories") if c in batch.column_names]
     return [{"id": str(r.get("id", "")), "question": r["question"], "answer": r["answer"], "prediction": answer_part(o),
-             "output": o, "answer_type": r.get("answer_type") or None, "source": r.get("source") or "unknown"}
+             "output": o, "answer_type": r.get("answer_type") or None, "source": r.get("source") or "unknown",
+             **{k: v for k, v in json.loads(r.get("categories") or "{}").items() if k not in _ROW_KEYS}}      # the source's labels
             for r, o in zip(batch.select_columns(cols), outs)]
 
 def score_in_memory(model, processor, spec, ds, batch_size: int = 64, max_new_tokens: int = 8) -> dict:

@@ -154,6 +154,7 @@ def _read_vqa_rad_json(path: Path, **_) -> Iterator[dict]:
         yield {"id": f"vqa-rad-{r.get('qid', i)}", "images": [str(imgdir/str(r["image_name"]))], "question": r.get("question"),
                "answer": r.get("answer"), "answer_type": at if at in ANSWER_TYPES else None, "source": "vqa-rad",
                "split": "test" if str(r.get("phrase_type", "")).startswith("test_") else "train", "explanation": "",
+               "categories": {"question_type": r.get("question_type"), "organ": r.get("image_organ")},
                "_file": f, "_record": f"#{i} (qid {r.get('qid')})"}
 
 # %% ../nbs/01c_formats.ipynb #e1aacc8c
@@ -173,7 +174,8 @@ def _read_slake(path: Path, lang: str | None = "en", **_) -> Iterator[dict]:
             at = str(r.get("answer_type") or "").strip().lower()
             yield {"id": f"slake-{r.get('qid', f'{f.stem}-{i}')}", "images": [str(imgdir/str(r["img_name"]))], "question": r.get("question"),
                    "answer": r.get("answer"), "answer_type": at if at in ANSWER_TYPES else None, "source": "slake",
-                   "split": _split_of_name(f.stem), "explanation": "", "_file": f, "_record": f"#{i} (qid {r.get('qid')})"}
+                   "split": _split_of_name(f.stem), "explanation": "", "_file": f, "_record": f"#{i} (qid {r.get('qid')})",
+                   "categories": {"organ": r.get("location"), "modality": r.get("modality"), "content_type": r.get("content_type")}}
 
 # %% ../nbs/01c_formats.ipynb #154fd1fd
 def _clef_files(path: Path) -> list[Path]:
