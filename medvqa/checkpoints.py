@@ -11,7 +11,7 @@ from .core import ConfigError, MedVQAError, get_logger, read_json
 from .models import get_spec
 
 # %% auto #0
-__all__ = ['IMAGE_SIZES', 'last_checkpoint', 'CheckpointError', 'load_full_checkpoint', 'check_adapter_loaded',
+__all__ = ['IMAGE_SIZES', 'DEMO_NOTE', 'last_checkpoint', 'CheckpointError', 'load_full_checkpoint', 'check_adapter_loaded',
            'strict_resume_trainer', 'drop_checkpoints', 'finished_run', 'holds_run', 'check_output_dir', 'trained_for',
            'check_trained_for', 'run_image_sizes', 'with_image_sizes', 'check_export', 'describe_data']
 
@@ -184,11 +184,14 @@ def check_export(model_key, adapter_dir, out_dir, overwrite: bool = False) -> No
         raise ConfigError(f"{out} is not empty: pass --overwrite (overwrite=True) to write into it, or choose another --output")
 
 # %% ../nbs/05b_checkpoints.ipynb #554c73be
+DEMO_NOTE = "(the shipped demo data)"
+"How `describe_data` marks the shipped demo data when no data was given (the report reads it: `medvqa.results.is_demo_data`)."
+
 def describe_data(data) -> str:
     "What training data was, for summaries and model cards: a path (resolved), a loaded set's origin, or its kind and size."
     if data is None:
         from medvqa.synthetic import default_data
-        return f"{default_data()} (the shipped demo data)"
+        return f"{default_data()} {DEMO_NOTE}"
     if isinstance(data, (str, Path)):
         p = Path(data); return str(p.resolve()) if p.exists() else str(data)
     if isinstance(data, list): return f"a list of {len(data)} records"

@@ -8,14 +8,15 @@ import hashlib, html, math, statistics
 from pathlib import Path
 from typing import Any
 
+from .checkpoints import DEMO_NOTE
 from .core import DataError, read_json, read_jsonl
 
 # %% auto #0
-__all__ = ['HEADLINE', 'FIGURE_METRICS', 'HALLUCINATION', 'PROTOCOLS', 'DEMO_NOTE', 'NOT_CATEGORIES', 'protocol', 'is_lenient',
-           'metric_label', 'metric_keys', 'metric_description', 'esc', 'get_path', 'fmt_num', 'fmt_ci', 'fmt_spread',
-           'fmt_duration', 'load_entry', 'load_run', 'model_kind', 'training_method', 'run_context', 'is_demo_data',
-           'on_demo_data', 'eval_set', 'set_keys', 'set_baseline', 'bias_note', 'environment_notes', 'fmt_signed',
-           'blind_control', 'category_columns', 'by_category']
+__all__ = ['HEADLINE', 'FIGURE_METRICS', 'HALLUCINATION', 'PROTOCOLS', 'NOT_CATEGORIES', 'protocol', 'is_lenient', 'metric_label',
+           'metric_keys', 'metric_description', 'esc', 'get_path', 'fmt_num', 'fmt_ci', 'fmt_spread', 'fmt_duration',
+           'load_entry', 'load_run', 'model_kind', 'training_method', 'run_context', 'is_demo_data', 'on_demo_data',
+           'eval_set', 'set_keys', 'set_baseline', 'bias_note', 'environment_notes', 'fmt_signed', 'blind_control',
+           'category_columns', 'by_category']
 
 # %% ../nbs/08a_results.ipynb #54d4b97c
 HEADLINE = ("closed.accuracy", "closed.f1", "open.recall", "open.token_f1", "exact_match")
@@ -202,9 +203,6 @@ def run_context(e: dict) -> dict:
             "train_data": tdata, "eval_data": edata}
 
 # %% ../nbs/08a_results.ipynb #5ecc0ff6
-DEMO_NOTE = "(the shipped demo data)"
-"How a summary's `data` names the shipped demo data when none was given (`medvqa.checkpoints.describe_data`)."
-
 def is_demo_data(d) -> bool:
     "Does a summary's `data` name the shipped demo data: marked so, or its folder (here, or `medvqa/fixtures/demo` of another install)?"
     if not d: return False
