@@ -181,12 +181,13 @@ def cache_dir() -> Path:
     d = Path(os.environ.get("MEDVQA_CACHE", Path.home()/".cache"/"medvqa"))
     d.mkdir(parents=True, exist_ok=True); return d
 
-# %% ../nbs/00_core.ipynb #c76c45cf
-_LIBS = ("medvqa", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "unsloth", "unsloth_zoo", "bitsandbytes")
+# %% ../nbs/00_core.ipynb #20c008ca
+_LIBS = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "unsloth", "unsloth_zoo", "bitsandbytes")
 
 def library_versions(names: Iterable[str] = _LIBS) -> dict:
-    "Installed versions of the libraries a run depends on (None when absent), plus Python's."
-    out = {"python": sys.version.split()[0]}
+    "Python's version, medvqa's, and the installed versions of the libraries a run depends on (None when absent)."
+    from medvqa import __version__
+    out = {"python": sys.version.split()[0], "medvqa": __version__}
     for n in names:
         try: out[n] = _md.version(n)
         except _md.PackageNotFoundError: out[n] = None

@@ -1,6 +1,6 @@
 """A merged export and a full fine-tuning run folder load where medvqa is not installed, with transformers' own classes,
 and answer the demo test questions exactly as `medvqa evaluate` does. The loading code is docs/load_export.py, which
-README.md shows word for word; it runs here in a process of its own that never imports medvqa."""
+docs/export.md shows word for word; it runs here in a process of its own that never imports medvqa."""
 import json, os, subprocess, sys
 from pathlib import Path
 
@@ -14,7 +14,7 @@ N = 32                                                       # demo test questio
 
 MIN_NEW = 12            # tokens generated past the answer too: long outputs that hinge on every logit, not one word
 
-# the child: the README's lines with the folder named and the example call left out, then one answer per question
+# the child: the lines of docs/export.md with the folder named and the example call left out, then one answer per question
 CHILD = """
 import json, sys, torch
 src, folder, questions, logits_file = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
@@ -31,7 +31,7 @@ print(json.dumps(outputs))
 """.format(folder_line=FOLDER_LINE, example_line=EXAMPLE_LINE, min_new=MIN_NEW)
 
 
-# where torchvision is installed: transformers' AutoProcessor instead of the README's lines (no image needs shrinking here)
+# where torchvision is installed: transformers' AutoProcessor instead of the lines of docs/export.md (no image needs shrinking here)
 AUTO_CHILD = """
 import json, sys
 from PIL import Image
@@ -51,9 +51,9 @@ assert not any(m == "medvqa" or m.startswith("medvqa.") for m in sys.modules), "
 print(json.dumps(outputs))
 """.format(min_new=MIN_NEW)
 
-def test_readme_shows_the_snippet():
-    "README.md shows docs/load_export.py verbatim, so the lines a user copies are the lines tested below."
-    assert f"```python\n{SNIPPET.read_text()}```" in (ROOT / "README.md").read_text()
+def test_docs_show_the_snippet():
+    "docs/export.md shows docs/load_export.py verbatim, so the lines a user copies are the lines tested below."
+    assert f"```python\n{SNIPPET.read_text()}```" in (ROOT / "docs" / "export.md").read_text()
 
 
 def _questions(predictions: list[dict]) -> list[dict]:
@@ -94,7 +94,7 @@ def _same_outputs(preds: list[dict], got: dict):
 
 
 def _evaluate_then_compare(spec, folder, out, adapter, model_path=None):
-    "`medvqa evaluate`, then the README's lines on `folder`: the same outputs, character for character, and the same first-token logits (to 1e-4: evaluate pads its batches, the snippet answers one question at a time)."
+    "`medvqa evaluate`, then the lines of docs/export.md on `folder`: the same outputs, character for character, and the same first-token logits (to 1e-4: evaluate pads its batches, the snippet answers one question at a time)."
     import torch
     preds, first = _evaluate(spec, out, adapter, model_path)
     _same_outputs(preds, _without_medvqa(CHILD, SNIPPET, folder, json.dumps(_questions(preds)), out / "logits.pt"))

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements.lock"
 PYPROJECT = ROOT / "pyproject.toml"
 DIGEST_LINE = "# pyproject.toml dependencies + dev extra, sha256: "
-NOT_LOCKED = ("medvqa", "pip", "uv")          # medvqa itself (editable, no deps) and the tools that install the lock
+NOT_LOCKED = ("medvqa-lab", "pip", "uv")      # medvqa itself (editable, no deps) and the tools that install the lock
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)", re.M)
 
 
@@ -154,7 +154,7 @@ def test_lock_is_cpu():
 def test_drift_names_each_difference():
     "(c)'s check on a broken copy of an installed set: one missing, one at another version, one not locked."
     locked = pins(_lock)
-    assert drift(dict(locked, medvqa="0.1", pip="23.2", uv="0.13.8"), locked) == []
+    assert drift(dict(locked, **{"medvqa-lab": "0.1"}, pip="23.2", uv="0.13.8"), locked) == []
     installed = dict(locked, numpy="1.26.4", unsloth="2026.10.9"); del installed["torch"]
     assert drift(installed, locked) == [f"torch=={locked['torch']} is locked but not installed",
                                         f"numpy 1.26.4 is installed, the lock has {locked['numpy']}",
