@@ -9,7 +9,7 @@ BIN = Path(sys.executable).parent
 
 
 def test_index_matches_readme():
-    "nbs/index.ipynb holds README.md's opening, quick start and 'What is inside', word for word, then one note."
+    "nbs/index.ipynb holds README.md's opening up to 'What the runs show', word for word, then one note."
     readme = (ROOT / "README.md").read_text()
     opening = readme[:readme.index("## What the runs show")].strip()
     cells = ["".join(c["source"]).strip() for c in json.loads((ROOT / "nbs" / "index.ipynb").read_text())["cells"]]
@@ -25,7 +25,7 @@ def test_docs_build(tmp_path):
                        capture_output=True, text=True, timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     home = (site / "index.html").read_text()
-    assert "Quick start" in home and "What is inside" in home and (site / "reports" / "screenshot.png").is_file()
+    assert "Quick start" in home and "Notebooks" in home and (site / "reports" / "screenshot.png").is_file()
     data = (site / "01a_data" / "index.html").read_text()
     assert 'id="api-load_vqa"' in data and "load_vqa(source, format" in data        # the module's API, from its source
     assert 'id="api-ImageHashes"' in (site / "01_images" / "index.html").read_text()
