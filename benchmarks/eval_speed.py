@@ -53,13 +53,14 @@ def synthetic_data(n: int, size: int, seed: int = 0):
 
 def load(model: str, device: str, model_dir: str | None):
     from medvqa.evaluate import Specialist
-    from medvqa.models import get_spec, build_random_full, load_model
+    from medvqa.builders import build_random_full
+    from medvqa.models import get_spec, load_model
     spec = get_spec(model)
     path = None
     if not spec.tiny:
         path = model_dir or str(Path(tempfile.gettempdir()) / f"medvqa-random-{model}")
         t = time.perf_counter()
-        build_random_full(model, path, dtype="bfloat16", device=device)
+        build_random_full(spec, path, dtype="bfloat16", device=device)
         print(f"random {model} at {path} ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
     m, p = load_model(model, model_path=path, device=device, load_in_4bit=False)
     m.eval()

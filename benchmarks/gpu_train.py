@@ -88,11 +88,13 @@ def run_one(cfg: dict) -> dict:
     t0 = time.time()
     if cfg["backend"] == "unsloth": import unsloth  # noqa: F401  (first, so that it patches transformers and trl)
     import torch
-    from medvqa.models import build_random_full, tiny_model_dir
+    from medvqa.builders import build_random_full, tiny_model_dir
+    from medvqa.models import get_spec
     from medvqa.train import train
     has_cuda = torch.cuda.is_available()
     key = cfg["key"]
-    model_dir = tiny_model_dir(key) if cfg["tiny"] else build_random_full(key, Path(cfg["work"]) / "models" / key, device="cuda")
+    spec = get_spec(key)
+    model_dir = tiny_model_dir(spec) if cfg["tiny"] else build_random_full(spec, Path(cfg["work"]) / "models" / key, device="cuda")
     t_model = time.time() - t0
     run_dir = Path(cfg["run_dir"])
     saved_env = dict(os.environ)

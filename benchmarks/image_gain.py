@@ -34,7 +34,9 @@ def main(argv=None):
     from medvqa.images import prepare_image
     from medvqa.evaluate import generate_batch, answer_part
     from medvqa.metrics import score
-    from medvqa.models import TINY_CONFIGS, _save_random, get_spec, load_processor, render_prompt, scale_image_path
+    from medvqa.builders import TINY_CONFIGS, _save_random, scale_image_path
+    from medvqa.chat import load_processor, render_prompt
+    from medvqa.models import get_spec
     from medvqa.synthetic import make_synthetic
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"

@@ -8,7 +8,7 @@ Plans (each a list of fresh processes, timed; one JSON object per run appended t
   eval      `medvqa evaluate` on 1 GPU against `torchrun --nproc_per_node N -m medvqa.cli evaluate` (sharded)
   run       `medvqa run --gpus 0` against `--gpus 0,1` (one model per GPU) for the four seed models, hf backend,
             a short step budget, then the report; wall time of the whole command
-Models are random full-size builds (`medvqa.models.build_random_full`), data a synthetic 448-px set.
+Models are random full-size builds (`medvqa.builders.build_random_full`), data a synthetic 448-px set.
 
   python benchmarks/multigpu.py --plans train,eval --gpus-list 1,2,4
   python benchmarks/multigpu.py --plans run --run-concurrent      # the 1- and 2-GPU runs side by side on GPUs 0 and 1,2
@@ -51,13 +51,15 @@ def _run(cmd, env, log: Path, timeout: int) -> tuple[int, float, str]:
 
 def models(keys, a) -> dict:
     "Registry key -> model folder (random full-size builds, in parallel over the GPUs; tiny builds on CPU)."
-    from medvqa.models import tiny_model_dir
-    if a.tiny: return {k: str(tiny_model_dir(TINY[k])) for k in keys}
+    from medvqa.builders import tiny_model_dir
+    from medvqa.models import get_spec
+    if a.tiny: return {k: str(tiny_model_dir(get_spec(TINY[k]))) for k in keys}
     dirs = {k: Path(a.work) / "models" / k for k in keys}
     procs = []
     for i, k in enumerate(keys):
         if (dirs[k] / ".complete").exists(): continue
-        code = f"from medvqa.models import build_random_full; build_random_full({k!r}, {str(dirs[k])!r}, device='cuda')"
+        code = (f"from medvqa.builders import build_random_full; from medvqa.models import get_spec; "
+                f"build_random_full(get_spec({k!r}), {str(dirs[k])!r}, device='cuda')")
         procs.append(subprocess.Popen([sys.executable, "-c", code], env=_env([i % a.n_gpus])))
     for p in procs: p.wait()
     return {k: str(d) for k, d in dirs.items()}

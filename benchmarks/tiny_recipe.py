@@ -64,16 +64,17 @@ def main(argv=None):
     if a.collect: return collect(a.collect, HERE / "results" / "tiny_recipe.json")
 
     import torch
-    import medvqa.models as MM
-    cfg = copy.deepcopy(MM.TINY_CONFIGS[a.model]); changed = False
+    import medvqa.builders as MB
+    from medvqa.models import get_spec
+    cfg = copy.deepcopy(MB.TINY_CONFIGS[a.model]); changed = False
     if a.vision_depth is not None: cfg["vision_config"]["depth"] = a.vision_depth; changed = True
     if a.text_layers is not None: cfg["text_config"]["num_hidden_layers"] = a.text_layers; changed = True
     if a.vision_width is not None: cfg["vision_config"].update(embed_dim=a.vision_width, num_heads=4); changed = True
-    if a.gain is not None: MM.TINY_IMAGE_GAIN = a.gain; changed = True
+    if a.gain is not None: MB.TINY_IMAGE_GAIN = a.gain; changed = True
     tag = a.tag or "-".join(f"{k}{getattr(a, k)}" for k in ("batch_size", "vision_depth", "gain", "schedule", "frozen", "adam_beta2", "lr_decay", "seed")
                             if getattr(a, k) is not None)
-    if changed: MM.TINY_CONFIGS[a.model] = cfg; MM.TINY_VERSION = f"recipe-{a.model}-{tag}"   # its own cached build
-    spec = MM.get_spec(a.model)
+    if changed: MB.TINY_CONFIGS[a.model] = cfg; MB.TINY_VERSION = f"recipe-{a.model}-{tag}"   # its own cached build
+    spec = get_spec(a.model)
     spec = replace(spec, **{k: v for k, v in dict(batch_size=a.batch_size, learning_rate=a.learning_rate,
                                                    lr_scheduler=a.schedule, adam_beta2=a.adam_beta2, lr_decay=a.lr_decay,
                                                    frozen=None if a.frozen is None else tuple(x for x in a.frozen.split(",") if x not in ("", "none")),
@@ -87,7 +88,7 @@ def main(argv=None):
               save_steps=10**6, eval_every=100)
     row = {"tag": f"{a.model}-{tag}", **{k: getattr(a, k) for k in KNOBS},
            "recipe": {"batch_size": spec.batch_size, "learning_rate": spec.learning_rate, "lr_scheduler": spec.lr_scheduler,
-                      "vision_depth": cfg["vision_config"]["depth"], "gain": MM.TINY_IMAGE_GAIN,
+                      "vision_depth": cfg["vision_config"]["depth"], "gain": MB.TINY_IMAGE_GAIN,
                       "frozen": list(spec.frozen), "adam_beta2": spec.adam_beta2, "lr_decay": spec.lr_decay},
            "device": s["device"], "wall_s": round(time.time() - t0, 1), "train_s": s["train_s"], "output_dir": s["output_dir"],
            "curve": json.loads((work / "curve.json").read_text())}

@@ -11,7 +11,8 @@ from typing import Any, Callable, Iterable, Sequence
 from .core import (ConfigError, DataError, append_jsonl, atomic_write_json, atomic_write_text, get_logger,
                          environment_digest, library_versions, read_jsonl)
 from .metrics import score
-from .models import get_spec, load_model, render_prompt, REGISTRY
+from .chat import render_prompt
+from .models import get_spec, load_model, REGISTRY
 from .checkpoints import with_image_sizes
 
 # %% auto #0

@@ -7,7 +7,8 @@ from __future__ import annotations
 import importlib.util, os
 
 from .core import ConfigError, get_logger
-from .models import FULL_CONFIGS, cuda_available
+from .builders import FULL_CONFIGS
+from .models import cuda_available
 
 # %% auto #0
 __all__ = ['TRAIN_BACKENDS', 'pick_backend', 'pick_optimizer', 'estimate_memory_gib', 'torch_total_memory_gib', 'pick_batch',

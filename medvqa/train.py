@@ -10,8 +10,8 @@ from pathlib import Path
 
 from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atomic_write_json, environment_digest, get_logger,
                          library_versions)
-from .models import (get_spec, spec_with, load_model, prompt_messages, completion_messages, resolve_model_path,
-                           cuda_available)
+from .chat import completion_messages, prompt_messages
+from .models import get_spec, spec_with, load_model, resolve_model_path, cuda_available
 from .monitor import (_callback, _counting, _curve_callback, _ordered, _profile_callback, count_4bit, count_params, counts,
                             loss_impl, mfu, peak_memory_gib, profile_window, write_log_history)
 from .sizing import (TRAIN_BACKENDS, keep_freed_memory, loader_settings, pick_backend, pick_batch, pick_checkpointing,
@@ -477,7 +477,7 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
     if not trainer.is_world_process_zero(): return {"rank": int(os.environ.get("RANK", 0)), "steps": trainer.state.global_step}
     trainer.model.save_pretrained(str(out), safe_serialization=True)
     if method == "full":                                             # a complete model folder: loadable as model_path, and by transformers alone
-        from medvqa.models import save_model_folder; save_model_folder(trainer.model, processor, out)
+        from medvqa.chat import save_model_folder; save_model_folder(trainer.model, processor, out)
     rows = write_log_history(trainer.state.log_history, bounds, out)
     params = count_params(peft_model)
     tps = cn["tokens"] / train_s if train_s > 0 else 0.0
@@ -512,7 +512,7 @@ def _probe_batch(processor, spec):
     "One image and question through `processor`: the inputs on which two models' logits are compared."
     from PIL import Image
     from medvqa.images import prepare_image
-    from medvqa.models import render_prompt
+    from medvqa.chat import render_prompt
     img = Image.new("RGB", (96, 80), (40, 40, 40)); img.paste((220, 220, 220), (10, 10, 40, 40))
     return processor(images=[[prepare_image(img, max_pixels=spec.max_pixels)]],
                      text=[render_prompt(processor, "Is there a lesion?", 1) + "yes"], return_tensors="pt")
@@ -522,7 +522,7 @@ def export_merged(model_key, adapter_dir, out_dir, model_path=None, dtype=None, 
     "Merge the LoRA adapter in `adapter_dir` into `model_key`'s weights; save the model (`dtype`, None: float32 for the tiny models, as medvqa evaluates them, else bfloat16) + processor + greedy generation config to `out_dir`."
     import torch
     from peft import PeftModel
-    from medvqa.models import save_model_folder
+    from medvqa.chat import save_model_folder
     spec = with_image_sizes(model_key, adapter_dir)             # the processor saved with the run's image sizes
     dtype = dtype or ("float32" if spec.tiny else "bfloat16")
     check_export(spec.key, adapter_dir, out_dir, overwrite)
