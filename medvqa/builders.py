@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .core import ConfigError, cache_dir
-from .chat import (QWEN2_VL_TEMPLATE, QWEN3_VL_TEMPLATE, _image_processor, cached_build, processor_class,
+from .chat import (QWEN2_VL_TEMPLATE, QWEN3_VL_TEMPLATE, image_processor, cached_build, processor_class,
                          qwen_tokenizer_dir)
 
 # %% auto #0
@@ -63,7 +63,7 @@ def _save_random(spec, config_kwargs: dict, out_dir, dtype=None, device=None, se
     if dtype is not None: model = model.to(dtype)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer_src = qwen_tokenizer_dir()
-    proc = processor_class(spec.family)(_image_processor(spec), _tokenizer_from(tokenizer_src),
+    proc = processor_class(spec.family)(image_processor(spec), _tokenizer_from(tokenizer_src),
                                     chat_template=QWEN2_VL_TEMPLATE if spec.family == "qwen2_vl" else QWEN3_VL_TEMPLATE)
     proc.save_pretrained(out_dir)
     import json                                         # a marker the report reads: these weights are random

@@ -12,7 +12,8 @@ from .core import cache_dir
 # %% auto #0
 __all__ = ['QWEN_SPECIAL_TOKENS', 'QWEN_PATTERN', 'QWEN2_VL_TEMPLATE', 'QWEN3_VL_TEMPLATE', 'TOKENIZER_VERSION',
            'prompt_messages', 'completion_messages', 'render_prompt', 'build_qwen_tokenizer', 'cached_build',
-           'qwen_tokenizer_dir', 'processor_class', 'load_processor', 'stock_processor_files', 'save_model_folder']
+           'qwen_tokenizer_dir', 'processor_class', 'image_processor', 'load_processor', 'stock_processor_files',
+           'save_model_folder']
 
 # %% ../nbs/04a_chat.ipynb #08e24774
 def prompt_messages(question: str, n_images: int = 1) -> list[dict]:
@@ -124,7 +125,7 @@ def processor_class(family: str):
 
 _PATCH = {"qwen2_vl": 14, "qwen3_vl": 16}
 
-def _image_processor(spec, path=None):
+def image_processor(spec, path=None):
     "The PIL image processor for `spec` (a `ModelSpec`): its family's patch size, its image bounds."
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
     size = {"shortest_edge": spec.min_pixels, "longest_edge": spec.max_pixels}
@@ -139,7 +140,7 @@ def load_processor(spec, path):
     tpl = tok.chat_template
     if Path(str(path), "chat_template.jinja").exists(): tpl = Path(str(path), "chat_template.jinja").read_text()
     tpl = tpl or (QWEN2_VL_TEMPLATE if spec.family == "qwen2_vl" else QWEN3_VL_TEMPLATE)
-    return processor_class(spec.family)(_image_processor(spec, path), tok, chat_template=tpl)
+    return processor_class(spec.family)(image_processor(spec, path), tok, chat_template=tpl)
 
 # %% ../nbs/04a_chat.ipynb #29b55c1e
 def stock_processor_files(processor, folder) -> None:
