@@ -316,11 +316,12 @@ def _tokenizer_from(path):
 
 TINY_IMAGE_GAIN = 30.0     # see "Why the tiny models' image path is scaled" below
 TINY_VERSION = "v4"
-def tiny_model_dir(key: str) -> Path:
-    "The cached folder of tiny model `key`, built on first use (≈ 2 s once the tokenizer exists)."
+def tiny_model_dir(key: str, image_gain: float = TINY_IMAGE_GAIN) -> Path:
+    "The cached folder of tiny model `key`, built on first use (≈ 2 s once the tokenizer exists); another `image_gain` (the merger's scale) is another folder."
     spec = get_spec(key)
     if not spec.tiny: raise ConfigError(f"{key!r} is not a tiny model; tiny models: {', '.join(k for k in REGISTRY if REGISTRY[k].tiny)}")
-    return cached_build(cache_dir() / "models" / f"{key}-{TINY_VERSION}", lambda d: _save_random(spec, TINY_CONFIGS[key], d, image_gain=TINY_IMAGE_GAIN))
+    name = f"{key}-{TINY_VERSION}" + ("" if image_gain == TINY_IMAGE_GAIN else f"-gain{image_gain:g}")
+    return cached_build(cache_dir() / "models" / name, lambda d: _save_random(spec, TINY_CONFIGS[key], d, image_gain=image_gain))
 
 # %% ../nbs/04_models.ipynb #05b17385
 _Q2_TEXT = dict(vocab_size=151936, hidden_act="silu", max_position_embeddings=32768, rms_norm_eps=1e-6,
@@ -415,7 +416,8 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 def _check_backend(backend, load_in_4bit, has_cuda):
-    if backend not in BACKENDS: raise ConfigError(f"unknown backend {backend!r}; known backends: {', '.join(BACKENDS)} (train also takes 'auto')")
+    from medvqa.settings import check_backend
+    check_backend(backend, auto=False)
     if backend == "unsloth" and not has_cuda:
         raise ConfigError("backend 'unsloth' needs a CUDA GPU and none is available; use backend='hf' (--backend hf) on this machine")
     if load_in_4bit and not has_cuda:
