@@ -77,7 +77,7 @@ lab: install
 ## notebooks -> package (and the packaged copy of the run notebook)
 export: install
 	$(BIN)/nbdev_export
-	$(BIN)/python -c "from medvqa.run import sync_parameters; sync_parameters()"   # the run notebook's parameters, from train()'s signature
+	$(BIN)/python -c "from medvqa.settings import sync_parameters; sync_parameters()"   # the run notebook's parameters, from the training settings
 	$(BIN)/python docs/hooks.py                                                    # the docs' home page, from README.md
 	cp nbs/train.ipynb medvqa/templates/train.ipynb
 

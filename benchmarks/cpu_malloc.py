@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CPU training step with and without freed memory kept in the process (`medvqa.sizing.keep_freed_memory`).
+"""CPU training step with and without freed memory kept in the process (the setting `keep_freed_memory` of `medvqa.train.train`).
 
 Each mode runs `medvqa.train.train` (hf backend, the registry's settings, the shipped demo data) for --steps steps in a
 fresh process (glibc's malloc settings are per process); the modes alternate, --repeats times per model. Steady time
@@ -17,10 +17,10 @@ HERE = Path(__file__).resolve().parent
 CHILD = r'''
 import json, os, resource, sys, tempfile
 from pathlib import Path
-import medvqa.train as T
-if sys.argv[2] == "default": T.keep_freed_memory = lambda: False       # glibc's own settings
+from medvqa.train import train
 r0 = resource.getrusage(resource.RUSAGE_SELF)
-s = T.train(sys.argv[1], output_dir=Path(tempfile.mkdtemp()) / "r", max_steps=int(sys.argv[3]), backend="hf", save_steps=10**6)
+s = train(sys.argv[1], output_dir=Path(tempfile.mkdtemp()) / "r", max_steps=int(sys.argv[3]), backend="hf", save_steps=10**6,
+          keep_freed_memory=sys.argv[2] == "kept")                     # default: glibc's own settings
 r1 = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"model": sys.argv[1], "mode": sys.argv[2], "steps": s["steps"], "batch_size": s["batch_size"],
                   "steady_s_per_step": round((s["train_s"] - s["first_step_s"]) / (s["steps"] - 1), 4),

@@ -34,15 +34,14 @@ def main(argv=None):
     from medvqa.images import prepare_image
     from medvqa.evaluate import generate_batch, answer_part
     from medvqa.metrics import score
-    from medvqa.builders import TINY_CONFIGS, _save_random, scale_image_path
+    from medvqa.builders import scale_image_path, tiny_model_dir
     from medvqa.chat import load_processor, render_prompt
     from medvqa.models import get_spec
     from medvqa.synthetic import make_synthetic
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     train = make_synthetic(2048, seed=0, size=64, split="train"); test = make_synthetic(256, seed=0, size=64, split="test")
-    spec = get_spec(a.key); d = Path(tempfile.mkdtemp()) / a.key
-    d.mkdir(parents=True); _save_random(spec, TINY_CONFIGS[a.key], d)          # gain 1: the variant applies its own
+    spec = get_spec(a.key); d = tiny_model_dir(spec, image_gain=1)          # gain 1: the variant applies its own
     torch.manual_seed(0)
     model = AutoModelForImageTextToText.from_pretrained(d, dtype=torch.float32).to(dev); proc = load_processor(spec, d)
     if a.mode.startswith("all"): scale_image_path(model, float(a.mode[3:]))

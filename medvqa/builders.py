@@ -76,12 +76,14 @@ def _tokenizer_from(path):
 
 TINY_IMAGE_GAIN = 30.0     # see "Why the tiny models' image path is scaled" below
 TINY_VERSION = "v4"
-def tiny_model_dir(spec) -> Path:
-    "The cached folder of tiny model `spec` (its registry entry), built on first use (≈ 2 s once the tokenizer exists)."
+def tiny_model_dir(spec, image_gain: float = TINY_IMAGE_GAIN) -> Path:
+    """The cached folder of tiny model `spec` (its registry entry), built on first use (≈ 2 s once the tokenizer
+    exists); another `image_gain` (the merger's scale) is another folder."""
     if not spec.tiny or spec.key not in TINY_CONFIGS:
         raise ConfigError(f"{spec.key!r} is not a tiny model; tiny models: {', '.join(TINY_CONFIGS)}")
-    build = lambda d: _save_random(spec, TINY_CONFIGS[spec.key], d, image_gain=TINY_IMAGE_GAIN)
-    return cached_build(cache_dir() / "models" / f"{spec.key}-{TINY_VERSION}", build)
+    build = lambda d: _save_random(spec, TINY_CONFIGS[spec.key], d, image_gain=image_gain)
+    name = f"{spec.key}-{TINY_VERSION}" + ("" if image_gain == TINY_IMAGE_GAIN else f"-gain{image_gain:g}")
+    return cached_build(cache_dir() / "models" / name, build)
 
 # %% ../nbs/04b_builders.ipynb #05b17385
 _Q2_TEXT = dict(vocab_size=151936, hidden_act="silu", max_position_embeddings=32768, rms_norm_eps=1e-6,

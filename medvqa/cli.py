@@ -8,6 +8,8 @@ import argparse, contextlib, json, re, sys
 from pathlib import Path
 from . import __version__
 from .core import DATA_OPTIONS, DEFAULT_CURRICULUM, FORMATS, LANGS, STRATEGIES, ConfigError, DataError, MedVQAError, to_json
+from .settings import (DataOptions, TrainSettings, base_type, notebook_parameters, prepare_backend, settings_params,
+                             signature_params)
 
 # %% auto #0
 __all__ = ['data_stdout', 'data_params', 'cmd_data_stats', 'cmd_data_curriculum', 'models_table', 'cmd_models', 'train_params',
@@ -47,10 +49,8 @@ def data_stdout():
 
 # %% ../nbs/10_cli.ipynb #62066a05
 def data_params():
-    "The data options (`core.DATA_OPTIONS`) as `medvqa.train.train`'s signature defines them: every command that reads data takes these."
-    from medvqa.run import signature_params
-    from medvqa.train import train
-    return [q for q in signature_params(train) if q.arg in DATA_OPTIONS]
+    "The data options as `medvqa.settings.DataOptions` declares them: every command that reads data takes these."
+    return settings_params(DataOptions)
 
 def _data_args(a) -> dict:
     "The data options given on the command line, as keyword arguments of `load_vqa`, `train` and `evaluate`."
@@ -95,19 +95,12 @@ def cmd_models(a):
     else: _say(models_table())
 
 # %% ../nbs/10_cli.ipynb #71f977d3
-def _backend(backend="auto"):
-    "Unsloth patches transformers and TRL at import: import it first when this process will use it."
-    from medvqa.run import prepare_backend
-    prepare_backend(backend)
-
 def train_params():
-    "`medvqa.train.train`'s parameters: the options of `medvqa train`."
-    from medvqa.run import signature_params
-    from medvqa.train import train
-    return signature_params(train)
+    "The fields of `medvqa.settings.TrainSettings`: the options of `medvqa train`."
+    return settings_params(TrainSettings)
 
 def cmd_train(a):
-    _backend(a.backend)
+    prepare_backend(a.backend)                      # Unsloth patches transformers and TRL at import: first, when it trains
     from medvqa.train import train
     _print(train(**{q.arg: getattr(a, q.name) for q in train_params()}))
 
@@ -115,7 +108,7 @@ def cmd_train(a):
 def cmd_export(a):
     from medvqa.train import check_export
     check_export(a.model, a.adapter, a.output, overwrite=a.overwrite)        # before any model loads
-    _backend()
+    prepare_backend()
     from medvqa.train import export_merged
     _print(export_merged(a.model, a.adapter, a.output, model_path=a.model_path, overwrite=a.overwrite))
 
@@ -125,7 +118,7 @@ def _image_args(a) -> dict:
     return {k: getattr(a, k) for k in IMAGE_SIZES if getattr(a, k, None) is not None}
 
 def cmd_evaluate(a):
-    _backend()
+    prepare_backend()
     from medvqa.evaluate import evaluate
     m = evaluate(a.model, data=a.data, adapter=a.adapter, split=a.split, output_dir=a.output,
                  batch_size=a.batch_size, max_new_tokens=a.max_new_tokens, resume=a.resume,
@@ -148,7 +141,7 @@ def check_ask(image, question):
 
 def cmd_ask(a):
     check_ask(a.image, a.question)
-    _backend()
+    prepare_backend()
     from medvqa.evaluate import Specialist
     ans = Specialist(model=a.model, adapter=a.adapter, model_path=a.model_path).answer(a.image, a.question)
     _print({"model": a.model, "adapter": a.adapter, "image": str(a.image), "question": a.question, "answer": ans})
@@ -181,7 +174,6 @@ _RUN_OWN = ("model", "curriculum", "seed", "output_dir", "resume", "offline")   
 
 def run_params():
     "The run notebook's parameters that `medvqa run` and `ablate` take as options (the rest they set per run)."
-    from medvqa.run import notebook_parameters
     return [q for q in notebook_parameters() if q.name not in _RUN_OWN]
 
 def _run_params(a) -> dict:
@@ -233,7 +225,7 @@ _CLI_NAMES = {"output_dir": "output"}                # one name for the output f
 _EXAMPLES = {"stage_data": "open=PATH,closed=PATH", "modules_to_save": "lm_head"}
 
 def _flag(q) -> str:
-    "The option of a `medvqa.run.Param`: train's argument name (`data`, not the notebook's `train_data`), kebab-cased."
+    "The option of a `medvqa.settings.Param`: train's argument name (`data`, not the notebook's `train_data`), kebab-cased."
     n = q.arg if q.fn == "train" else q.name
     return "--" + _CLI_NAMES.get(n, n).replace("_", "-")
 
@@ -251,10 +243,9 @@ def _cli_doc(doc: str, params) -> str:
         if "_" in q.arg: doc = re.sub(rf"(?<![\w-]){q.arg}(?![\w-])", _flag(q), doc)
     return re.sub(r"(?<![\w-])output_dir(?![\w-])", "--output", doc).replace("(None: ", "(default: ")
 
-def add_options(p, params, choices: dict | None = None, required=(), suppress: bool = False):
-    "One option per `medvqa.run.Param`: flag, type, default and help from the function's signature, so the two cannot drift."
+def add_options(p, params, required=(), suppress: bool = False):
+    "One option per `medvqa.settings.Param`: flag, type, range, choices, default and help from the settings field (or argument), so the two cannot drift."
     import typing
-    from medvqa.run import base_type
     for q in params:
         t = base_type(q.hint)[0]
         kw = dict(dest=q.name, help=_cli_doc(q.doc, params) + (f"; e.g. {_EXAMPLES[q.name]}" if q.name in _EXAMPLES else ""))
@@ -263,19 +254,17 @@ def add_options(p, params, choices: dict | None = None, required=(), suppress: b
         if suppress and not any(q.default is x for x in (None, False)): kw["help"] += f" (default: {q.default})"
         if t is bool: kw["action"] = "store_true" if q.default is False else argparse.BooleanOptionalAction
         elif typing.get_origin(t) is list: kw.update(type=_list_of(typing.get_args(t)[0]), metavar="A,B")
-        elif t is int: kw.update(type=int if q.name == "seed" else _positive, metavar="N")
+        elif t is int: kw.update(type=_positive if q.values == "positive" else int, metavar="N")
         elif t is float: kw.update(type=float, metavar="X")
         else: kw["metavar"] = "DIR" if q.name.endswith(("_dir", "_path")) else "PATH" if "data" in q.name else "TEXT"
-        if q.name in (choices or {}): kw.update(choices=list(choices[q.name]), metavar="NAME")
-        if q.name == "format" and "format" in (choices or {}): kw["help"] += f"; one of: {', '.join(choices['format'])}"
+        if q.choices is not None and typing.get_origin(t) is not list: kw.update(choices=list(q.choices), metavar="NAME")
+        if q.name == "format" and q.choices is not None: kw["help"] += f"; one of: {', '.join(q.choices)}"
         p.add_argument(_flag(q), **kw)
 
 # %% ../nbs/10_cli.ipynb #93af475e
-_DATA_CHOICES = {"format": FORMATS, "lang": LANGS}
-
 def _data_options(p):
-    "--format, --lang and the --*-column options of a command that reads data: `data_params()`, as train's signature defines them."
-    add_options(p, data_params(), _DATA_CHOICES)
+    "--format, --lang and the --*-column options of a command that reads data: `data_params()`, as the settings declare them."
+    add_options(p, data_params())
 
 def _model_options(p, adapter=None):
     from medvqa.models import REGISTRY
@@ -284,15 +273,11 @@ def _model_options(p, adapter=None):
     p.add_argument("--model-path", metavar="DIR", help="a local folder with the model's weights (otherwise $MEDVQA_MODEL_PATH_<KEY>, then the hub)")
 
 def _output_option(p):
-    "--output, the run folder of run and ablate (--out, its old name, still works)."
-    p.add_argument("--output", dest="out", metavar="DIR", help="the run folder: one sub-folder per run, and index.html")
-    p.add_argument("--out", dest="out", help=argparse.SUPPRESS)
-    p.set_defaults(output_required=p)                 # main() says so when neither is given
+    "--output, the run folder of run and ablate."
+    p.add_argument("--output", dest="out", required=True, metavar="DIR", help="the run folder: one sub-folder per run, and index.html")
 
 # %% ../nbs/10_cli.ipynb #1a8b2ac4
 def build_parser() -> argparse.ArgumentParser:
-    from medvqa.sizing import TRAIN_BACKENDS
-    from medvqa.models import METHODS
     sub_kw = dict(formatter_class=_Help)
     p = _Parser(prog="medvqa", formatter_class=_Help,
                                 description="Fine-tune Qwen-VL models for medical VQA and compare training recipes. "
@@ -326,10 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_models)
 
     from medvqa.models import REGISTRY
-    choices = {"model": REGISTRY, "curriculum": STRATEGIES, "backend": TRAIN_BACKENDS, "method": METHODS, **_DATA_CHOICES}
     t = sub.add_parser("train", help="fine-tune a model (unsloth on a GPU, transformers+PEFT+TRL elsewhere); summary as JSON",
-                       description="Every option is an argument of medvqa.train.train, with its default and its doc.", **sub_kw)
-    add_options(t, train_params(), choices, required=("model", "output_dir"))
+                       description="Every option is a setting of medvqa.train.train (medvqa.settings.TrainSettings), with its default and its doc.", **sub_kw)
+    add_options(t, train_params(), required=("model", "output_dir"))
     t.set_defaults(func=cmd_train)
 
     x = sub.add_parser("export", help="merge a trained adapter into its base model (16-bit) for serving; summary as JSON", **sub_kw)
@@ -352,7 +336,6 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--blind", action="store_true", help="the blind control: each image mid-grey (blind_predictions.jsonl, blind_metrics.json)")
     from medvqa.checkpoints import IMAGE_SIZES
     from medvqa.evaluate import evaluate
-    from medvqa.run import signature_params
     add_options(e, [q for q in signature_params(evaluate) if q.name in IMAGE_SIZES])     # --max-pixels, --min-pixels: evaluate()'s own docs
     e.set_defaults(func=cmd_evaluate)
 
@@ -373,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--curricula", metavar="NAMES", help=f"comma-separated curricula, of: {', '.join(STRATEGIES)} (default: {DEFAULT_CURRICULUM})")
     r.add_argument("--seeds", metavar="INTS", help="comma-separated seeds (default: 0)")
     _output_option(r)
-    add_options(r, run_params(), choices, suppress=True)
+    add_options(r, run_params(), suppress=True)
     r.add_argument("--gpus", metavar="IDS", help="comma-separated GPU ids: one run per GPU at a time (default: one run at a time)")
     r.add_argument("--parallel", type=_positive, metavar="N", help="on a CPU: N runs at once, the cores shared out (default: one at a time)")
     r.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="any parameter of the run notebook (repeatable; wins over the options above)")
@@ -387,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"comma-separated curricula, of: {', '.join(STRATEGIES)}")
     _output_option(ab)
     ab.add_argument("--seeds", default="0", metavar="INTS", help="comma-separated seeds")
-    add_options(ab, run_params(), choices, suppress=True)
+    add_options(ab, run_params(), suppress=True)
     ab.add_argument("--gpus", metavar="IDS", help="comma-separated GPU ids: one run per GPU at a time (default: one run at a time)")
     ab.add_argument("--parallel", type=_positive, metavar="N", help="on a CPU: N runs at once, the cores shared out (default: one at a time)")
     ab.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="any parameter of the run notebook (repeatable; wins over the options above)")
@@ -410,8 +393,6 @@ def main(argv=None) -> int:
     "Entry point of the `medvqa` console script."
     p = build_parser()
     args = p.parse_args(argv)
-    if getattr(args, "output_required", None) and not args.out:
-        args.output_required.error("the following arguments are required: --output")
     try:
         with data_stdout(): args.func(args)
     except MedVQAError as e:

@@ -13,9 +13,9 @@ from .chat import load_processor
 from .builders import tiny_model_dir
 
 # %% auto #0
-__all__ = ['SEED_TARGETS', 'VISION_TARGETS', 'METHODS', 'PARTS', 'REGISTRY', 'BACKENDS', 'ModelSpec', 'get_spec', 'spec_with',
-           'model_part', 'env_var', 'resolve_model_path', 'weights_hint', 'check_weights', 'cuda_available',
-           'load_model']
+__all__ = ['SEED_TARGETS', 'VISION_TARGETS', 'METHODS', 'PARTS', 'REGISTRY', 'BACKENDS', 'TRAIN_BACKENDS', 'ModelSpec',
+           'get_spec', 'spec_with', 'model_part', 'env_var', 'resolve_model_path', 'weights_hint', 'check_weights',
+           'check_backend', 'cuda_available', 'load_model']
 
 # %% ../nbs/04_models.ipynb #3cf0e559
 SEED_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -147,15 +147,23 @@ def check_weights(key, path) -> None:
         raise ConfigError(f"no weights for {spec.key!r}: {path} is not in the Hugging Face cache and the hub cannot be reached "
                           f"({type(e).__name__}); {weights_hint(spec.key)}") from None
 
-# %% ../nbs/04_models.ipynb #acfeff2b
+# %% ../nbs/04_models.ipynb #6a2b20a5
 BACKENDS = ("hf", "unsloth")
+TRAIN_BACKENDS = ("auto",) + BACKENDS    # what `train` takes: auto is unsloth on a CUDA GPU when installed, else hf
+
+def check_backend(backend, auto: bool = True) -> str:
+    "`backend` if it is one of `BACKENDS` (or 'auto', when `auto`); ConfigError otherwise."
+    known = TRAIN_BACKENDS if auto else BACKENDS
+    if backend not in known:
+        raise ConfigError(f"unknown backend {backend!r} (known: {', '.join(known)})" + ("" if auto else "; train also takes 'auto'"))
+    return backend
 
 def cuda_available() -> bool:
     import torch
     return torch.cuda.is_available()
 
 def _check_backend(backend, load_in_4bit, has_cuda):
-    if backend not in BACKENDS: raise ConfigError(f"unknown backend {backend!r}; known backends: {', '.join(BACKENDS)} (train also takes 'auto')")
+    check_backend(backend, auto=False)
     if backend == "unsloth" and not has_cuda:
         raise ConfigError("backend 'unsloth' needs a CUDA GPU and none is available; use backend='hf' (--backend hf) on this machine")
     if load_in_4bit and not has_cuda:

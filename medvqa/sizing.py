@@ -11,15 +11,14 @@ from .builders import FULL_CONFIGS
 from .models import cuda_available
 
 # %% auto #0
-__all__ = ['TRAIN_BACKENDS', 'pick_backend', 'pick_optimizer', 'estimate_memory_gib', 'torch_total_memory_gib', 'pick_batch',
-           'activation_gib', 'pick_checkpointing', 'resolve_batch', 'loader_settings', 'keep_freed_memory']
+__all__ = ['pick_backend', 'pick_optimizer', 'estimate_memory_gib', 'torch_total_memory_gib', 'pick_batch', 'activation_gib',
+           'pick_checkpointing', 'resolve_batch', 'loader_settings', 'keep_freed_memory']
 
 # %% ../nbs/05c_sizing.ipynb #81d5ba2e
-TRAIN_BACKENDS = ("auto", "hf", "unsloth")
-
 def pick_backend(backend: str = "auto") -> str:
     "Resolve 'auto' to 'unsloth' (CUDA + unsloth installed) or 'hf'; check explicit choices."
-    if backend not in TRAIN_BACKENDS: raise ConfigError(f"unknown backend {backend!r}; known backends: {', '.join(TRAIN_BACKENDS)}")
+    from medvqa.models import check_backend
+    check_backend(backend)
     has_cuda = cuda_available()
     if backend == "auto": return "unsloth" if has_cuda and importlib.util.find_spec("unsloth") else "hf"
     if backend == "unsloth":

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import functools, math, os, sys, time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atomic_write_json, environment_digest, get_logger,
@@ -14,10 +15,11 @@ from .chat import completion_messages, prompt_messages
 from .models import get_spec, spec_with, load_model, resolve_model_path, cuda_available
 from .monitor import (_callback, _counting, _curve_callback, _ordered, _profile_callback, count_4bit, count_params, counts,
                             loss_impl, mfu, peak_memory_gib, profile_window, write_log_history)
-from .sizing import (TRAIN_BACKENDS, keep_freed_memory, loader_settings, pick_backend, pick_batch, pick_checkpointing,
+from .sizing import (keep_freed_memory, loader_settings, pick_backend, pick_batch, pick_checkpointing,
                            pick_optimizer, resolve_batch)
 from .checkpoints import (check_export, check_output_dir, check_trained_for, describe_data, last_checkpoint,
                                 strict_resume_trainer, drop_checkpoints, finished_run, with_image_sizes)
+from .settings import TrainSettings, train_settings
 
 # %% auto #0
 __all__ = ['usable', 'to_conversation', 'conversation_stream', 'lora_settings', 'trainable_params', 'freeze_parts',
@@ -207,26 +209,32 @@ def trainable_model(spec, backend, method="lora", model_path=None, load_in_4bit=
     return model, processor, time.time() - t0
 
 # %% ../nbs/05_train.ipynb #c158d1fe
-def _sft_config(spec, out_dir, backend, has_cuda, max_steps, batch, accum, lr, optim, save_steps, seed, tensorboard,
-                gradient_checkpointing):
-    "TRL's settings for this run: batches, schedule, checkpoints, DataLoader, precision and loss."
+def _sft_config(spec, run: TrainSettings, has_cuda: bool):
+    "TRL's settings for a run whose `TrainSettings` are `run`, every choice left open resolved: batches, schedule, checkpoints, DataLoader, precision and loss."
     from trl import SFTConfig
     import torch
-    kw = dict(output_dir=str(out_dir), max_steps=max_steps, per_device_train_batch_size=batch, gradient_accumulation_steps=accum,
-              learning_rate=lr, warmup_steps=spec.warmup_steps, logging_steps=spec.logging_steps, optim=optim,
-              lr_scheduler_type=spec.lr_scheduler, adam_beta2=spec.adam_beta2, weight_decay=0.001, seed=seed, data_seed=seed,
-              save_strategy="steps", save_steps=save_steps, save_total_limit=1,
-              report_to=["tensorboard"] if tensorboard else "none", remove_unused_columns=False,
+    kw = dict(output_dir=str(run.output_dir), max_steps=run.max_steps, per_device_train_batch_size=run.batch_size,
+              gradient_accumulation_steps=run.grad_accum, learning_rate=run.learning_rate, warmup_steps=spec.warmup_steps,
+              logging_steps=spec.logging_steps, optim=run.optim, lr_scheduler_type=spec.lr_scheduler, adam_beta2=spec.adam_beta2,
+              weight_decay=0.001, seed=run.seed, data_seed=run.seed, save_strategy="steps", save_steps=run.save_steps,
+              save_total_limit=1, report_to=["tensorboard"] if run.tensorboard else "none", remove_unused_columns=False,
               dataset_kwargs={"skip_prepare_dataset": True}, max_length=None, **loader_settings(has_cuda),
-              bf16=has_cuda and not spec.tiny and torch.cuda.is_bf16_supported(), use_cpu=not has_cuda, ddp_find_unused_parameters=False,
-              gradient_checkpointing=bool(gradient_checkpointing) and backend == "hf",
+              bf16=has_cuda and not spec.tiny and torch.cuda.is_bf16_supported(), use_cpu=not has_cuda,
+              ddp_find_unused_parameters=False, gradient_checkpointing=bool(run.gradient_checkpointing) and run.backend == "hf",
               gradient_checkpointing_kwargs={"use_reentrant": False}, disable_tqdm=False)
     if spec.lr_scheduler == "warmup_stable_decay":            # constant after warm-up, then down to 0 over the last steps
-        kw["lr_scheduler_kwargs"] = {"num_decay_steps": max(1, round(spec.lr_decay * max_steps)), "decay_type": "linear"}
-    if backend == "unsloth": kw["dataset_text_field"] = ""
-    # hf: medvqa's answer-only loss (`patch_answer_only_loss`) on TRL's plain path; unsloth: TRL's chunked loss
-    kw["loss_type"] = "nll" if backend == "hf" else "chunked_nll"
+        kw["lr_scheduler_kwargs"] = {"num_decay_steps": max(1, round(spec.lr_decay * run.max_steps)), "decay_type": "linear"}
+    if run.backend == "unsloth": kw["dataset_text_field"] = ""
+    # answer_only: medvqa's loss (`patch_answer_only_loss`) on TRL's plain path; chunked_nll: TRL's (Unsloth's) chunked loss
+    kw["loss_type"] = "chunked_nll" if run.loss == "chunked_nll" else "nll"
     return SFTConfig(**kw)
+
+def _loss(loss, backend: str) -> str:
+    "How the loss is computed (`TrainSettings.loss`): answer_only on the hf backend unless asked otherwise; Unsloth's own chunked_nll."
+    if backend != "unsloth": return loss or "answer_only"
+    if loss not in (None, "chunked_nll"):
+        raise ConfigError(f"loss {loss!r} needs the hf backend (--backend hf): Unsloth computes its own chunked_nll")
+    return "chunked_nll"
 
 # %% ../nbs/05_train.ipynb #aa82e106
 def answer_only_loss(hidden, labels, head, num_items_in_batch=None):
@@ -255,19 +263,19 @@ def patch_answer_only_loss(model):
     return model
 
 # %% ../nbs/05_train.ipynb #f532b632
-def _trainer(backend, model, processor, args, train_ds, callbacks, rates=None):
-    "TRL's `SFTTrainer` for `backend`: counting what it trains on, keeping the stream's order (`medvqa.monitor`), resuming every weight or none (`medvqa.checkpoints`)."
+def _trainer(backend, model, processor, args, train_ds, callbacks, rates=None, loss: str = "answer_only"):
+    "TRL's `SFTTrainer` for `backend`, the loss computed as `loss` says (`TrainSettings.loss`): counting what it trains on, keeping the stream's order (`medvqa.monitor`), resuming every weight or none (`medvqa.checkpoints`)."
     if backend == "unsloth":
         from unsloth.trainer import UnslothVisionDataCollator
         collator = UnslothVisionDataCollator(model, processor, resize="max", completion_only_loss=True)
     else:
         collator = None          # TRL's vision collator, completion-only loss for prompt/completion data
-        patch_answer_only_loss(model)
+        if loss == "answer_only": patch_answer_only_loss(model)
     from trl import SFTTrainer
     base = part_rates_trainer(SFTTrainer, rates) if rates else SFTTrainer    # per-part learning rates (hf)
     window = profile_window()
     if window: callbacks = list(callbacks) + [_profile_callback(args.output_dir, *window)]
-    return _counting(_ordered(strict_resume_trainer(base), answer_only=backend == "hf"))(model=model, args=args, train_dataset=train_ds,
+    return _counting(_ordered(strict_resume_trainer(base), answer_only=loss == "answer_only"))(model=model, args=args, train_dataset=train_ds,
                                    processing_class=processor, data_collator=collator, callbacks=callbacks)
 
 # %% ../nbs/05_train.ipynb #9e3c5821
@@ -377,94 +385,52 @@ def device_name(has_cuda: bool) -> str:
     return f"cpu ({os.cpu_count()} cores, {platform.machine()})"
 
 # %% ../nbs/05_train.ipynb #105b0a6d
-def train(model: str = "tiny-qwen2vl",              # a registry model (see `medvqa models`)
-          data: str | None = None,                      # training data: a file or folder, or a hub id medvqa knows (None: the shipped demo data)
-          curriculum: str = DEFAULT_CURRICULUM,         # the order of training samples
-          output_dir: str = "runs/train",               # the run folder: weights, checkpoints, train_summary.json
-          max_steps: int | None = None,                 # optimizer steps (None: the model's own)
-          backend: str = "auto",                        # auto: unsloth on a CUDA GPU when installed, else hf
-          resume: bool = False,                         # continue the run in output_dir from its last checkpoint
-          seed: int = 0,                                # seed of initialisation and data order
-          batch_size: int | None = None,                # per-device batch (None: from the model's effective batch and the GPU's memory)
-          grad_accum: int | None = None,                # gradient accumulation steps (None: effective batch / batch_size)
-          save_steps: int | None = None,                # write a checkpoint every N steps (None: a quarter of the steps)
-          model_path: str | None = None,                # a local folder with the model's weights (None: $MEDVQA_MODEL_PATH_<KEY>, then the hub)
-          stage_data: list[str] | None = None,          # one data source per stage, in stage order or named by stage (None: split data)
-          shares: list[float] | None = None,            # share of the step budget per stage, e.g. 0.3,0.7 (None: by stage size)
-          tensorboard: bool = False,                    # also log to TensorBoard in output_dir
-          split: str = "train",                         # the split of the training data to train on
-          format: str | None = None,                    # the layout of the data, one of medvqa's formats (None: detected)
-          lang: str = "en",                             # SLAKE's question language: en, zh or all (both)
-          image_column: str | None = None,              # the column holding the image(s) in a table, imagefolder or hub dataset (None: guessed)
-          question_column: str | None = None,           # the column holding the question (None: guessed)
-          answer_column: str | None = None,             # the column holding the answer (None: guessed)
-          answer_type_column: str | None = None,        # the column holding open or closed (None: typed by rule)
-          id_column: str | None = None,                 # the column holding sample ids (None: numbered)
-          split_column: str | None = None,              # the column holding each sample's split (None: a column named split, else the file's)
-          explanation_column: str | None = None,        # the column holding an explanation of the answer (None: none)
-          learning_rate: float | None = None,           # peak learning rate (None: the model's own)
-          lora_r: int | None = None,                    # LoRA rank (None: the model's own)
-          lora_alpha: int | None = None,                # LoRA alpha (None: the model's own)
-          lora_dropout: float | None = None,            # LoRA dropout (None: the model's own)
-          optim: str | None = None,                     # the optimiser, a transformers name (None: fused AdamW for a LoRA adapter on a GPU, else the model's own)
-          load_in_4bit: bool | None = None,             # load 4-bit weights (None: the model's own choice on a GPU, never on a CPU)
-          memory_bound_gib: float | None = None,        # GPU memory the per-device batch may use (None: what the GPU has)
-          gradient_checkpointing: bool | None = None,   # recompute activations in the backward pass (None: only where keeping them would not fit)
-          modules_to_save: list[str] | None = None,     # modules trained in full beside the LoRA adapter (hf backend)
-          method: str | None = None,                    # lora: an adapter over frozen weights; full: every weight (None: the model's own)
-          freeze: list[str] | None = None,              # model parts kept as loaded, of vision, merger, language (None: the model's own)
-          vision_lr: float | None = None,               # learning rate of the vision tower's trainable weights (None: learning_rate)
-          merger_lr: float | None = None,               # learning rate of the merger's (the projector's) trainable weights (None: learning_rate)
-          max_pixels: int | None = None,                # largest image area in pixels, in training and when its run folder is evaluated (None: the model's own)
-          min_pixels: int | None = None,                # smallest image area in pixels, smaller images scaled up (None: the model's own)
-          eval_data: str | None = None,                 # held-out data for eval_every (None: the eval_split of the training data)
-          eval_every: int | None = None,                # score eval_data every N steps while training (a learning curve, curve.json)
-          eval_split: str = "test",                     # the split of eval_data to score
-          overwrite: bool = False,                      # replace a run already in output_dir (its checkpoints are deleted)
-          keep_checkpoints: bool = False,               # keep the last checkpoint (with optimiser state) once the run has finished
-         ) -> dict:
-    "Train registry model `model` (a key or a `ModelSpec`) on `data` (a source, or loaded records) in curriculum order: a LoRA adapter or, `method='full'`, every weight; returns the summary."
+def train(settings: TrainSettings | str | None = None, /, **kw) -> dict:
+    "Train on `settings.data` (a source, or loaded records) in curriculum order: a LoRA adapter or, `method='full'`, every weight; returns the summary. `settings`: a `TrainSettings`, or the model (a registry key or a `ModelSpec`); any setting may also be given by name."
     t_start = time.time()
     log = get_logger()
-    spec = spec_with(model, max_steps=max_steps, learning_rate=learning_rate, method=method, lora_r=lora_r,
-                     lora_alpha=lora_alpha, lora_dropout=lora_dropout, frozen=None if freeze is None else tuple(freeze))
-    spec = with_image_sizes(spec, max_pixels=max_pixels, min_pixels=min_pixels)
-    backend = pick_backend(backend)
+    s = train_settings(settings, **kw)                            # checked: a bad setting stops here, named
+    spec = spec_with(s.model, max_steps=s.max_steps, learning_rate=s.learning_rate, method=s.method, lora_r=s.lora_r,
+                     lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout, frozen=None if s.freeze is None else tuple(s.freeze))
+    spec = with_image_sizes(spec, max_pixels=s.max_pixels, min_pixels=s.min_pixels)
+    backend = pick_backend(s.backend)
     if backend == "unsloth": import unsloth  # noqa: F401  (must patch transformers/trl before they are imported)
     has_cuda = cuda_available()
-    if not has_cuda: keep_freed_memory()                        # see above: page faults at every step otherwise
+    if not has_cuda and s.keep_freed_memory: keep_freed_memory()    # see above: page faults at every step otherwise
     max_steps = int(spec.max_steps)
-    batch_size, grad_accum = resolve_batch(spec, batch_size, grad_accum, has_cuda, load_in_4bit, memory_bound_gib)
-    q4, method, gradient_checkpointing = _machine_settings(spec, has_cuda, load_in_4bit, gradient_checkpointing, batch_size,
-                                                           memory_bound_gib)
-    check_part_settings(spec.frozen, backend, method, vision_lr, merger_lr)
-    optim = pick_optimizer(optim or spec.optim, has_cuda, method, asked=optim is not None)
-    out = _run_folder(spec, output_dir, resume, overwrite)
-    if resume and (done := finished_run(out, max_steps)):
+    batch_size, grad_accum = resolve_batch(spec, s.batch_size, s.grad_accum, has_cuda, s.load_in_4bit, s.memory_bound_gib)
+    q4, method, gradient_checkpointing = _machine_settings(spec, has_cuda, s.load_in_4bit, s.gradient_checkpointing, batch_size,
+                                                           s.memory_bound_gib)
+    check_part_settings(spec.frozen, backend, method, s.vision_lr, s.merger_lr)
+    optim = pick_optimizer(s.optim or spec.optim, has_cuda, method, asked=s.optim is not None)
+    run = replace(s, backend=backend, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, optim=optim,
+                  learning_rate=spec.learning_rate, method=method, gradient_checkpointing=gradient_checkpointing,
+                  save_steps=s.save_steps or max(1, max_steps // 4), loss=_loss(s.loss, backend))   # every choice resolved
+    out = _run_folder(spec, s.output_dir, s.resume, s.overwrite)
+    if s.resume and (done := finished_run(out, max_steps)):
         log.info(f"{out} already holds a finished run of {done['steps']} steps: nothing to resume"); return done
     # data -> stages -> ordered stream
     from medvqa.curriculum import build_stream, plan
-    from medvqa.data import data_options
-    skipped, dropped, options = [], Counter(), data_options(locals())
-    stages = _train_stages(data, split, curriculum, stage_data, shares, seed, skipped, dropped, options)
+    skipped, dropped, options = [], Counter(), s.data_options()
+    stages = _train_stages(s.data, s.split, s.curriculum, s.stage_data, s.shares, s.seed, skipped, dropped, options)
     world = world_size()
     effective = batch_size * grad_accum * world
-    stream, bounds = build_stream(stages, max_steps, effective, seed=seed)
+    stream, bounds = build_stream(stages, max_steps, effective, seed=s.seed)
     log.info(f"{spec.key}: {backend} backend, {max_steps} steps of {batch_size}x{grad_accum}"
              + (f"x{world} processes" if world > 1 else "") + f"={effective} samples; "
              + ", ".join(f"{b['stage']} {b['first_step']}-{b['last_step']}" for b in bounds))
     # model
-    peft_model, processor, load_s = trainable_model(spec, backend, method, model_path, load_in_4bit, seed, gradient_checkpointing,
-                                                    modules_to_save)
-    rates = part_rates(peft_model, spec.learning_rate, vision_lr, merger_lr)
-    args = _sft_config(spec, out, backend, has_cuda, max_steps, batch_size, grad_accum, spec.learning_rate,
-                       optim, save_steps or max(1, max_steps // 4), seed, tensorboard, gradient_checkpointing)
+    peft_model, processor, load_s = trainable_model(spec, backend, method, s.model_path, s.load_in_4bit, s.seed,
+                                                    gradient_checkpointing, s.modules_to_save)
+    rates = part_rates(peft_model, spec.learning_rate, s.vision_lr, s.merger_lr)
+    args = _sft_config(spec, replace(run, output_dir=str(out)), has_cuda)
     cb, curve = _callback(bounds, out), None
-    if eval_every:           # first in line, so that its evaluations stay out of the stage callback's step timing
-        curve = _curve_callback(spec, processor, _held_out(data, eval_data, eval_split, options), int(eval_every), max_steps, out)
+    if s.eval_every:           # first in line, so that its evaluations stay out of the stage callback's step timing
+        curve = _curve_callback(spec, processor, _held_out(s.data, s.eval_data, s.eval_split, options), s.eval_every, max_steps, out)
     trainer = _trainer(backend, peft_model, processor, args, conversation_stream(stream, spec.max_pixels),
-                       [c for c in (curve, cb) if c is not None], rates if (vision_lr, merger_lr) != (None, None) else None)
-    ckpt = _resume_checkpoint(out, resume)
+                       [c for c in (curve, cb) if c is not None], rates if (s.vision_lr, s.merger_lr) != (None, None) else None,
+                       run.loss)
+    ckpt = _resume_checkpoint(out, s.resume)
     if has_cuda:
         import torch; torch.cuda.reset_peak_memory_stats()
     t0 = time.time()
@@ -481,8 +447,8 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
     rows = write_log_history(trainer.state.log_history, bounds, out)
     params = count_params(peft_model)
     tps = cn["tokens"] / train_s if train_s > 0 else 0.0
-    summary = {"model": spec.key, "hub_id": spec.hub_id, "model_path": resolve_model_path(spec.key, model_path) if (model_path or spec.tiny) else None,
-               "backend": backend, "curriculum": curriculum, "data": describe_data(data), "split": split, "output_dir": str(out), "stages": bounds, "plan": plan(stages),
+    summary = {"model": spec.key, "hub_id": spec.hub_id, "model_path": resolve_model_path(spec.key, s.model_path) if (s.model_path or spec.tiny) else None,
+               "backend": backend, "curriculum": s.curriculum, "data": describe_data(s.data), "split": s.split, "output_dir": str(out), "stages": bounds, "plan": plan(stages),
                "max_steps": max_steps, "steps": trainer.state.global_step, "resumed_from": str(ckpt) if ckpt else None,
                "batch_size": batch_size, "grad_accum": grad_accum, "world_size": world, "effective_batch": effective,
                "optimizer": optim, "learning_rate": spec.learning_rate, "lr_scheduler": spec.lr_scheduler,
@@ -495,14 +461,14 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
                "load_s": round(load_s, 2), "train_s": round(train_s, 2), "curve_s": round(curve_s, 2),
                "first_step_s": round(cb.first_step_s, 2) if cb.first_step_s is not None else None,
                **_loss_summary(rows), "params": params, "linear4bit": count_4bit(peft_model), "mfu": mfu(params, tps, has_cuda, world),
-               "skipped": len(skipped), "dropped": dict(dropped), "seed": seed, "device": device_name(has_cuda),
-               "lora": dict(lora_settings(spec), modules_to_save=list(modules_to_save or ())) if method == "lora" else None,
+               "skipped": len(skipped), "dropped": dict(dropped), "seed": s.seed, "device": device_name(has_cuda),
+               "lora": dict(lora_settings(spec), modules_to_save=list(s.modules_to_save or ())) if method == "lora" else None,
                "gradient_checkpointing": bool(gradient_checkpointing),
                "versions": library_versions(), "environment_digest": environment_digest()}
     atomic_write_json(out / "train_summary.json", summary)
     from medvqa.report import write_model_card
     write_model_card(out)                                        # README.md: this run, not PEFT's empty template
-    if not keep_checkpoints: drop_checkpoints(out)               # finished: the final weights are all evaluation needs
+    if not s.keep_checkpoints: drop_checkpoints(out)               # finished: the final weights are all evaluation needs
     log.info(f"trained {spec.key}: {summary['steps']} steps, loss {summary['first_loss']} -> {summary['final_loss']}, "
              f"{summary['samples_per_s']} samples/s; {'adapter' if method == 'lora' else 'model'} in {out}")
     return summary
