@@ -25,16 +25,16 @@ VARIANTS = ("full", "chunked_nll", "answer_only")
 
 def run(key, variant, steps):
     import medvqa.train as T
-    orig = (T.patch_answer_only_loss, T._ordered, T._sft_config)
+    orig = (T.patch_answer_only_loss, T.ordered_trainer, T._sft_config)
     if variant != "answer_only":
         T.patch_answer_only_loss = lambda m: m
-        T._ordered = lambda cls, answer_only=False: orig[1](cls, answer_only=False)
+        T.ordered_trainer = lambda cls, answer_only=False: orig[1](cls, answer_only=False)
         def cfg(*a, **k):
             c = orig[2](*a, **k); c.loss_type = "nll" if variant == "full" else "chunked_nll"; return c
         T._sft_config = cfg
     try:
         s = T.train(key, output_dir=Path(tempfile.mkdtemp()) / "r", max_steps=steps, backend="hf", save_steps=10**6)
-    finally: T.patch_answer_only_loss, T._ordered, T._sft_config = orig
+    finally: T.patch_answer_only_loss, T.ordered_trainer, T._sft_config = orig
     return {"model": key, "variant": variant, "steps": s["steps"], "batch_size": s["batch_size"], "train_s": s["train_s"],
             "first_step_s": s["first_step_s"], "steady_s_per_step": round((s["train_s"] - s["first_step_s"]) / (s["steps"] - 1), 4),
             "tokens_per_s": s["tokens_per_s"], "max_seq_len": s["max_seq_len"], "first_loss": s["first_loss"]}

@@ -9,10 +9,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .core import ConfigError, DataError, atomic_write_text, normalise
-from .results import (HALLUCINATION, PROTOCOLS, _short, bias_note, blind_control, by_category, category_columns,
+from .results import (HALLUCINATION, PROTOCOLS, short_path, bias_note, blind_control, by_category, category_columns,
                             environment_notes, eval_set, fmt_ci, fmt_duration, fmt_num, get_path, is_lenient, load_entry, load_run,
                             metric_description, metric_keys, metric_label, on_demo_data, protocol, run_context, set_baseline, set_keys)
-from .figures import (CURRICULUM_METRICS, _DATA_URI, _curriculum_verdict, curriculum_groups, data_uri, fig_png, fmt_end,
+from .figures import (CURRICULUM_METRICS, DATA_URI, curriculum_verdict, curriculum_groups, data_uri, fig_png, fmt_end,
                             palette, pick_gallery, plot_by_source, plot_curricula, plot_curves, plot_loss, plot_open_closed)
 
 # %% auto #0
@@ -260,7 +260,8 @@ def _set_names(entries) -> tuple[dict, list]:
     if len(sets) < 2: return {}, []
     names = {k: chr(ord("A") + i) if i < 26 else str(i + 1) for i, k in enumerate(sets)}
     warn = ["Runs were evaluated on different sets; compare runs within one set only: "
-            + "; ".join(f"set {names[k]} = {_short(s[0])} [{s[1]}], {s[2]} samples: {', '.join(e['label'] for e in es)}"
+            + "; ".join(f"set {names[k]} = {short_path(s[0])} [{s[1]}], {s[2]} samples: "
+                        f"{', '.join(e['label'] for e in es)}"
                         for k, es in sets.items() for s in [eval_set(es[0])])]
     return {e["label"]: names[k] for k, es in sets.items() for e in es}, warn
 
@@ -281,7 +282,7 @@ def _gallery(entries, k: int = 8) -> tuple[list, str]:
             text = str(p.get("prediction") or "").strip()
             answers.append({"label": e["label"], "missing": False, "text": text,
                             "hit": normalise(p.get("prediction")) == normalise(g.get("answer"))})
-        out.append({"id": gid, "image": img if isinstance(img, str) and _DATA_URI.match(img) else None,
+        out.append({"id": gid, "image": img if isinstance(img, str) and DATA_URI.match(img) else None,
                     "question": g.get("question"), "answer": g.get("answer"), "answer_type": g.get("answer_type") or "",
                     "source": g.get("source") or "", "answers": answers})
     from collections import Counter
@@ -335,7 +336,7 @@ def render_report(entries: list[dict], title: str = "run") -> str:
         rows = _result_rows(es, keys, set_of, flags)
         b = set_baseline(es[0]); s = eval_set(es[0])
         if b: rows += [_baseline_row(b, keys), _baseline_row(b, keys, question=True)]
-        tables.append({"caption": f"Set {set_of[es[0]['label']]}: {_short(s[0])} [{s[1]}]" if set_of else "",
+        tables.append({"caption": f"Set {set_of[es[0]['label']]}: {short_path(s[0])} [{s[1]}]" if set_of else "",
                        "cols": [_key(k) for k in keys], "groups": _groups(keys), "rows": rows})
     hallucination = [{"label": e["label"], "cells": [_cell(get_path(e["metrics"], k), (e["metrics"].get("ci") or {}).get(k)) for k in HALLUCINATION]}
                      for e in with_metrics]
@@ -347,7 +348,8 @@ def render_report(entries: list[dict], title: str = "run") -> str:
                 for c, es in cs.items()]
         hall = [{"curriculum": c, "seeds": ", ".join(str(e["seed"]) for e in es), "cells": [fmt_end(es, k) for k in HALLUCINATION]}
                 for c, es in cs.items()]
-        curricula.append({"model": model, "cols": [_key(k) for k in CURRICULUM_METRICS], "rows": rows, "verdict": _curriculum_verdict(cs),
+        curricula.append({"model": model, "cols": [_key(k) for k in CURRICULUM_METRICS], "rows": rows,
+                          "verdict": curriculum_verdict(cs),
                           "hallucination": hall,
                           "curves": _figure(plot_curves([e for es in cs.values() for e in es]), f"learning curves of {model}"),
                           "figure": _figure(plot_curricula(cs), f"curricula compared for {model}")})

@@ -8,7 +8,7 @@ import datetime as _dt, json, os, random, re, shutil, time, traceback as _tb
 from pathlib import Path
 from typing import Iterable
 
-from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, atomic_write_json, atomic_write_text, get_logger,
+from .core import (DEFAULT_CURRICULUM, ConfigError, atomic_write_json, atomic_write_text, get_logger,
                          looks_like_hub_id, package_dir, read_json)
 
 log = get_logger("medvqa.run")
@@ -99,7 +99,7 @@ def _data_path(v, name, problems):
     s = str(v); p = Path(s).expanduser()
     if p.exists(): return str(p.resolve())
     if looks_like_hub_id(s):                               # 'owner/name' that is not a local path: a hub dataset
-        from medvqa.data import is_hub_dataset               # only the hub ids medvqa knows; others are missing paths
+        from medvqa.formats import is_hub_dataset              # only the hub ids medvqa knows; others are missing paths
         if is_hub_dataset(s): return s
     problems.append(f"{name} {s!r}: no such file or folder"); return s
 
@@ -162,7 +162,7 @@ def _check_sources(p: dict, options: dict, known: dict):
 def check_params(p: dict) -> dict:
     "Validate the run notebook's parameters (those given); ConfigError listing every problem, else the cleaned parameters."
     from medvqa.models import REGISTRY, BACKENDS, METHODS
-    from medvqa.curriculum import STRATEGIES
+    from medvqa.core import STRATEGIES
     p, problems = dict(p), []
     known = {q.name: q for q in notebook_parameters()}
     if p.get("model") not in REGISTRY:
@@ -181,7 +181,8 @@ def check_params(p: dict) -> dict:
     from medvqa.models import PARTS
     bad = [x for x in p.get("freeze") or () if x not in PARTS] if isinstance(p.get("freeze"), list) else []
     if bad: problems.append(f"freeze: unknown model part {', '.join(map(repr, bad))} (parts: {', '.join(PARTS)})")
-    from medvqa.data import DATA_OPTIONS, check_data, check_options
+    from medvqa.core import DATA_OPTIONS
+    from medvqa.data import check_data, check_options
     try: check_options(p.get("format"), p.get("lang", "en"))
     except ConfigError as e: problems.append(str(e))
     if p.get("seed") is None: p["seed"] = 0
@@ -210,7 +211,7 @@ def check_params(p: dict) -> dict:
 # %% ../nbs/09_run.ipynb #08445451
 def arguments(p: dict, fn: str) -> dict:
     "The checked notebook parameters `p` that feed `fn` ('train' or 'evaluate'; the data options feed both, 'data' gives them alone), under fn's own argument names."
-    from medvqa.data import DATA_OPTIONS
+    from medvqa.core import DATA_OPTIONS
     return {q.arg: p[q.name] for q in notebook_parameters() if q.name in p and (q.fn == fn or q.arg in DATA_OPTIONS and fn in ("evaluate", "data"))}
 
 # %% ../nbs/09_run.ipynb #5e518ffb
@@ -451,7 +452,7 @@ def run_models(models: Iterable[str], out, curricula=None, seeds=None, params: d
 def ablate(model: str, curricula=None, data=None, out="reports/ablation", seeds=(0,), params: dict | None = None,
            gpus=None, **kwargs) -> list[dict]:
     "Train and evaluate one model under each curriculum, with the same seeds, step budget and evaluation set."
-    from medvqa.curriculum import STRATEGIES
+    from medvqa.core import STRATEGIES
     params = dict(params or {})
     if data is not None: params["train_data"] = str(data); params.setdefault("eval_data", str(data))
     return run_models([model], out, curricula=list(curricula or STRATEGIES), seeds=list(seeds), params=params,

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atomic_write_json, environment_digest, get_logger,
                          library_versions)
-from .models import (get_spec, spec_with, load_model, prompt_messages, completion_messages, resolve_model_path,
-                           cuda_available)
-from .monitor import (_callback, _counting, _curve_callback, _ordered, _profile_callback, count_4bit, count_params, counts,
-                            loss_impl, mfu, peak_memory_gib, profile_window, write_log_history)
-from .sizing import (TRAIN_BACKENDS, keep_freed_memory, loader_settings, pick_backend, pick_batch, pick_checkpointing,
-                           pick_optimizer, resolve_batch)
+from .models import (spec_with, load_model, prompt_messages, completion_messages, resolve_model_path, cuda_available)
+from .monitor import (count_4bit, count_params, counting_trainer, counts, curve_callback, loss_impl, mfu,
+                            ordered_trainer, peak_memory_gib, profile_callback, profile_window, stage_callback,
+                            write_log_history)
+from .sizing import (keep_freed_memory, loader_settings, pick_backend, pick_checkpointing, pick_optimizer,
+                           resolve_batch)
 from .checkpoints import (check_export, check_output_dir, check_trained_for, describe_data, last_checkpoint,
                                 strict_resume_trainer, drop_checkpoints, finished_run, with_image_sizes)
 
@@ -35,7 +35,8 @@ def usable(ds, name="data"):
 # %% ../nbs/05_train.ipynb #96fa4d86
 def to_conversation(row: dict, max_pixels: int) -> dict:
     "One stream row -> TRL prompt/completion conversational sample with prepared images."
-    from medvqa.data import prepare_image, target_text
+    from medvqa.data import target_text
+    from medvqa.images import prepare_image
     imgs = [prepare_image(im, max_pixels=max_pixels) for im in (row.get("images") or [])]
     return {"prompt": prompt_messages(row["question"], len(imgs)), "completion": completion_messages(target_text(row)),
             "images": imgs, "stage": row.get("stage", "")}
@@ -266,9 +267,10 @@ def _trainer(backend, model, processor, args, train_ds, callbacks, rates=None):
     from trl import SFTTrainer
     base = part_rates_trainer(SFTTrainer, rates) if rates else SFTTrainer    # per-part learning rates (hf)
     window = profile_window()
-    if window: callbacks = list(callbacks) + [_profile_callback(args.output_dir, *window)]
-    return _counting(_ordered(strict_resume_trainer(base), answer_only=backend == "hf"))(model=model, args=args, train_dataset=train_ds,
-                                   processing_class=processor, data_collator=collator, callbacks=callbacks)
+    if window: callbacks = list(callbacks) + [profile_callback(args.output_dir, *window)]
+    trainer_cls = counting_trainer(ordered_trainer(strict_resume_trainer(base), answer_only=backend == "hf"))
+    return trainer_cls(model=model, args=args, train_dataset=train_ds,
+                       processing_class=processor, data_collator=collator, callbacks=callbacks)
 
 # %% ../nbs/05_train.ipynb #9e3c5821
 def _run_folder(spec, output_dir, resume: bool, overwrite: bool) -> Path:
@@ -459,9 +461,10 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
     rates = part_rates(peft_model, spec.learning_rate, vision_lr, merger_lr)
     args = _sft_config(spec, out, backend, has_cuda, max_steps, batch_size, grad_accum, spec.learning_rate,
                        optim, save_steps or max(1, max_steps // 4), seed, tensorboard, gradient_checkpointing)
-    cb, curve = _callback(bounds, out), None
+    cb, curve = stage_callback(bounds, out), None
     if eval_every:           # first in line, so that its evaluations stay out of the stage callback's step timing
-        curve = _curve_callback(spec, processor, _held_out(data, eval_data, eval_split, options), int(eval_every), max_steps, out)
+        curve = curve_callback(spec, processor, _held_out(data, eval_data, eval_split, options), int(eval_every),
+                               max_steps, out)
     trainer = _trainer(backend, peft_model, processor, args, conversation_stream(stream, spec.max_pixels),
                        [c for c in (curve, cb) if c is not None], rates if (vision_lr, merger_lr) != (None, None) else None)
     ckpt = _resume_checkpoint(out, resume)
