@@ -503,7 +503,7 @@ def train(model: str = "tiny-qwen2vl",              # a registry model (see `med
                "gradient_checkpointing": bool(gradient_checkpointing),
                "versions": library_versions(), "environment_digest": environment_digest()}
     atomic_write_json(out / "train_summary.json", summary)
-    from medvqa.report import write_model_card
+    from medvqa.card import write_model_card
     write_model_card(out)                                        # README.md: this run, not PEFT's empty template
     if not keep_checkpoints: drop_checkpoints(out)               # finished: the final weights are all evaluation needs
     log.info(f"trained {spec.key}: {summary['steps']} steps, loss {summary['first_loss']} -> {summary['final_loss']}, "
