@@ -11,14 +11,88 @@ samples, within 10 minutes on 2 cores.
     python benchmarks/learnability.py                              # tiny-qwen3vl, the registry's step count
     python benchmarks/learnability.py --model tiny-qwen2vl --steps 1500 --tag qwen2vl
 
-Writes benchmarks/results/learnability[_TAG].json.
+Writes benchmarks/results/learnability[_TAG].json. Its tools (`learn`, and the two smaller proofs `memorise` and
+`generalise` that tests/test_learnability.py runs as slow tests) live here, beside the benchmark that uses them.
 """
 from __future__ import annotations
 import argparse, json, os, platform, shutil, tempfile, time
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 HERE = Path(__file__).resolve().parent
+
+
+MEMO_ROWS = (("left", "Is there a lesion?", "yes"), ("normal", "Is there a lesion?", "no"),
+             ("left", "Which side of the image is the lesion on?", "left"),
+             ("right", "Which side of the image is the lesion on?", "right"))
+
+def memorisation_set(size: int = 64, seed: int = 0) -> list[dict]:
+    "Four samples on three synthetic scans in which each question has two answers told apart only by the image."
+    import numpy as np
+    from PIL import Image
+    from medvqa.core import infer_answer_type
+    from medvqa.synthetic import synthetic_scan
+    rng = np.random.default_rng(seed)
+    scans = {k: Image.fromarray(synthetic_scan(rng, size, lesion, side)[0])
+             for k, lesion, side in (("normal", False, None), ("left", True, "left"), ("right", True, "right"))}
+    return [{"id": f"memo-{i}", "images": [scans[s]], "question": q, "answer": a, "answer_type": infer_answer_type(q, a),
+             "source": "synthetic", "split": "train", "explanation": ""} for i, (s, q, a) in enumerate(MEMO_ROWS)]
+
+
+def majority_baseline(records) -> float | None:
+    "Closed accuracy of always giving the most frequent closed answer of `records`."
+    c = Counter(str(r["answer"]).strip().lower() for r in records if r.get("answer_type") == "closed")
+    return c.most_common(1)[0][1] / sum(c.values()) if c else None
+
+
+def _brief(m: dict) -> dict:
+    return {"n": m["n"], "exact_match": m["exact_match"], "closed": m["closed"], "open": m["open"], "ci": m["ci"]}
+
+
+def learn(model, train_records, test_records, out_dir, max_steps: int, curriculum: str = "mixed", seed: int = 0,
+          learning_rate=None, batch_size=None, grad_accum=None, untrained: bool = True, max_new_tokens: int = 8,
+          **train_kw) -> dict:
+    "Train `model` (key or ModelSpec) on `train_records`, evaluate trained (and untrained) on `test_records`."
+    from datasets import Dataset
+    from medvqa.evaluate import evaluate
+    from medvqa.synthetic import text_only_ceiling
+    from medvqa.train import train
+    out = Path(out_dir)
+    test_ds = Dataset.from_list(list(test_records))
+    s = train(model, data=list(train_records), curriculum=curriculum, output_dir=out / "trained", max_steps=max_steps,
+              backend="hf", seed=seed, learning_rate=learning_rate, batch_size=batch_size, grad_accum=grad_accum,
+              save_steps=10**9, **train_kw)
+    res = {"train": s, "majority_baseline": majority_baseline(test_records),
+           "text_only_ceiling": text_only_ceiling(test_records)}
+    res["trained"] = _brief(evaluate(model, data=test_ds, adapter=out / "trained", output_dir=out / "eval",
+                                     max_new_tokens=max_new_tokens, progress=False))
+    if untrained:
+        res["untrained"] = _brief(evaluate(model, data=test_ds, output_dir=out / "eval-untrained",
+                                           max_new_tokens=max_new_tokens, progress=False))
+    return res
+
+
+def memorise(model="tiny-qwen3vl", out_dir=None, max_steps: int = 300, seed: int = 0) -> dict:
+    "Train `model` (its registry settings) on `memorisation_set()`, evaluate on the same samples; `learn`'s result."
+    recs = memorisation_set(seed=seed)
+    out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="medvqa-memorise-"))
+    return learn(model, recs, recs, out, max_steps=max_steps, curriculum="mixed", seed=seed,
+                 batch_size=len(recs), grad_accum=1)
+
+
+GENERALISE_QUESTION = "Is there a lesion?"
+
+def generalise(model="tiny-qwen3vl", out_dir=None, max_steps: int = 350, n_train: int = 512, n_test: int = 128,
+               seed: int = 0) -> dict:
+    "Train `model` on `n_train` scans with one image-dependent yes/no question, score `n_test` unseen ones."
+    from medvqa.synthetic import make_synthetic
+    q = [GENERALISE_QUESTION]
+    out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="medvqa-generalise-"))
+    return learn(model, make_synthetic(n_train, seed=seed, split="train", questions=q),
+                 make_synthetic(n_test, seed=seed, split="test", questions=q), out, max_steps=max_steps,
+                 curriculum="closed_only", seed=seed, batch_size=16, grad_accum=1, untrained=False)
+
 
 
 def main(argv=None):
@@ -38,7 +112,6 @@ def main(argv=None):
     a = ap.parse_args(argv)
 
     import torch
-    from medvqa.learnability import learn
     from medvqa.models import get_spec
     from medvqa.synthetic import DEMO_QUESTIONS, make_synthetic
 
@@ -56,7 +129,7 @@ def main(argv=None):
     s, m = res["train"], res["trained"]
     out = {"benchmark": "learnability", "model": a.model,
            "device": f"cpu ({torch.get_num_threads()} threads, {os.cpu_count()} cores, {platform.machine()})",
-           "how": "one process: make_synthetic train/test sets, medvqa.learnability.learn = medvqa.train.train (hf backend, "
+           "how": "one process: make_synthetic train/test sets, benchmarks/learnability.py learn = medvqa.train.train (hf backend, "
                   "the registry's settings unless overridden, eval_every for the curve) then medvqa.evaluate.evaluate of the "
                   "trained and the untrained model (greedy, strict metrics, 95% bootstrap intervals); wall_s counts all of it",
            "config": {"method": s["method"], "steps": s["steps"], "learning_rate": s["learning_rate"], "batch_size": s["batch_size"],

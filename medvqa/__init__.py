@@ -18,7 +18,7 @@ import sys as _sys
 from importlib import import_module as _import_module
 from types import ModuleType as _ModuleType
 
-_LAZY = {"load_vqa": "data", "detect_format": "data", "data_stats": "hygiene", "drop_duplicates": "hygiene",
+_LAZY = {"load_vqa": "data", "detect_format": "formats", "data_stats": "hygiene", "drop_duplicates": "hygiene",
          "drop_leakage": "hygiene", "open_image": "images", "prepare_image": "images", "make_stages": "curriculum",
          "get_spec": "models", "score": "metrics", "Specialist": "evaluate", "run_models": "run", "ablate": "run",
          "write_report": "report"}

@@ -106,7 +106,7 @@ def cmd_train(a):
 
 # %% ../nbs/10_cli.ipynb #8db8b040
 def cmd_export(a):
-    from medvqa.train import check_export
+    from medvqa.checkpoints import check_export
     check_export(a.model, a.adapter, a.output, overwrite=a.overwrite)        # before any model loads
     prepare_backend()
     from medvqa.train import export_merged
@@ -136,7 +136,7 @@ def check_ask(image, question):
     p = Path(image)
     if not p.exists(): raise DataError(f"{image}: no such image file")
     if p.is_dir(): raise DataError(f"{image}: is a folder; pass one image file")
-    from medvqa.data import open_image
+    from medvqa.images import open_image
     open_image(p)                     # ImageError (a DataError) names the file when it cannot be decoded
 
 def cmd_ask(a):

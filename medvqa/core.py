@@ -12,8 +12,8 @@ from typing import Any, Iterable, Iterator
 __all__ = ['FORMATS', 'LANGS', 'DATA_OPTIONS', 'STRATEGIES', 'DEFAULT_CURRICULUM', 'YES_NO', 'MedVQAError', 'DataError',
            'ConfigError', 'looks_like_hub_id', 'normalise', 'infer_answer_type', 'atomic_write_bytes',
            'atomic_write_text', 'to_json', 'atomic_write_json', 'append_jsonl', 'iter_jsonl', 'read_jsonl', 'read_json',
-           'get_logger', 'package_dir', 'cache_dir', 'library_versions', 'installed_distributions', 'digest_of',
-           'environment_digest', 'thread_map']
+           'get_logger', 'package_dir', 'cache_dir', 'template_env', 'template_text', 'library_versions',
+           'installed_distributions', 'digest_of', 'environment_digest', 'thread_map']
 
 # %% ../nbs/00_core.ipynb #5da0b6dd
 class MedVQAError(Exception):
@@ -181,7 +181,22 @@ def cache_dir() -> Path:
     d = Path(os.environ.get("MEDVQA_CACHE", Path.home()/".cache"/"medvqa"))
     d.mkdir(parents=True, exist_ok=True); return d
 
-# %% ../nbs/00_core.ipynb #20c008ca
+# %% ../nbs/00_core.ipynb #fba48586
+def template_env(filters: dict | None = None):
+    "A Jinja2 environment over `medvqa/templates/`: HTML (and text given as a string) auto-escaped, other files not."
+    import jinja2
+    env = jinja2.Environment(loader=jinja2.PackageLoader("medvqa", "templates"), undefined=jinja2.StrictUndefined,
+                             autoescape=jinja2.select_autoescape(("html",), default_for_string=True, default=False),
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(filters or {})
+    return env
+
+def template_text(name: str) -> str:
+    "The text of the shipped file `medvqa/templates/<name>` (the report's CSS), as it is."
+    from importlib.resources import files
+    return files("medvqa").joinpath("templates", name).read_text(encoding="utf-8")
+
+# %% ../nbs/00_core.ipynb #c76c45cf
 _LIBS = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "unsloth", "unsloth_zoo", "bitsandbytes")
 
 def library_versions(names: Iterable[str] = _LIBS) -> dict:

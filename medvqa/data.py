@@ -13,16 +13,12 @@ from datasets import Dataset, Features, List, Value
 from datasets import Image as ImageFeature
 
 from .core import DataError, ConfigError, DATA_OPTIONS, FORMATS, LANGS, infer_answer_type, get_logger, thread_map
-from .images import (DEFAULT_MAX_PIXELS, MAX_IMAGE_PIXELS, MIN_SIDE, ImageError, ImageHashes, check_image, image_bytes,
-                           image_hash, image_ref_key, is_dicom, open_image, prepare_image, to_8bit)
-from .formats import ANSWER_TYPES, canonical_split, detect_format, is_hub_dataset, locate_data, _READERS, _dropped, _read_hub
-
-_all_ = ["ANSWER_TYPES", "canonical_split", "is_hub_dataset", "locate_data", "detect_format"]
+from .images import ImageError, ImageHashes, check_image, image_ref_key
+from .formats import ANSWER_TYPES, canonical_split, detect_format, dropped_record, locate_data, read_records
 
 # %% auto #0
 __all__ = ['FEATURES', 'target_text', 'build_dataset', 'load_info', 'data_options', 'check_options', 'load_vqa', 'check_data',
-           'select_split', 'as_dataset', 'ANSWER_TYPES', 'canonical_split', 'is_hub_dataset', 'locate_data',
-           'detect_format']
+           'select_split', 'as_dataset']
 
 # %% ../nbs/01a_data.ipynb #b64af1ee
 FEATURES = Features({"id": Value("string"), "images": List(ImageFeature()), "question": Value("string"),
@@ -150,18 +146,18 @@ def load_vqa(source, format: str | None = None, split=None, on_error: str = "ski
     check_options(format, lang, columns)
     fmt = format or detect_format(source)
     want = None if split is None else {canonical_split(s) for s in ([split] if isinstance(split, str) else split)}
-    if fmt == "hub": recs = _read_hub(str(source), name=name, **columns)
-    else:
+    p = source
+    if fmt != "hub":
         p = Path(os.path.abspath(Path(source).expanduser()))      # images named by absolute paths: the set does not depend on the working folder
         if not p.exists(): raise DataError(f"{source}: no such file or folder")
         if format is None: p = locate_data(p)[1]             # a download folder: its release folder
-        recs = _READERS[fmt](p, lang=lang, name=name, **columns)
+    recs = read_records(fmt, p, lang=lang, name=name, **columns)
     seen = Counter()
     def keep(recs):
         for r in recs:
             if "_error" not in r:
                 s = canonical_split(r.get("split") or "train"); seen[s] += 1
-                if s not in want: yield _dropped(r.get("_file", "?"), r.get("_record", "?"), "split"); continue
+                if s not in want: yield dropped_record(r.get("_file", "?"), r.get("_record", "?"), "split"); continue
             yield r
     if want is not None: recs = keep(recs)
     ds = build_dataset(recs, on_error=on_error, report=report, check_images=check_images, max_image_pixels=max_image_pixels,
@@ -184,7 +180,8 @@ def check_data(source, format: str | None = None, split=None, lang: str | None =
     if fmt == "hub": return fmt                                          # read online only, by the run itself
     p = Path(source)
     if not p.exists(): raise DataError(f"{source}: no such file or folder")
-    recs = [r for r in _READERS[fmt](locate_data(p)[1] if format is None else p, lang=lang, **columns) if "_error" not in r and "_drop" not in r]
+    recs = [r for r in read_records(fmt, locate_data(p)[1] if format is None else p, lang=lang, **columns)
+            if "_error" not in r and "_drop" not in r]
     have = Counter(canonical_split(r.get("split") or "train") for r in recs)
     if split is not None and not have[canonical_split(split)]:
         raise DataError(f"{source}: no records in split {split}; splits in this data: {', '.join(f'{s} ({n})' for s, n in sorted(have.items())) or 'none'}")
@@ -206,13 +203,3 @@ def as_dataset(data=None, split=None, report: list | None = None, **options) -> 
     if isinstance(data, list): return Dataset.from_list(data)
     from medvqa.synthetic import data_or_demo
     return load_vqa(str(data_or_demo(data)), split=split, on_error="skip", report=report, **options)
-
-# %% ../nbs/01a_data.ipynb #5f9744bd
-_HYGIENE = ("image_keys", "find_duplicates", "drop_duplicates", "find_leakage", "drop_leakage", "data_stats")
-
-def __getattr__(name):
-    "The hygiene functions, defined in `medvqa.hygiene`, stay importable from `medvqa.data`."
-    if name in _HYGIENE:
-        from medvqa import hygiene
-        return getattr(hygiene, name)
-    raise AttributeError(f"module 'medvqa.data' has no attribute {name!r}")

@@ -339,7 +339,7 @@ def evaluate(model: str,                          # a registry model (see `medvq
         "wall_s": wall, "samples_per_s": n_new / wall if wall > 0 and n_new else None,
         "device": str(sp.model.device), "versions": library_versions(), "environment_digest": environment_digest()})
     if (out / "train_summary.json").exists():
-        from medvqa.report import write_model_card
+        from medvqa.card import write_model_card
         write_model_card(out)                                    # the run's model card gains its metrics
     log.info(f"evaluated {sp.spec.key}{' blind' if blind else ''} on {len(ids)} samples ({n_new} generated): exact match {metrics['exact_match']:.3f}, "
              f"closed accuracy {metrics['closed']['accuracy'] if metrics['closed']['accuracy'] is not None else float('nan'):.3f}")

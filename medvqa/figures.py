@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Iterable
 
 from .core import DataError, atomic_write_json, get_logger, read_jsonl
-from .results import FIGURE_METRICS, _num, fmt_ci, fmt_signed, fmt_spread, get_path, metric_label, set_baseline
+from .results import FIGURE_METRICS, as_number, fmt_ci, fmt_signed, fmt_spread, get_path, metric_label, set_baseline
 
 log = get_logger("medvqa.figures")
 
 # %% auto #0
-__all__ = ['log', 'CURVE_METRICS', 'CURRICULUM_METRICS', 'ONE_LABEL', 'new_figure', 'fig_png', 'data_uri', 'palette',
+__all__ = ['log', 'CURVE_METRICS', 'CURRICULUM_METRICS', 'ONE_LABEL', 'DATA_URI', 'new_figure', 'fig_png', 'data_uri', 'palette',
            'stage_spans', 'plot_loss', 'plot_open_closed', 'plot_by_source', 'curve_table', 'plot_curves',
-           'curriculum_groups', 'plot_curricula', 'not_better', 'mean_interval', 'fmt_end', 'thumbnail_uri',
-           'pick_gallery', 'write_gallery']
+           'curriculum_groups', 'plot_curricula', 'not_better', 'curriculum_verdict', 'mean_interval', 'fmt_end',
+           'thumbnail_uri', 'pick_gallery', 'write_gallery']
 
 # %% ../nbs/08b_figures.ipynb #31e71f68
 def new_figure(w: float = 8, h: float = 3.6):
@@ -51,7 +51,7 @@ def stage_spans(e: dict) -> list[tuple[str, float, float]]:
     out = []
     for b in e["train_summary"].get("stages") or []:
         if not isinstance(b, dict): continue
-        f, l = _num(b.get("first_step")), _num(b.get("last_step"))
+        f, l = as_number(b.get("first_step")), as_number(b.get("last_step"))
         if f is None or (l is not None and l < f): continue          # a stage given no steps has nothing to label
         out.append((str(b.get("stage", "")), f, f if l is None else l))
     return out
@@ -75,7 +75,7 @@ def plot_loss(entries: list[dict], colors: dict | None = None):
     import pandas as pd
     sns = _sns()
     rows = [{"run": e["label"], "step": r["step"], "loss": r["loss"]} for e in entries for r in e["log_history"]
-            if isinstance(r, dict) and _num(r.get("loss")) is not None and _num(r.get("step")) is not None]
+            if isinstance(r, dict) and as_number(r.get("loss")) is not None and as_number(r.get("step")) is not None]
     if not rows: return None
     df = pd.DataFrame(rows); labels = list(dict.fromkeys(df["run"]))
     colors = colors or palette(labels)
@@ -116,7 +116,7 @@ def plot_open_closed(entries: list[dict], metrics: Iterable[str] = FIGURE_METRIC
     fig = new_figure(max(6, min(12, 2.5 + 0.35 * len(metrics) * len(labels))), 3.6); ax = fig.subplots()
     x = np.arange(len(metrics)); w = 0.8 / len(entries)
     for i, e in enumerate(entries):
-        vals = [_num(get_path(e["metrics"], k)) for k in metrics]
+        vals = [as_number(get_path(e["metrics"], k)) for k in metrics]
         cis = [(e["metrics"].get("ci") or {}).get(k) for k in metrics]
         pos = x - 0.4 + w * (i + 0.5)
         ax.bar(pos, [v or 0 for v in vals], w * 0.95, color=colors[e["label"]], label=e["label"],
@@ -144,7 +144,7 @@ def plot_by_source(entries: list[dict], metrics=("closed.accuracy", "open.recall
         group = k.split(".")[0]
         for e in entries:
             for s, m in e["metrics"]["by_source"].items():
-                v, n = _num(get_path(m, k)), get_path(m, f"{group}.n") if "." in k else m.get("n")
+                v, n = as_number(get_path(m, k)), get_path(m, f"{group}.n") if "." in k else m.get("n")
                 if v is not None: val.loc[e["label"], s] = v; ann.loc[e["label"], s] = f"{v:.2f}\nn={n}"
                 elif n: ann.loc[e["label"], s] = f"—\nn={n}"
         sns.heatmap(val, annot=ann.values, fmt="", vmin=0, vmax=1, cmap="viridis", ax=ax, cbar=ax is axes[-1],
@@ -162,7 +162,7 @@ def curve_table(entries: list[dict], by: str = "curriculum") -> dict:
     for e in entries:
         for r in e.get("curve") or []:
             for k, _ in CURVE_METRICS:
-                v = _num(r.get(k))
+                v = as_number(r.get(k))
                 if v is None: continue
                 out.setdefault(e.get(by) or e["label"], {}).setdefault(k, {}).setdefault(float(r["step"]), []).append(v)
     return out
@@ -210,7 +210,7 @@ def plot_curricula(groups: dict, metrics=("closed.accuracy", "open.recall")):
     pal = sns.color_palette("Set2", len(curricula))
     for ax, k in zip(axes, metrics):
         for i, c in enumerate(curricula):
-            vals = [v for v in (_num(get_path(e["metrics"], k)) for e in groups[c]) if v is not None]
+            vals = [v for v in (as_number(get_path(e["metrics"], k)) for e in groups[c]) if v is not None]
             if not vals: continue
             jit = np.linspace(-0.12, 0.12, len(vals)) if len(vals) > 1 else [0]
             ax.scatter(i + np.asarray(jit), vals, color=pal[i], s=22, alpha=0.8, zorder=3)
@@ -238,16 +238,19 @@ def not_better(e: dict) -> str | None:
         lab, share = max(((k, b[k]) for k in ("yes", "no", "none")), key=lambda t: t[1])
         if share >= ONE_LABEL:
             return f"{e['label']} answers {'neither yes nor no' if lab == 'none' else repr(lab)} to {share:.0%} of its {b['n']} closed questions"
-    acc, ceiling = _num(get_path(e["metrics"], "closed.accuracy")), _num((set_baseline(e) or {}).get("question.closed.accuracy"))
+    acc = as_number(get_path(e["metrics"], "closed.accuracy"))
+    ceiling = as_number((set_baseline(e) or {}).get("question.closed.accuracy"))
     if acc is not None and ceiling is not None and acc <= ceiling + 1e-9:
         return f"{e['label']}'s closed accuracy {acc:.2f} is at or below the question-only ceiling {ceiling:.2f}"
     return None
 
-def _curriculum_verdict(groups: dict, n_boot: int = 1000, seed: int = 0) -> str:
+def curriculum_verdict(groups: dict, n_boot: int = 1000, seed: int = 0) -> str:
     "The curriculum comparison's sentence: the two best curricula by closed accuracy, compared paired over the same questions."
     from medvqa.metrics import paired_difference
     means = sorted(((statistics.mean(vs), c, es) for c, es in groups.items()
-                    if (vs := [v for v in (_num(get_path(e["metrics"], "closed.accuracy")) for e in es) if v is not None])), key=lambda t: -t[0])
+                    if (vs := [v for v in (as_number(get_path(e["metrics"], "closed.accuracy")) for e in es)
+                               if v is not None])),
+                   key=lambda t: -t[0])
     if len(means) < 2: return ""
     (m1, c1, es1), (m2, c2, es2) = means[:2]
     d = paired_difference([list(e["predictions"].values()) for e in es1], [list(e["predictions"].values()) for e in es2], n_boot, seed)
@@ -270,7 +273,7 @@ _T975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31
 
 def mean_interval(values: list) -> tuple | None:
     "(mean, low, high): the 95% t-interval of the mean over seeds; None for fewer than two values."
-    vs = [v for v in map(_num, values) if v is not None]
+    vs = [v for v in map(as_number, values) if v is not None]
     if len(vs) < 2: return None
     df = len(vs) - 1; t = _T975.get(df) or next((_T975[k] for k in sorted(_T975) if k >= df), 1.96)
     m, half = statistics.mean(vs), t * statistics.stdev(vs) / math.sqrt(len(vs))
@@ -285,10 +288,11 @@ def fmt_end(entries: list[dict], key: str) -> str:
     if mi is None: return fmt_spread(vals)
     floor = -1.0 if key.endswith("yes_bias") else 0.0        # shares (a difference of two for yes_bias): the interval is cut to their range
     lo, hi = max(floor, mi[1]), min(1.0, mi[2])
-    return f"{mi[0]:.2f} [{lo:.2f}, {hi:.2f}] (± {statistics.stdev([v for v in map(_num, vals) if v is not None]):.2f})"
+    sd = statistics.stdev([v for v in map(as_number, vals) if v is not None])
+    return f"{mi[0]:.2f} [{lo:.2f}, {hi:.2f}] (± {sd:.2f})"
 
 # %% ../nbs/08b_figures.ipynb #c790acd3
-_DATA_URI = re.compile(r"^data:image/(png|jpeg);base64,[A-Za-z0-9+/=]+$")
+DATA_URI = re.compile(r"^data:image/(png|jpeg);base64,[A-Za-z0-9+/=]+$")
 
 def thumbnail_uri(img, size: int = 160) -> str:
     "A PNG data URI of a PIL image shrunk to fit `size`×`size` (8-bit, by `medvqa.images.to_8bit`)."

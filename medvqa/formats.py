@@ -16,7 +16,7 @@ from datasets import Image as ImageFeature
 from .core import DataError, ConfigError, FORMATS, iter_jsonl, looks_like_hub_id, read_json
 
 # %% auto #0
-__all__ = ['ANSWER_TYPES', 'canonical_split', 'is_hub_dataset', 'locate_data', 'detect_format']
+__all__ = ['ANSWER_TYPES', 'canonical_split', 'dropped_record', 'is_hub_dataset', 'read_records', 'locate_data', 'detect_format']
 
 # %% ../nbs/01c_formats.ipynb #b191a909
 ANSWER_TYPES = ("open", "closed")
@@ -158,7 +158,7 @@ def _read_vqa_rad_json(path: Path, **_) -> Iterator[dict]:
                "_file": f, "_record": f"#{i} (qid {r.get('qid')})"}
 
 # %% ../nbs/01c_formats.ipynb #e1aacc8c
-def _dropped(file, rec, reason: str, **why) -> dict:
+def dropped_record(file, rec, reason: str, **why) -> dict:
     "A record read and deliberately left out (`reason`: language, split, ...): counted by `build_dataset`, never silent."
     return {"_file": str(file), "_record": str(rec), "_drop": reason, **why}
 
@@ -170,7 +170,9 @@ def _read_slake(path: Path, lang: str | None = "en", **_) -> Iterator[dict]:
         for i, r in enumerate(_read_json_list(f)):
             if not isinstance(r, dict) or not r.get("img_name"): yield _malformed(f, f"#{i}", "expected an object with img_name"); continue
             ql = str(r.get("q_lang", "en")).lower()
-            if lang not in (None, "all") and ql != lang: yield _dropped(f, f"#{i} (qid {r.get('qid')})", "language", lang=ql, split=_split_of_name(f.stem)); continue
+            if lang not in (None, "all") and ql != lang:
+                yield dropped_record(f, f"#{i} (qid {r.get('qid')})", "language", lang=ql, split=_split_of_name(f.stem))
+                continue
             at = str(r.get("answer_type") or "").strip().lower()
             yield {"id": f"slake-{r.get('qid', f'{f.stem}-{i}')}", "images": [str(imgdir/str(r["img_name"]))], "question": r.get("question"),
                    "answer": r.get("answer"), "answer_type": at if at in ANSWER_TYPES else None, "source": "slake",
@@ -274,6 +276,12 @@ def _read_hub(hub_id: str, name: str | None = None, split=None, **columns) -> It
 _READERS = {"medvqa": _read_medvqa, "vqa-rad-hf": lambda p, **kw: _read_parquet(p, "vqa-rad", **kw),
             "vqa-rad-json": _read_vqa_rad_json, "slake": _read_slake, "pathvqa": lambda p, **kw: _read_parquet(p, "pathvqa", **kw),
             "imageclef2019": _read_imageclef, "pubmedvision": _read_pubmedvision, "imagefolder": _read_imagefolder, "generic": _read_generic}
+
+def read_records(fmt: str, source, lang: str | None = "en", name: str | None = None, **columns) -> Iterator[dict]:
+    "The raw records of `source` read as format `fmt` (a hub id for 'hub', else a file or folder)."
+    if fmt == "hub": return _read_hub(str(source), name=name, **columns)
+    if fmt not in _READERS: raise ConfigError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)} (--format)")
+    return _READERS[fmt](Path(source), lang=lang, name=name, **columns)
 
 # %% ../nbs/01c_formats.ipynb #85dd903f
 def _head(path: Path, n: int = 4096) -> str:

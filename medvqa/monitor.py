@@ -10,8 +10,9 @@ from pathlib import Path
 from .core import ConfigError, atomic_write_json, get_logger
 
 # %% auto #0
-__all__ = ['H100_BF16_FLOPS', 'stage_of', 'write_log_history', 'curve_point', 'BatchCounter', 'count_params', 'count_4bit',
-           'peak_memory_gib', 'mfu', 'counts', 'loss_impl', 'profile_window', 'kernel_kind', 'write_profile']
+__all__ = ['H100_BF16_FLOPS', 'stage_of', 'ordered_trainer', 'stage_callback', 'write_log_history', 'curve_point',
+           'curve_callback', 'BatchCounter', 'count_params', 'count_4bit', 'peak_memory_gib', 'mfu', 'counts',
+           'counting_trainer', 'loss_impl', 'profile_window', 'kernel_kind', 'write_profile', 'profile_callback']
 
 # %% ../nbs/05a_monitor.ipynb #e2550c45
 def stage_of(step: int, bounds: list[dict]) -> str:
@@ -21,7 +22,7 @@ def stage_of(step: int, bounds: list[dict]) -> str:
     return bounds[-1]["stage"] if bounds else ""
 
 # %% ../nbs/05a_monitor.ipynb #562af21c
-def _ordered(trainer_cls, answer_only: bool = False):
+def ordered_trainer(trainer_cls, answer_only: bool = False):
     "A subclass of `trainer_cls` that feeds the training set in order (no shuffling); `answer_only`: the model computes its own loss (`patch_answer_only_loss`), so TRL's per-token metrics over full logits are skipped."
     from torch.utils.data import SequentialSampler
     from transformers import Trainer
@@ -35,7 +36,8 @@ def _ordered(trainer_cls, answer_only: bool = False):
     return OrderedTrainer
 
 # %% ../nbs/05a_monitor.ipynb #07848039
-def _callback(bounds, out_dir):
+def stage_callback(bounds, out_dir):
+    "A TrainerCallback that logs each stage as it starts and writes `log_history.json` at every log."
     from transformers import TrainerCallback
     log = get_logger()
     class StageCallback(TrainerCallback):
@@ -67,7 +69,8 @@ def curve_point(step: int, metrics: dict) -> dict:
             "exact_match": metrics["exact_match"], "closed_invalid": metrics["closed"]["invalid"], "n": metrics["n"]}
 
 # %% ../nbs/05a_monitor.ipynb #a0ea6f62
-def _curve_callback(spec, processor, data, every: int, max_steps: int, out_dir, max_new_tokens: int = 8):
+def curve_callback(spec, processor, data, every: int, max_steps: int, out_dir, max_new_tokens: int = 8):
+    "A TrainerCallback that scores the model on `data` every `every` steps, first and last, into `curve.json`."
     from transformers import TrainerCallback
     from medvqa.evaluate import score_in_memory
     path = Path(out_dir) / "curve.json"
@@ -151,7 +154,7 @@ def counts(counter: BatchCounter, skip: int, world: int = 1) -> dict:
 
 
 # %% ../nbs/05a_monitor.ipynb #01892721
-def _counting(trainer_cls):
+def counting_trainer(trainer_cls):
     "A subclass of `trainer_cls` that feeds `self.counter` (a `BatchCounter`) with every batch it trains on."
     class CountingTrainer(trainer_cls):
         def __init__(self, *args, **kwargs):
@@ -248,7 +251,7 @@ def write_profile(prof, wall_s: float, steps: int, out_dir) -> dict:
     return summary
 
 # %% ../nbs/05a_monitor.ipynb #ee821860
-def _profile_callback(out_dir, first: int, last: int):
+def profile_callback(out_dir, first: int, last: int):
     "A TrainerCallback that profiles optimiser steps first..last in the main process."
     import torch
     from transformers import TrainerCallback

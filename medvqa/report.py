@@ -8,42 +8,18 @@ import datetime as _dt, json
 from pathlib import Path
 from urllib.parse import quote
 
-from .core import ConfigError, DataError, atomic_write_text, normalise
-from .results import (HALLUCINATION, PROTOCOLS, _short, bias_note, blind_control, by_category, category_columns,
-                            environment_notes, eval_set, fmt_ci, fmt_duration, fmt_num, get_path, is_lenient, load_entry, load_run,
+from .core import ConfigError, DataError, atomic_write_text, normalise, template_env, template_text
+from .results import (HALLUCINATION, PROTOCOLS, short_path, bias_note, blind_control, by_category, category_columns,
+                            environment_notes, eval_set, fmt_ci, fmt_duration, fmt_num, get_path, is_lenient, load_run,
                             metric_description, metric_keys, metric_label, on_demo_data, protocol, run_context, set_baseline, set_keys)
-from .figures import (CURRICULUM_METRICS, _DATA_URI, _curriculum_verdict, curriculum_groups, data_uri, fig_png, fmt_end,
+from .figures import (CURRICULUM_METRICS, DATA_URI, curriculum_verdict, curriculum_groups, data_uri, fig_png, fmt_end,
                             palette, pick_gallery, plot_by_source, plot_curricula, plot_curves, plot_loss, plot_open_closed)
 
 # %% auto #0
-__all__ = ['CSP', 'CSS', 'TEMPLATE', 'RESULT_COLUMNS', 'TRAIN_HEAD', 'CATEGORY_METRICS', 'CARD_TEMPLATE', 'render_report',
-           'write_report', 'model_card', 'write_model_card']
+__all__ = ['CSP', 'RESULT_COLUMNS', 'TRAIN_HEAD', 'CATEGORY_METRICS', 'render_report', 'write_report']
 
 # %% ../nbs/08_report.ipynb #3f48cf98
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-
-CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2430;background:#fafbfc}
-main{max-width:1232px;margin:0 auto;padding:16px 16px 48px;box-sizing:border-box}
-h1{font-size:1.6em;margin:.4em 0 .1em} h2{border-bottom:1px solid #d0d7de;padding-bottom:.2em;margin-top:1.8em}
-nav a{margin-right:1em} .meta{color:#57606a}
-table{border-collapse:collapse;margin:.6em 0;font-size:.9em;background:#fff;max-width:100%}
-th,td{border:1px solid #d0d7de;padding:4px 7px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{background:#f0f3f6} td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.baseline td{background:#f6f8fa;color:#57606a;font-style:italic} .ci{color:#57606a;font-size:.85em;white-space:nowrap}
-th.lenient,td.lenient{background:#fff8e6} .ok{color:#1a7f37;font-weight:600} .failed{color:#cf222e;font-weight:600}
-.incomplete,.running{color:#9a6700;font-weight:600} .flag{color:#9a6700} th.st{white-space:nowrap}
-img.fig{max-width:100%;height:auto;border:1px solid #e5e9ee;background:#fff;margin:.5em 0}
-pre{background:#f6f8fa;border:1px solid #d0d7de;padding:8px;overflow:auto;max-height:28em;font-size:.85em;white-space:pre-wrap;word-break:break-word}
-.failure{border-left:4px solid #cf222e;padding:2px 12px;margin:1em 0;background:#fff}
-.warn{border-left:4px solid #d4a72c;background:#fff8e6;padding:4px 12px;margin:1em 0}
-.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:12px}
-.card{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:10px}
-.card img{display:block;width:160px;max-height:200px;object-fit:contain;margin-bottom:6px;background:#000}
-.card .q{font-weight:600} .card dl{margin:.3em 0;display:block}
-.card dt{color:#57606a;font-size:.85em;margin-top:4px;overflow-wrap:anywhere} .card dd{margin:0 0 0 8px;overflow-wrap:anywhere} .hit{color:#1a7f37} .miss{color:#cf222e}
-.note{background:#f6f8fa;border:1px solid #d0d7de;padding:6px 10px;border-radius:4px}
-"""
 
 def _link(e: dict, key: str) -> dict | None:
     "{'href', 'name'} of the run's executed-notebook file named in run.json; href None when it is missing or outside the run folder."
@@ -55,120 +31,8 @@ def _link(e: dict, key: str) -> dict | None:
     except ValueError: return {"href": None, "name": p.name}
     return {"href": "/".join(quote(x) for x in rel.parts), "name": p.name}
 
-# %% ../nbs/08_report.ipynb #d8795824
-TEMPLATE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{{ csp }}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>medvqa report: {{ title }}</title><style>{{ css }}</style></head>
-<body><main>
-{%- macro status(s) %}<span class="{{ s }}">{{ s }}</span>{% endmacro %}
-{%- macro links(r) %}{% for l in r.links %}{% if l.href %}<a href="{{ l.href }}">{{ l.name }}</a>{% else %}{{ l.name }}{% endif %}{% if not loop.last %} · {% endif %}{% else %}—{% endfor %}{% endmacro %}
-{%- macro fig(f) %}{% if f %}<img class="fig" alt="{{ f.alt }}" src="{{ f.src }}">{% endif %}{% endmacro %}
-<h1>medvqa report: {{ title }}</h1>
-<p class="meta">{{ runs|length }} run(s): {{ n_ok }} ok, <span class="{{ 'failed' if n_bad else '' }}">{{ n_bad }} not ok</span> · generated {{ when }} by medvqa {{ version }}</p>
-<nav>{% for anchor, name in nav %}<a href="#{{ anchor }}">{{ name }}</a>{% endfor %}</nav>
-{% if warnings %}<div class="warn"><b>Read the results with these in mind:</b><ul>{% for w in warnings %}<li>{{ w }}</li>{% endfor %}</ul></div>{% endif %}
-
-<section id="runs"><h2>Runs</h2>
-<p class="note">What each run is: the kind of model, how it was trained, and the data it was trained and evaluated on.</p>
-<table><thead><tr><th>run</th><th>model</th><th>kind</th><th>training</th><th>curriculum, seed</th><th>trained on</th><th>evaluated on</th><th class="st">status</th></tr></thead><tbody>
-{% for r in runs %}<tr><td>{{ r.label }}</td><td>{{ r.model }}</td><td>{{ r.ctx.kind }}</td><td>{{ r.ctx.method }}</td>
-<td>{{ r.curriculum or "—" }}{% if r.seed is not none %}, seed {{ r.seed }}{% endif %}</td><td title="{{ r.ctx.train_data or '' }}">{{ r.ctx.trained_on }}</td>
-<td title="{{ r.ctx.eval_data or '' }}">{{ r.ctx.evaluated_on }}{% if r.set_name %} <span class="flag">(set {{ r.set_name }})</span>{% endif %}</td><td>{{ status(r.status) }}</td></tr>
-{% endfor %}</tbody></table></section>
-
-<section id="results"><h2>Results</h2>
-<p class="note">Each value comes with its 95% bootstrap confidence interval: <i>value [low, high]</i>. The columns are grouped by scoring protocol, and a protocol's figures are comparable only with the same protocol's:
-<b>medvqa (strict)</b>: medvqa's own definitions, exact after normalisation; <i>closed invalid</i> is the share of closed questions answered neither yes nor no.
-<b>MedEvalKit (rule-based)</b>: MedEvalKit's VQA-RAD scorer reproduced with its quirks (yes/no found as substrings anywhere, so "I don't know" counts as "no"; other answers must equal the gold text exactly), for comparison with papers that report it.
-<b>LLaVA-Med (lenient)</b>: LLaVA-Med's substring scorer ("no" counts as found in "normal"), for comparison with published figures; higher than strict scores and not comparable with them.
-Shaded grey rows are baselines on the same evaluation set: answering every closed question with its most common label
-and every open one with its most common answer; each question given its own most common answer (the question-only ceiling: the most a model that ignores the image can score){% if has_untrained %}; and the untrained model{% endif %}. Hover a column name for its definition.</p>
-{% for t in result_tables %}
-{% if t.caption %}<h3>{{ t.caption }}</h3>{% endif %}
-<table><thead><tr><th rowspan="2">run</th><th rowspan="2">samples</th>{% for g in t.groups %}<th colspan="{{ g.span }}" class="{{ 'lenient' if g.lenient else '' }}">{{ g.label }}</th>{% endfor %}</tr>
-<tr>{% for k in t.cols %}<th class="{{ 'lenient' if k.lenient else '' }}" title="{{ k.description }}">{{ k.label }}</th>{% endfor %}</tr></thead><tbody>
-{% for row in t.rows %}<tr class="{{ row.cls }}"><td>{{ row.label }}{% if row.flag %} <span class="flag" title="{{ row.flag }}">⚠</span>{% endif %}</td><td class="num">{{ row.samples }}</td>
-{% for c in row.cells %}<td class="num{{ ' lenient' if c.lenient else '' }}">{{ c.value }}{% if c.ci %}<br><span class="ci">{{ c.ci }}</span>{% endif %}</td>{% endfor %}</tr>
-{% endfor %}</tbody></table>
-{% endfor %}
-<h3 id="hallucination">Hallucination</h3>
-<p class="note">How often each run says more than the image supports (strict, medvqa's closed label), value [95% bootstrap CI]: <i>yes rate</i>, the share of closed questions answered yes; <i>yes bias</i>, the yes rate minus the share whose gold answer is yes (above 0: yes more often than the answers are); <i>false yes rate</i>, among closed questions whose gold answer is no, the share answered yes (POPE's false-positive rate); <i>unsupported rate</i>, the share of open answers that name a finding (an answer the evaluation set uses, matched on whole words) the gold answer does not contain. A dash: not measured (no such questions, or metrics written before these figures existed).</p>
-<table><thead><tr><th>run</th>{% for k in hallucination_cols %}<th title="{{ k.description }}">{{ k.label }}</th>{% endfor %}</tr></thead><tbody>
-{% for row in hallucination %}<tr><td>{{ row.label }}</td>{% for c in row.cells %}<td class="num">{{ c.value }}{% if c.ci %}<br><span class="ci">{{ c.ci }}</span>{% endif %}</td>{% endfor %}</tr>
-{% endfor %}</tbody></table>
-<h3 id="blind">Blind-image control</h3>
-<p class="note">The same questions answered with each image replaced by a mid-grey one (<code>evaluate(blind=True)</code>). Closed accuracy (strict) with the images and blind, and the difference images − blind, paired over the question ids both prediction files hold, with its 95% bootstrap interval: how much the run relies on the image. Near 0: the run answers as well without the image.</p>
-<table><thead><tr><th>run</th><th>closed accuracy, with images</th><th>closed accuracy, blind (grey images)</th><th>images − blind (paired)</th></tr></thead><tbody>
-{% for row in blind %}<tr><td>{{ row.label }}</td><td class="num">{{ row.images }}</td><td class="num">{{ row.blind }}</td><td class="num">{{ row.difference }}</td></tr>
-{% endfor %}</tbody></table>
-{% for t in categories %}<h3 id="by-{{ t.column }}">By {{ t.column }}</h3>
-<p class="note">Strict scores of each run on the questions of each {{ t.column }} (a column of the prediction rows), value [95% bootstrap CI] and the number of questions scored.</p>
-<table><thead><tr><th rowspan="2">run</th>{% for v in t["values"] %}<th colspan="{{ t.cols|length }}">{{ v }}</th>{% endfor %}</tr>
-<tr>{% for v in t["values"] %}{% for k in t.cols %}<th title="{{ k.description }}">{{ k.label }}</th>{% endfor %}{% endfor %}</tr></thead><tbody>
-{% for row in t.rows %}<tr><td>{{ row.label }}</td>{% for c in row.cells %}<td class="num">{{ c.value }}{% if c.ci %}<br><span class="ci">{{ c.ci }}</span>{% endif %}<br><span class="ci">n {{ c.n }}</span></td>{% endfor %}</tr>
-{% endfor %}</tbody></table>
-{% endfor %}
-<details><summary>All metrics</summary>
-{% for t in all_tables %}<table><thead><tr><th>metric</th>{% for lab in t.labels %}<th>{{ lab }}</th>{% endfor %}</tr></thead><tbody>
-{% for row in t.rows %}<tr><td class="{{ 'lenient' if row.lenient else '' }}" title="{{ row.description }}">{{ row.label }}</td>{% for c in row.cells %}<td class="num{{ ' lenient' if row.lenient else '' }}">{{ c }}</td>{% endfor %}</tr>
-{% endfor %}</tbody></table>{% endfor %}
-</details>
-{{ fig(figs.results) }}{{ fig(figs.sources) }}
-</section>
-
-{% if curricula %}<section id="curriculum"><h2>Curriculum comparison</h2>
-<p>The same model, data, step budget and evaluation set under each curriculum. One seed: value [95% bootstrap CI]; several seeds: mean [95% interval of the mean over seeds] (± sd). Strict metrics, closed- and open-ended separately; under the verdict, each curriculum's hallucination figures. The verdict compares the two best curricula paired over the same questions and never names better a run that gives one closed label to 95% or more of its closed questions or scores at or below the question-only ceiling.</p>
-{% for c in curricula %}<h3>{{ c.model }}</h3>
-<table><thead><tr><th>curriculum</th><th>seeds</th>{% for k in c.cols %}<th title="{{ k.description }}">{{ k.label }}</th>{% endfor %}</tr></thead><tbody>
-{% for row in c.rows %}<tr><td>{{ row.curriculum }}</td><td>{{ row.seeds }}</td>{% for x in row.cells %}<td class="num">{{ x }}</td>{% endfor %}</tr>{% endfor %}
-</tbody></table>
-{% if c.verdict %}<p class="note">{{ c.verdict }}</p>{% endif %}
-<table><thead><tr><th>curriculum</th><th>seeds</th>{% for k in hallucination_cols %}<th title="{{ k.description }}">{{ k.label }}</th>{% endfor %}</tr></thead><tbody>
-{% for row in c.hallucination %}<tr><td>{{ row.curriculum }}</td><td>{{ row.seeds }}</td>{% for x in row.cells %}<td class="num">{{ x }}</td>{% endfor %}</tr>{% endfor %}
-</tbody></table>
-{{ fig(c.curves) }}{{ fig(c.figure) }}
-{% endfor %}</section>{% endif %}
-
-<section id="training"><h2>Training</h2>
-{{ fig(figs.loss) }}{{ fig(figs.curves) }}
-<table><thead><tr>{% for h in train_head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
-{% for r in runs %}<tr>{% for v in r.train_cells %}<td>{{ v }}</td>{% endfor %}<td>{{ links(r) }}</td></tr>{% endfor %}
-</tbody></table>
-<h3>Library versions</h3>
-{% if versions %}<table><thead><tr><th>runs</th>{% for l in versions.libs %}<th>{{ l }}</th>{% endfor %}</tr></thead><tbody>
-{% for row in versions.rows %}<tr><td>{{ row.runs }}</td>{% for v in row.vals %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}
-</tbody></table>{% else %}<p>No library versions recorded.</p>{% endif %}
-</section>
-
-{% if gallery %}<section id="gallery"><h2>Sample answers</h2>
-<p>Evaluation samples drawn across the data sources in proportion to their share of the evaluation set ({{ gallery_sources }}), with each run's answer (✓: exact match after normalisation).</p>
-<div class="gallery">{% for g in gallery %}<div class="card">
-{% if g.image %}<img alt="image of sample {{ g.id }}" src="{{ g.image }}">{% else %}<p class="meta">(no image)</p>{% endif %}
-<div class="q">{{ g.question }}</div><div class="meta">{{ g.answer_type }} · {{ g.source }} · id {{ g.id }}</div>
-<dl><dt>gold</dt><dd><b>{{ g.answer }}</b></dd>
-{% for a in g.answers %}<dt>{{ a.label }}</dt>{% if a.missing %}<dd class="meta">(not predicted)</dd>{% else %}<dd class="{{ 'hit' if a.hit else 'miss' }}">{% if a.text %}{{ a.text }}{% else %}<i>(empty)</i>{% endif %} {{ '✓' if a.hit else '✗' }}</dd>{% endif %}
-{% endfor %}</dl></div>{% endfor %}</div></section>{% endif %}
-
-{% if failures %}<section id="failures"><h2>Failures and problems</h2>
-{% for r in failures %}<div class="failure"><h3>{{ r.label }} — {{ status(r.status) }}</h3>
-{% if r.error %}<p><b>Error:</b> {{ r.error }}</p>{% endif %}
-{% if r.links %}<p>Executed notebook: {{ links(r) }}</p>{% endif %}
-{% if r.traceback %}<pre>{{ r.traceback }}</pre>{% endif %}
-{% for p in r.problems %}<p>Problem: {{ p }}</p>{% endfor %}
-{% if r.status == "incomplete" %}<p>No run.json and no metrics: the run did not finish.</p>{% endif %}
-</div>{% endfor %}</section>{% endif %}
-</main></body></html>
-"""
-"The report page (Jinja2, auto-escaped): the one place its layout is defined."
-
 # %% ../nbs/08_report.ipynb #1757ee85
 _MAX_COLS = 6       # runs side by side in the all-metrics table
-
-def _environment():
-    import jinja2
-    return jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 def _figure(fig, alt: str) -> dict | None:
     return None if fig is None else {"src": data_uri(fig_png(fig)), "alt": alt}
@@ -260,7 +124,8 @@ def _set_names(entries) -> tuple[dict, list]:
     if len(sets) < 2: return {}, []
     names = {k: chr(ord("A") + i) if i < 26 else str(i + 1) for i, k in enumerate(sets)}
     warn = ["Runs were evaluated on different sets; compare runs within one set only: "
-            + "; ".join(f"set {names[k]} = {_short(s[0])} [{s[1]}], {s[2]} samples: {', '.join(e['label'] for e in es)}"
+            + "; ".join(f"set {names[k]} = {short_path(s[0])} [{s[1]}], {s[2]} samples: "
+                        f"{', '.join(e['label'] for e in es)}"
                         for k, es in sets.items() for s in [eval_set(es[0])])]
     return {e["label"]: names[k] for k, es in sets.items() for e in es}, warn
 
@@ -281,7 +146,7 @@ def _gallery(entries, k: int = 8) -> tuple[list, str]:
             text = str(p.get("prediction") or "").strip()
             answers.append({"label": e["label"], "missing": False, "text": text,
                             "hit": normalise(p.get("prediction")) == normalise(g.get("answer"))})
-        out.append({"id": gid, "image": img if isinstance(img, str) and _DATA_URI.match(img) else None,
+        out.append({"id": gid, "image": img if isinstance(img, str) and DATA_URI.match(img) else None,
                     "question": g.get("question"), "answer": g.get("answer"), "answer_type": g.get("answer_type") or "",
                     "source": g.get("source") or "", "answers": answers})
     from collections import Counter
@@ -335,7 +200,7 @@ def render_report(entries: list[dict], title: str = "run") -> str:
         rows = _result_rows(es, keys, set_of, flags)
         b = set_baseline(es[0]); s = eval_set(es[0])
         if b: rows += [_baseline_row(b, keys), _baseline_row(b, keys, question=True)]
-        tables.append({"caption": f"Set {set_of[es[0]['label']]}: {_short(s[0])} [{s[1]}]" if set_of else "",
+        tables.append({"caption": f"Set {set_of[es[0]['label']]}: {short_path(s[0])} [{s[1]}]" if set_of else "",
                        "cols": [_key(k) for k in keys], "groups": _groups(keys), "rows": rows})
     hallucination = [{"label": e["label"], "cells": [_cell(get_path(e["metrics"], k), (e["metrics"].get("ci") or {}).get(k)) for k in HALLUCINATION]}
                      for e in with_metrics]
@@ -347,7 +212,8 @@ def render_report(entries: list[dict], title: str = "run") -> str:
                 for c, es in cs.items()]
         hall = [{"curriculum": c, "seeds": ", ".join(str(e["seed"]) for e in es), "cells": [fmt_end(es, k) for k in HALLUCINATION]}
                 for c, es in cs.items()]
-        curricula.append({"model": model, "cols": [_key(k) for k in CURRICULUM_METRICS], "rows": rows, "verdict": _curriculum_verdict(cs),
+        curricula.append({"model": model, "cols": [_key(k) for k in CURRICULUM_METRICS], "rows": rows,
+                          "verdict": curriculum_verdict(cs),
                           "hallucination": hall,
                           "curves": _figure(plot_curves([e for es in cs.values() for e in es]), f"learning curves of {model}"),
                           "figure": _figure(plot_curricula(cs), f"curricula compared for {model}")})
@@ -365,8 +231,8 @@ def render_report(entries: list[dict], title: str = "run") -> str:
             "sources": _figure(plot_by_source(with_metrics), "metrics per data source"),
             "loss": _figure(plot_loss(entries, colors), "training loss curves"),
             "curves": _figure(plot_curves([e for e in entries if e["model"] not in groups], by="label"), "evaluations during training")}
-    return _environment().from_string(TEMPLATE).render(
-        csp=CSP, css=CSS, title=title, when=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), version=ver,
+    return template_env().get_template("report.html").render(
+        csp=CSP, css=template_text("report.css"), title=title, when=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), version=ver,
         runs=runs, n_ok=len(ok), n_bad=len(entries) - len(ok), nav=nav, warnings=set_warn + _warnings(entries),
         has_untrained=any(e["ctx"]["method"] == "untrained" for e in entries), result_tables=tables, all_tables=_all_tables(entries),
         hallucination=hallucination, hallucination_cols=[_key(k) for k in HALLUCINATION], blind=blind, categories=_category_tables(entries),
@@ -380,74 +246,3 @@ def write_report(run_dir, title: str | None = None) -> Path:
     entries = load_run(run_dir)
     if not entries: raise DataError(f"{run_dir}: no runs found (expected sub-folders with run.json or metrics.json)")
     return atomic_write_text(run_dir / "index.html", render_report(entries, title or run_dir.resolve().name))
-
-# %% ../nbs/08_report.ipynb #4a61ca84
-CARD_TEMPLATE = """---
-base_model: {{ base }}
-library_name: {{ library }}
-tags: [medvqa, medical-vqa, {{ 'full-fine-tuning' if full else 'lora' }}, {{ model }}]
----
-# medvqa run: {{ model }}{% if curriculum %}, {{ curriculum }}{% endif %}
-
-
-{{ model }} ({{ kind }}) fine-tuned for medical visual question answering by medvqa {{ version }}.
-
-| | |
-|---|---|
-| base model | {{ base }} |
-| method | {{ method }} |
-| trained on | {{ trained_on }} |
-| curriculum | {{ curriculum or "—" }}{% for s in stages %}{% if loop.first %}: {% endif %}{{ s.stage }} steps {{ s.first_step }}–{{ s.last_step }}{% if not loop.last %}, {% endif %}{% endfor %} |
-| steps | {{ steps }} of {{ max_steps }}, effective batch {{ batch }}, learning rate {{ lr }} |
-| seed, backend, device | {{ seed }}, {{ backend }}, {{ device }} |
-{% if metrics %}
-
-## Evaluation
-
-On {{ evaluated_on }}: strict metrics, value [95% bootstrap interval], beside what always giving the most common answer scores.
-
-| metric | value | majority baseline |
-|---|---|---|
-{% for m in metrics %}
-| {{ m.label }} | {{ m.value }} | {{ m.baseline }} |
-{% endfor %}
-{% endif %}
-
-## Use
-
-```
-medvqa ask --model {{ model }} --adapter {{ folder }} IMAGE "question"
-medvqa evaluate --model {{ model }} --adapter {{ folder }} --data DATA --output DIR
-```
-
-Its files: `train_summary.json` (every setting, speed, library versions), `log_history.json` (losses){% if metrics %}, `metrics.json`, `predictions.jsonl`{% endif %}.
-"""
-"The run folder's README.md (model card), Markdown rendered by Jinja2 (no HTML escaping)."
-
-def model_card(run_dir) -> str:
-    "The model card (Markdown) of a training run folder, from its train_summary.json (and metrics.json when evaluated)."
-    import jinja2
-    e = load_entry(run_dir)
-    s = e["train_summary"]
-    if not s: raise DataError(f"{run_dir}: no train_summary.json: not a finished training run")
-    ctx = run_context(e); m = e["metrics"]
-    b = set_baseline(e) if m else None
-    rows = []
-    for k, bk in (("closed.accuracy", "closed.accuracy"), ("closed.invalid", None), ("closed.f1", "closed.f1"), ("open.recall", None),
-                  ("open.token_f1", None), ("open.exact_match", "open.exact_match"), ("exact_match", None)):
-        if m: rows.append({"label": metric_label(k), "value": fmt_ci(get_path(m, k), (m.get("ci") or {}).get(k)),
-                           "baseline": fmt_num(b.get(bk)) if b and bk else "—"})
-    try: from medvqa import __version__ as ver
-    except ImportError: ver = "?"
-    full = ctx["method"] == "full fine-tuning"
-    env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    return env.from_string(CARD_TEMPLATE).render(
-        base=s.get("hub_id") or e["model"], library="transformers" if full else "peft", full=full, model=e["model"],
-        curriculum=s.get("curriculum"), kind=ctx["kind"], version=ver, method=ctx["method"], trained_on=ctx["trained_on"],
-        stages=[x for x in s.get("stages") or [] if isinstance(x, dict)], steps=s.get("steps", "?"), max_steps=s.get("max_steps", "?"),
-        batch=s.get("effective_batch", "?"), lr=s.get("learning_rate", "?"), seed=s.get("seed", "?"), backend=s.get("backend", "?"),
-        device=s.get("device", "?"), metrics=rows, baseline=bool(b), evaluated_on=ctx["evaluated_on"], folder=str(run_dir))
-
-def write_model_card(run_dir) -> Path:
-    "Write the run folder's README.md from `model_card`."
-    return atomic_write_text(Path(run_dir) / "README.md", model_card(run_dir))

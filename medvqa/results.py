@@ -4,7 +4,7 @@
 
 # %% ../nbs/08a_results.ipynb #b8a9b0c3
 from __future__ import annotations
-import hashlib, html, math, statistics
+import hashlib, math, statistics
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +12,13 @@ from .checkpoints import DEMO_NOTE
 from .core import DataError, read_json, read_jsonl
 
 # %% auto #0
-__all__ = ['HEADLINE', 'FIGURE_METRICS', 'HALLUCINATION', 'PROTOCOLS', 'NOT_CATEGORIES', 'protocol', 'is_lenient', 'metric_label',
-           'metric_keys', 'metric_description', 'esc', 'get_path', 'fmt_num', 'fmt_ci', 'fmt_spread', 'fmt_duration',
-           'load_entry', 'load_run', 'model_kind', 'training_method', 'run_context', 'is_demo_data', 'on_demo_data',
-           'eval_set', 'set_keys', 'set_baseline', 'bias_note', 'environment_notes', 'fmt_signed', 'blind_control',
-           'category_columns', 'by_category']
+__all__ = ['FIGURE_METRICS', 'HALLUCINATION', 'PROTOCOLS', 'NOT_CATEGORIES', 'protocol', 'is_lenient', 'metric_label',
+           'metric_keys', 'metric_description', 'get_path', 'as_number', 'fmt_num', 'fmt_ci', 'fmt_spread',
+           'fmt_duration', 'load_entry', 'load_run', 'short_path', 'model_kind', 'training_method', 'run_context',
+           'is_demo_data', 'on_demo_data', 'eval_set', 'set_keys', 'set_baseline', 'bias_note', 'environment_notes',
+           'fmt_signed', 'blind_control', 'category_columns', 'by_category']
 
 # %% ../nbs/08a_results.ipynb #54d4b97c
-HEADLINE = ("closed.accuracy", "closed.f1", "open.recall", "open.token_f1", "exact_match")
-"Strict metrics of the main table, in order; the full table lists every metric of `METRICS`."
-
 FIGURE_METRICS = ("closed.accuracy", "open.recall", "open.token_f1")
 "Strict metrics drawn in the open-versus-closed figure."
 
@@ -58,10 +55,6 @@ def metric_description(key: str) -> str:
     return METRICS.get(key, key)
 
 # %% ../nbs/08a_results.ipynb #44282d77
-def esc(x: Any) -> str:
-    "HTML-escaped text of anything (quotes too, so it is safe inside attributes)."
-    return html.escape("" if x is None else str(x), quote=True)
-
 def get_path(d: Any, key: str) -> Any:
     "d['a']['b'] for key 'a.b'; None when any part is missing."
     for part in key.split("."):
@@ -70,32 +63,33 @@ def get_path(d: Any, key: str) -> Any:
     return d
 
 # %% ../nbs/08a_results.ipynb #3967a6d8
-def _num(v) -> float | None:
+def as_number(v) -> float | None:
+    "`v` as a float; None when it is not a number (None, text, NaN)."
     try: v = float(v)
     except (TypeError, ValueError): return None
     return None if math.isnan(v) else v
 
 def fmt_num(v, digits: int = 2) -> str:
-    v = _num(v)
+    v = as_number(v)
     return "—" if v is None else f"{v:.{digits}f}"
 
 def fmt_ci(v, ci=None, digits: int = 2) -> str:
     "'0.78 [0.74, 0.82]'; the value alone without a usable CI; '—' for no value."
-    if _num(v) is None: return "—"
-    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_num(c) is not None for c in ci):
+    if as_number(v) is None: return "—"
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(as_number(c) is not None for c in ci):
         return f"{fmt_num(v, digits)} [{fmt_num(ci[0], digits)}, {fmt_num(ci[1], digits)}]"
     return fmt_num(v, digits)
 
 # %% ../nbs/08a_results.ipynb #15a1cea8
 def fmt_spread(values: list, digits: int = 2) -> str:
     "'0.78 ± 0.03' over seeds (sample sd); one value alone."
-    vs = [v for v in map(_num, values) if v is not None]
+    vs = [v for v in map(as_number, values) if v is not None]
     if not vs: return "—"
     if len(vs) == 1: return fmt_num(vs[0], digits)
     return f"{statistics.mean(vs):.{digits}f} ± {statistics.stdev(vs):.{digits}f}"
 
 def fmt_duration(s) -> str:
-    s = _num(s)
+    s = as_number(s)
     if s is None: return "—"
     if s < 60: return f"{s:.0f} s"
     if s < 3600: return f"{int(s // 60)} min {int(s % 60):02d} s"
@@ -108,7 +102,7 @@ def _curve(rows, problems: list) -> list[dict]:
     "The usable points of curve.json ({step, closed_accuracy, open_exact_match, n}), sorted by step."
     if rows is None: return []
     if not isinstance(rows, list): problems.append("curve.json: expected a list of points"); return []
-    out = [r for r in rows if isinstance(r, dict) and _num(r.get("step")) is not None]
+    out = [r for r in rows if isinstance(r, dict) and as_number(r.get("step")) is not None]
     if len(out) < len(rows): problems.append(f"curve.json: {len(rows) - len(out)} point(s) without a step skipped")
     return sorted(out, key=lambda r: float(r["step"]))
 
@@ -149,7 +143,7 @@ def _weights_note(model_path) -> str | None:
     note = read_json(Path(str(model_path)) / "medvqa_model.json", "skip")
     return note.get("weights") if isinstance(note, dict) else None
 
-def _short(path) -> str:
+def short_path(path) -> str:
     "The last two parts of a path ('…/data/vqa-rad'); other strings unchanged."
     if path is None: return "—"
     p = Path(str(path))
@@ -165,7 +159,7 @@ def model_kind(e: dict) -> str:
     mp = mp or params.get("model_path") or e["eval_summary"].get("model_path")
     if spec is not None and spec.tiny: return "tiny, random weights"
     if _weights_note(mp) == "random": return "full-size, random weights"
-    if mp: return f"weights from {_short(mp)}"
+    if mp: return f"weights from {short_path(mp)}"
     if spec is not None: return f"real weights ({spec.hub_id})"
     return "unknown"
 
@@ -192,12 +186,14 @@ def run_context(e: dict) -> dict:
     if s:
         n = sum(int(p.get("samples") or 0) for p in plan) if plan else None
         counts = _counts(n, sum(int(p.get("open") or 0) for p in plan), sum(int(p.get("closed") or 0) for p in plan)) if plan else ""
-        trained = " · ".join(x for x in (f"{_short(tdata)} [{params.get('train_split') or s.get('split') or 'train'}]" if tdata else "",
+        tsplit = params.get('train_split') or s.get('split') or 'train'
+        trained = " · ".join(x for x in (f"{short_path(tdata)} [{tsplit}]" if tdata else "",
                                          counts, f"{s.get('steps', '?')} steps × {s.get('effective_batch', '?')}") if x)
     edata = ev.get("data") or params.get("eval_data")
     evaluated = "—"
     if m or ev:
-        evaluated = " · ".join(x for x in (f"{_short(edata)} [{ev.get('split') or params.get('eval_split') or 'test'}]" if edata else "",
+        esplit = ev.get('split') or params.get('eval_split') or 'test'
+        evaluated = " · ".join(x for x in (f"{short_path(edata)} [{esplit}]" if edata else "",
                                            _counts(m.get("n", ev.get("samples")), get_path(m, "open.n"), get_path(m, "closed.n"))) if x)
     return {"kind": model_kind(e), "method": training_method(e), "trained_on": trained, "evaluated_on": evaluated,
             "train_data": tdata, "eval_data": edata}
@@ -279,7 +275,7 @@ def environment_notes(entries: list[dict]) -> list[str]:
 # %% ../nbs/08a_results.ipynb #b4843a02
 def fmt_signed(v, digits: int = 2) -> str:
     "'+0.04', '−0.06' (a true minus sign), '—' for no value."
-    v = _num(v)
+    v = as_number(v)
     return "—" if v is None else f"{v:+.{digits}f}".replace("-", "−")
 
 def blind_control(e: dict, n_boot: int = 1000, seed: int = 0) -> dict:

@@ -8,23 +8,16 @@ import datetime as _dt, json, os, random, re, shutil, time, traceback as _tb
 from pathlib import Path
 from typing import Iterable
 
-from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, atomic_write_json, atomic_write_text, get_logger,
+from .core import (DEFAULT_CURRICULUM, ConfigError, atomic_write_json, atomic_write_text, get_logger,
                          looks_like_hub_id, package_dir, read_json)
-from .settings import check_params
+from .settings import check_params, train_notebook
 
 log = get_logger("medvqa.run")
 
 # %% auto #0
-__all__ = ['log', 'HIDE_TAGS', 'train_notebook', 'quiet_datasets', 'kernel_start_failed', 'execute_with_retry', 'read_run',
-           'record_run', 'drop_step_tables', 'notebook_html', 'encrypted_kernel_manager', 'run_notebook', 'run_label',
-           'plan_jobs', 'job_state', 'cpu_slots', 'run_models', 'ablate']
-
-# %% ../nbs/09_run.ipynb #b3c6b650
-def train_notebook() -> Path:
-    "The run notebook: `nbs/train.ipynb` of a source checkout, else the copy shipped in the package."
-    for p in (package_dir().parent / "nbs" / "train.ipynb", package_dir() / "templates" / "train.ipynb"):
-        if p.exists(): return p
-    raise ConfigError("the run notebook train.ipynb is missing (neither nbs/train.ipynb nor medvqa/templates/train.ipynb)")
+__all__ = ['log', 'HIDE_TAGS', 'quiet_datasets', 'kernel_start_failed', 'execute_with_retry', 'read_run', 'record_run',
+           'drop_step_tables', 'notebook_html', 'encrypted_kernel_manager', 'run_notebook', 'run_label', 'plan_jobs',
+           'job_state', 'cpu_slots', 'run_models', 'ablate']
 
 # %% ../nbs/09_run.ipynb #9274bda5
 def quiet_datasets() -> bool:
@@ -254,7 +247,7 @@ def run_models(models: Iterable[str], out, curricula=None, seeds=None, params: d
 def ablate(model: str, curricula=None, data=None, out="reports/ablation", seeds=(0,), params: dict | None = None,
            gpus=None, **kwargs) -> list[dict]:
     "Train and evaluate one model under each curriculum, with the same seeds, step budget and evaluation set."
-    from medvqa.curriculum import STRATEGIES
+    from medvqa.core import STRATEGIES
     params = dict(params or {})
     if data is not None: params["train_data"] = str(data); params.setdefault("eval_data", str(data))
     return run_models([model], out, curricula=list(curricula or STRATEGIES), seeds=list(seeds), params=params,

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .core import (DEFAULT_CURRICULUM, FORMATS, LANGS, STRATEGIES, ConfigError, atomic_write_text, get_logger,
-                         looks_like_hub_id)
+                         looks_like_hub_id, package_dir)
 from .models import BACKENDS, METHODS, PARTS, REGISTRY, TRAIN_BACKENDS, check_backend
 
 # %% auto #0
 __all__ = ['NOTEBOOK_NAMES', 'EVAL_NAMES', 'Param', 'base_type', 'setting', 'settings_params', 'signature_params', 'convert',
            'expected', 'check_value', 'problems_message', 'prepare_backend', 'DataOptions', 'TrainSettings',
-           'train_settings', 'notebook_parameters', 'parameters_source', 'sync_parameters', 'check_params', 'arguments']
+           'train_settings', 'train_notebook', 'notebook_parameters', 'parameters_source', 'sync_parameters',
+           'check_params', 'arguments']
 
 # %% ../nbs/04c_settings.ipynb #a696467c
 class Param(NamedTuple):
@@ -243,6 +244,13 @@ def train_settings(settings=None, /, **kw) -> TrainSettings:
     if isinstance(settings, TrainSettings): return dataclasses.replace(settings, **kw)
     return TrainSettings(**({} if settings is None else {"model": settings}), **kw)
 
+# %% ../nbs/04c_settings.ipynb #b3c6b650
+def train_notebook() -> Path:
+    "The run notebook: `nbs/train.ipynb` of a source checkout, else the copy shipped in the package."
+    for p in (package_dir().parent / "nbs" / "train.ipynb", package_dir() / "templates" / "train.ipynb"):
+        if p.exists(): return p
+    raise ConfigError("the run notebook train.ipynb is missing (neither nbs/train.ipynb nor medvqa/templates/train.ipynb)")
+
 # %% ../nbs/04c_settings.ipynb #14f405c3
 NOTEBOOK_NAMES = {"data": "train_data", "split": "train_split"}        # a training setting -> the run notebook's name
 EVAL_NAMES = {"batch_size": "eval_batch_size", "max_new_tokens": "max_new_tokens", "max_samples": "max_eval_samples"}
@@ -268,7 +276,6 @@ def parameters_source() -> str:
 
 def sync_parameters(path=None) -> bool:
     "Rewrite the parameters cell of the run notebook (`path`, default nbs/train.ipynb) from the settings; True if it changed (`make export` runs it)."
-    from medvqa.run import train_notebook
     path = Path(path or train_notebook())
     nb = json.loads(path.read_text())
     cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
@@ -285,7 +292,7 @@ def _data_path(v, name, problems):
     s = str(v); p = Path(s).expanduser()
     if p.exists(): return str(p.resolve())
     if looks_like_hub_id(s):                               # 'owner/name' that is not a local path: a hub dataset
-        from medvqa.data import is_hub_dataset               # only the hub ids medvqa knows; others are missing paths
+        from medvqa.formats import is_hub_dataset            # only the hub ids medvqa knows; others are missing paths
         if is_hub_dataset(s): return s
     problems.append(f"{name} {s!r}: no such file or folder"); return s
 

@@ -13,10 +13,11 @@ from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atom
                          library_versions)
 from .chat import completion_messages, prompt_messages
 from .models import get_spec, spec_with, load_model, resolve_model_path, cuda_available
-from .monitor import (_callback, _counting, _curve_callback, _ordered, _profile_callback, count_4bit, count_params, counts,
-                            loss_impl, mfu, peak_memory_gib, profile_window, write_log_history)
-from .sizing import (keep_freed_memory, loader_settings, pick_backend, pick_batch, pick_checkpointing,
-                           pick_optimizer, resolve_batch)
+from .monitor import (count_4bit, count_params, counting_trainer, counts, curve_callback, loss_impl, mfu,
+                            ordered_trainer, peak_memory_gib, profile_callback, profile_window, stage_callback,
+                            write_log_history)
+from .sizing import (keep_freed_memory, loader_settings, pick_backend, pick_checkpointing, pick_optimizer,
+                           resolve_batch)
 from .checkpoints import (check_export, check_output_dir, check_trained_for, describe_data, last_checkpoint,
                                 strict_resume_trainer, drop_checkpoints, finished_run, with_image_sizes)
 from .settings import TrainSettings, train_settings
@@ -37,7 +38,8 @@ def usable(ds, name="data"):
 # %% ../nbs/05_train.ipynb #96fa4d86
 def to_conversation(row: dict, max_pixels: int) -> dict:
     "One stream row -> TRL prompt/completion conversational sample with prepared images."
-    from medvqa.data import prepare_image, target_text
+    from medvqa.data import target_text
+    from medvqa.images import prepare_image
     imgs = [prepare_image(im, max_pixels=max_pixels) for im in (row.get("images") or [])]
     return {"prompt": prompt_messages(row["question"], len(imgs)), "completion": completion_messages(target_text(row)),
             "images": imgs, "stage": row.get("stage", "")}
@@ -274,9 +276,10 @@ def _trainer(backend, model, processor, args, train_ds, callbacks, rates=None, l
     from trl import SFTTrainer
     base = part_rates_trainer(SFTTrainer, rates) if rates else SFTTrainer    # per-part learning rates (hf)
     window = profile_window()
-    if window: callbacks = list(callbacks) + [_profile_callback(args.output_dir, *window)]
-    return _counting(_ordered(strict_resume_trainer(base), answer_only=loss == "answer_only"))(model=model, args=args, train_dataset=train_ds,
-                                   processing_class=processor, data_collator=collator, callbacks=callbacks)
+    if window: callbacks = list(callbacks) + [profile_callback(args.output_dir, *window)]
+    trainer_cls = counting_trainer(ordered_trainer(strict_resume_trainer(base), answer_only=loss == "answer_only"))
+    return trainer_cls(model=model, args=args, train_dataset=train_ds,
+                       processing_class=processor, data_collator=collator, callbacks=callbacks)
 
 # %% ../nbs/05_train.ipynb #9e3c5821
 def _run_folder(spec, output_dir, resume: bool, overwrite: bool) -> Path:
@@ -424,9 +427,9 @@ def train(settings: TrainSettings | str | None = None, /, **kw) -> dict:
                                                     gradient_checkpointing, s.modules_to_save)
     rates = part_rates(peft_model, spec.learning_rate, s.vision_lr, s.merger_lr)
     args = _sft_config(spec, replace(run, output_dir=str(out)), has_cuda)
-    cb, curve = _callback(bounds, out), None
+    cb, curve = stage_callback(bounds, out), None
     if s.eval_every:           # first in line, so that its evaluations stay out of the stage callback's step timing
-        curve = _curve_callback(spec, processor, _held_out(s.data, s.eval_data, s.eval_split, options), s.eval_every, max_steps, out)
+        curve = curve_callback(spec, processor, _held_out(s.data, s.eval_data, s.eval_split, options), s.eval_every, max_steps, out)
     trainer = _trainer(backend, peft_model, processor, args, conversation_stream(stream, spec.max_pixels),
                        [c for c in (curve, cb) if c is not None], rates if (s.vision_lr, s.merger_lr) != (None, None) else None,
                        run.loss)
@@ -466,7 +469,7 @@ def train(settings: TrainSettings | str | None = None, /, **kw) -> dict:
                "gradient_checkpointing": bool(gradient_checkpointing),
                "versions": library_versions(), "environment_digest": environment_digest()}
     atomic_write_json(out / "train_summary.json", summary)
-    from medvqa.report import write_model_card
+    from medvqa.card import write_model_card
     write_model_card(out)                                        # README.md: this run, not PEFT's empty template
     if not s.keep_checkpoints: drop_checkpoints(out)               # finished: the final weights are all evaluation needs
     log.info(f"trained {spec.key}: {summary['steps']} steps, loss {summary['first_loss']} -> {summary['final_loss']}, "

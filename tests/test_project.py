@@ -1,6 +1,7 @@
 """Project hygiene: the exported package is in sync with the notebooks, notebooks are clean,
-and papermill's `parameters` tag survives `nbdev_clean`."""
-import json, re, shutil, subprocess, sys, filecmp
+papermill's `parameters` tag survives `nbdev_clean`, every name has one home (no private name imported across
+modules, no import circle) and the templates ship with the package."""
+import ast, fnmatch, json, re, shutil, subprocess, sys, filecmp
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,3 +97,73 @@ def test_no_notebook_exports_while_tested():
             src = "".join(c["source"])
             if c["cell_type"] == "code" and ("nbdev_export()" in src or "sys.exit(main())" in src):
                 assert "#| eval: false" in src, f"{nb.name}: a cell runs {src.splitlines()[-1]!r} under nbdev_test"
+
+
+def _imports(pkg: Path) -> list[tuple]:
+    "(module, imported medvqa module, name or None, line) for every import among the modules of `pkg`, function-local ones included."
+    mods, out = {p.stem for p in pkg.glob("*.py")}, []
+    for p in sorted(pkg.glob("*.py")):
+        for n in ast.walk(ast.parse(p.read_text())):
+            if isinstance(n, ast.ImportFrom):
+                parts = (n.module or "").split(".")
+                if n.level == 1: target = parts[0] if n.module else None
+                elif n.level == 0 and parts[0] == "medvqa": target = parts[1] if len(parts) > 1 else None
+                else: continue
+                for a in n.names:
+                    if target is not None: out.append((p.stem, target, a.name, n.lineno))
+                    elif a.name in mods: out.append((p.stem, a.name, None, n.lineno))     # from medvqa import data
+            elif isinstance(n, ast.Import):
+                out += [(p.stem, a.name.split(".")[1], None, n.lineno) for a in n.names
+                        if a.name.startswith("medvqa.")]
+    return out
+
+
+def _import_problems(pkg: Path) -> list[str]:
+    "Private names imported from another module of `pkg`, and every circle in its import graph."
+    found = _imports(pkg)
+    problems = [f"{m}.py:{line}: imports the private name {name} from {t}" for m, t, name, line in found
+                if name and name.startswith("_") and not name.startswith("__") and t != m]
+    graph = {}
+    for m, t, _, _ in found:
+        if t != m: graph.setdefault(m, set()).add(t)
+    state = {}
+    def visit(m, path):
+        state[m] = "open"; path.append(m)
+        for t in sorted(graph.get(m, ())):
+            if state.get(t) == "open": problems.append("import circle: " + " -> ".join(path[path.index(t):] + [t]))
+            elif t not in state: visit(t, path)
+        path.pop(); state[m] = "done"
+    for m in sorted(graph):
+        if m not in state: visit(m, [])
+    return problems
+
+
+def test_one_home_per_name():
+    "No medvqa module imports another's private name, and the modules' imports (function-local ones too) form no circle."
+    assert _import_problems(ROOT / "medvqa") == []
+    graph = {}
+    for m, t, _, _ in _imports(ROOT / "medvqa"): graph.setdefault(m, set()).add(t)
+    seen, todo = set(), ["card"]
+    while todo:
+        m = todo.pop()
+        if m not in seen: seen.add(m); todo += graph.get(m, ())
+    assert "report" not in seen, "medvqa.card must not import medvqa.report (the card is written by train and evaluate)"
+
+
+def test_one_home_check_finds_problems(tmp_path):
+    "The check above fails on a private import and on a circle made of a function-local import."
+    (tmp_path / "a.py").write_text("from .b import _helper, shown\n")
+    (tmp_path / "b.py").write_text("def f():\n    from medvqa.c import x\n")
+    (tmp_path / "c.py").write_text("import medvqa.a\n")
+    assert _import_problems(tmp_path) == ["a.py:1: imports the private name _helper from b", "import circle: a -> b -> c -> a"]
+
+
+def test_templates_ship():
+    "Every file under medvqa/templates/ is package data (pyproject.toml), so wheels and sdists carry it; the package finds it."
+    import tomllib
+    from importlib.resources import files
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["medvqa"]
+    shipped = sorted(p.relative_to(ROOT / "medvqa").as_posix() for p in (ROOT / "medvqa" / "templates").rglob("*") if p.is_file())
+    assert {"templates/report.html", "templates/report.css", "templates/model_card.md", "templates/train.ipynb"} <= set(shipped)
+    assert all(any(fnmatch.fnmatch(f, g) for g in globs) for f in shipped), (shipped, globs)
+    assert all(files("medvqa").joinpath(f).is_file() for f in shipped)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from medvqa.report import write_report, load_run
+from medvqa.report import write_report
+from medvqa.results import load_run
 
 PNG = "data:image/png;base64," + base64.b64encode((lambda b: (Image.new("L", (8, 8), 200).save(b, "PNG"), b.getvalue())[1])(io.BytesIO())).decode()
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from medvqa.core import package_dir
 from medvqa.report import write_report
-from medvqa.run import read_run, run_models, train_notebook
+from medvqa.run import read_run, run_models
+from medvqa.settings import train_notebook
 from medvqa.testing import stub_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
