@@ -12,8 +12,9 @@ from .models import get_spec
 
 # %% auto #0
 __all__ = ['IMAGE_SIZES', 'DEMO_NOTE', 'last_checkpoint', 'CheckpointError', 'load_full_checkpoint', 'check_adapter_loaded',
-           'strict_resume_trainer', 'drop_checkpoints', 'finished_run', 'holds_run', 'check_output_dir', 'trained_for',
-           'check_trained_for', 'run_image_sizes', 'with_image_sizes', 'check_export', 'describe_data']
+           'cpu_index_locations', 'strict_resume_trainer', 'drop_checkpoints', 'finished_run', 'holds_run',
+           'check_output_dir', 'trained_for', 'check_trained_for', 'run_image_sizes', 'with_image_sizes',
+           'check_export', 'describe_data']
 
 # %% ../nbs/05b_checkpoints.ipynb #e443fe3a
 _CKPT_FILES = ("optimizer.pt", "scheduler.pt", "trainer_state.json")
@@ -63,9 +64,20 @@ def check_adapter_loaded(model, ckpt) -> None:
                              [k for k in saved if k in current and not torch.equal(saved[k].cpu(), current[k].cpu())])
     if problems: raise CheckpointError(f"{ckpt} does not restore the LoRA adapter: {problems}; refusing to resume from it")
 
+# %% ../nbs/05b_checkpoints.ipynb #5d46f40d
+_CPU_INDEX: list = []
+
+def cpu_index_locations() -> None:
+    "Let `torch.load` map storages onto `cpu:N` (the CPU: an index means nothing there); registered once per process."
+    import torch
+    if _CPU_INDEX: return
+    torch.serialization.register_package(30, lambda obj: None, lambda obj, loc: obj if loc.startswith("cpu:") else None)
+    _CPU_INDEX.append(True)
+
 # %% ../nbs/05b_checkpoints.ipynb #258b63f7
 def strict_resume_trainer(trainer_cls):
     "A subclass of `trainer_cls` whose resume restores every weight (`load_full_checkpoint`, `check_adapter_loaded`) or raises."
+    cpu_index_locations()                        # several CPU processes resume their optimiser state onto 'cpu:0'
     class StrictResumeTrainer(trainer_cls):
         def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
             model = self.model if model is None else model

@@ -304,7 +304,8 @@ def evaluate(model: str,                          # a registry model (see `medvq
     write_path = pred_path if world == 1 else out / eval_file(f"predictions.part-{rank}.jsonl", blind)
     if world > 1:
         import os, torch
-        if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
+        if torch.cuda.is_available():                 # this node's GPU: the local rank, not the global one
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank % torch.cuda.device_count())))
 
     if isinstance(model, Specialist):
         if (adapter, model_path, max_pixels, min_pixels) != (None,) * 4:
@@ -327,6 +328,9 @@ def evaluate(model: str,                          # a registry model (see `medvq
     if world > 1: merge_parts(out, ids, blind); n_new = n_todo
 
     by_id = {str(r["id"]): r for r in read_jsonl(pred_path, required=("id", "question", "answer", "prediction"))}
+    if world > 1 and (lost := [i for i in ids if i not in by_id]):       # a shard written where rank 0 cannot see it
+        raise ConfigError(f"{pred_path}: no prediction for {len(lost)} of {len(ids)} samples (first {lost[0]!r}) after "
+                          f"merging {world} shards: on several nodes the output must be one folder every node sees")
     rows = [by_id[i] for i in ids]
     metrics = score(rows, where=str(pred_path))
     atomic_write_json(out / eval_file("metrics.json", blind), metrics)

@@ -25,8 +25,8 @@ from .settings import TrainSettings, train_settings
 # %% auto #0
 __all__ = ['usable', 'to_conversation', 'conversation_stream', 'lora_settings', 'trainable_params', 'freeze_parts',
            'trainable_by_part', 'check_part_settings', 'part_rates', 'part_param_groups', 'part_rates_trainer',
-           'check_method', 'trainable_model', 'answer_only_loss', 'patch_answer_only_loss', 'stop_loader_workers',
-           'world_size', 'device_name', 'train', 'export_merged']
+           'check_method', 'trainable_model', 'answer_only_loss', 'patch_answer_only_loss', 'agreed',
+           'stop_loader_workers', 'world_size', 'device_name', 'train', 'export_merged']
 
 # %% ../nbs/05_train.ipynb #d91e472b
 def usable(ds, name="data"):
@@ -326,10 +326,23 @@ def _held_out(data, eval_data, eval_split: str, options=None):
     return usable(as_dataset(src, split=eval_split, **(options or {})), f"eval_data {src or 'demo data'}")
 
 # %% ../nbs/05_train.ipynb #3c92fc1e
+def agreed(value, what: str):
+    "`value` when every training process holds the same one (one process: as is); else a ConfigError listing each's."
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2: return value
+    seen = [None] * dist.get_world_size()
+    dist.all_gather_object(seen, value)
+    if any(s != seen[0] for s in seen):
+        raise ConfigError(f"the {len(seen)} training processes disagree on {what}: "
+                          + "; ".join(f"rank {r}: {s}" for r, s in enumerate(seen))
+                          + ". On several nodes the output folder must be one every node sees (a shared filesystem)")
+    return value
+
 def _resume_checkpoint(out: Path, resume: bool) -> Path | None:
     "The checkpoint to resume from: the last complete one in `out` when `resume` (None, and said, before the first)."
     if not resume: return None
     ckpt = last_checkpoint(out)
+    agreed(ckpt.name if ckpt else None, f"the last complete checkpoint in {out}")
     get_logger().info(f"resuming from {ckpt}" if ckpt else f"resume: no complete checkpoint in {out} yet, starting fresh")
     return ckpt
 
@@ -443,7 +456,9 @@ def train(settings: TrainSettings | str | None = None, /, **kw) -> dict:
     loader_stop_s = stop_loader_workers(trainer)
     cn = counts(trainer.counter, skip=2 * grad_accum, world=world)     # every rank's batches (a collective)
     # outputs: written once, by the main process, when several run under torchrun / accelerate launch
-    if not trainer.is_world_process_zero(): return {"rank": int(os.environ.get("RANK", 0)), "steps": trainer.state.global_step}
+    if not trainer.is_world_process_zero():        # back once rank 0 has written the run folder (a notebook reads it)
+        trainer.accelerator.wait_for_everyone()
+        return {"rank": int(os.environ.get("RANK", 0)), "steps": trainer.state.global_step}
     trainer.model.save_pretrained(str(out), safe_serialization=True)
     if method == "full":                                             # a complete model folder: loadable as model_path, and by transformers alone
         from medvqa.chat import save_model_folder; save_model_folder(trainer.model, processor, out)
@@ -472,6 +487,7 @@ def train(settings: TrainSettings | str | None = None, /, **kw) -> dict:
     from medvqa.card import write_model_card
     write_model_card(out)                                        # README.md: this run, not PEFT's empty template
     if not s.keep_checkpoints: drop_checkpoints(out)               # finished: the final weights are all evaluation needs
+    trainer.accelerator.wait_for_everyone()                      # the other processes return now (one process: no-op)
     log.info(f"trained {spec.key}: {summary['steps']} steps, loss {summary['first_loss']} -> {summary['final_loss']}, "
              f"{summary['samples_per_s']} samples/s; {'adapter' if method == 'lora' else 'model'} in {out}")
     return summary
