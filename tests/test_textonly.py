@@ -52,3 +52,23 @@ def test_text_only_and_image_ranks_train_like_one_process(tmp_path):
     for a, b in zip(log1, log2):
         assert abs(a["loss"] - b["loss"]) <= RTOL * abs(a["loss"]), (log1, log2)
         assert abs(a["grad_norm"] - b["grad_norm"]) <= 1e-3 * abs(a["grad_norm"]), (log1, log2)
+
+
+def test_max_length_skips_or_shortens_and_counts(tmp_path):
+    "A six-image question whose image tokens alone pass max_length is skipped, a too-long answer is shortened; train_summary.json counts both."
+    from medvqa.models import get_spec, load_processor, resolve_model_path
+    from medvqa.synthetic import make_synthetic
+    from medvqa.train import sample_lengths, to_conversation, train
+    recs = make_synthetic(6, seed=1)
+    six = dict(recs[0], id="six", images=[r["images"][0] for r in recs])
+    long = dict(recs[1], id="long", answer_type="open", answer=" ".join(["a round lesion in the left lower lobe"] * 30))
+    spec = get_spec("tiny-qwen2vl")
+    proc = load_processor(spec, resolve_model_path(spec.key))
+    p6, _ = sample_lengths(to_conversation(six, spec.max_pixels), proc)
+    fits = max(sum(sample_lengths(to_conversation(r, spec.max_pixels), proc)) for r in recs)
+    assert fits < p6 - 5
+    s = train("tiny-qwen2vl", data=recs + [six, long], curriculum="mixed", output_dir=str(tmp_path / "run"), max_steps=1,
+              batch_size=2, grad_accum=1, backend="hf", method="lora", max_length=p6 - 5)
+    saved = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    assert saved["too_long"] == s["too_long"] == {"skipped": 1, "answer_shortened": 1} and saved["max_length"] == p6 - 5
+    assert s["max_seq_len"] <= p6 - 5 and s["loss_finite"]
