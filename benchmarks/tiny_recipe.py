@@ -70,11 +70,14 @@ def main(argv=None):
     if a.vision_depth is not None: cfg["vision_config"]["depth"] = a.vision_depth; changed = True
     if a.text_layers is not None: cfg["text_config"]["num_hidden_layers"] = a.text_layers; changed = True
     if a.vision_width is not None: cfg["vision_config"].update(embed_dim=a.vision_width, num_heads=4); changed = True
-    if a.gain is not None: MB.TINY_IMAGE_GAIN = a.gain; changed = True
+    gain = MB.TINY_IMAGE_GAIN if a.gain is None else a.gain; changed |= a.gain is not None
     tag = a.tag or "-".join(f"{k}{getattr(a, k)}" for k in ("batch_size", "vision_depth", "gain", "schedule", "frozen", "adam_beta2", "lr_decay", "seed")
                             if getattr(a, k) is not None)
-    if changed: MB.TINY_CONFIGS[a.model] = cfg; MB.TINY_VERSION = f"recipe-{a.model}-{tag}"   # its own cached build
     spec = get_spec(a.model)
+    model_path = None
+    if changed:                                       # a variant architecture: built into a folder of its own
+        model_path = Path(a.out) / "models" / f"{a.model}-{tag}"
+        if not (model_path / "config.json").exists(): MB.save_random(spec, cfg, model_path, image_gain=gain)
     spec = replace(spec, **{k: v for k, v in dict(batch_size=a.batch_size, learning_rate=a.learning_rate,
                                                    lr_scheduler=a.schedule, adam_beta2=a.adam_beta2, lr_decay=a.lr_decay,
                                                    frozen=None if a.frozen is None else tuple(x for x in a.frozen.split(",") if x not in ("", "none")),
@@ -85,10 +88,10 @@ def main(argv=None):
     work = Path(tempfile.mkdtemp()) / "run"
     t0 = time.time()
     s = train(spec, data=data, curriculum=a.curriculum, output_dir=work, max_steps=a.steps, backend="hf", seed=a.seed,
-              save_steps=10**6, eval_every=100)
+              save_steps=10**6, eval_every=100, model_path=None if model_path is None else str(model_path))
     row = {"tag": f"{a.model}-{tag}", **{k: getattr(a, k) for k in KNOBS},
            "recipe": {"batch_size": spec.batch_size, "learning_rate": spec.learning_rate, "lr_scheduler": spec.lr_scheduler,
-                      "vision_depth": cfg["vision_config"]["depth"], "gain": MB.TINY_IMAGE_GAIN,
+                      "vision_depth": cfg["vision_config"]["depth"], "gain": gain,
                       "frozen": list(spec.frozen), "adam_beta2": spec.adam_beta2, "lr_decay": spec.lr_decay},
            "device": s["device"], "wall_s": round(time.time() - t0, 1), "train_s": s["train_s"], "output_dir": s["output_dir"],
            "curve": json.loads((work / "curve.json").read_text())}

@@ -11,7 +11,7 @@ from .chat import (QWEN2_VL_TEMPLATE, QWEN3_VL_TEMPLATE, image_processor, cached
                          qwen_tokenizer_dir)
 
 # %% auto #0
-__all__ = ['TINY_CONFIGS', 'TINY_IMAGE_GAIN', 'TINY_VERSION', 'FULL_CONFIGS', 'scale_image_path', 'tiny_model_dir',
+__all__ = ['TINY_CONFIGS', 'TINY_IMAGE_GAIN', 'TINY_VERSION', 'FULL_CONFIGS', 'scale_image_path', 'save_random', 'tiny_model_dir',
            'build_random_full']
 
 # %% ../nbs/04b_builders.ipynb #628758b1
@@ -51,7 +51,7 @@ def scale_image_path(model, gain: float) -> list[str]:
     return names
 
 # %% ../nbs/04b_builders.ipynb #585c60d6
-def _save_random(spec, config_kwargs: dict, out_dir, dtype=None, device=None, seed=0, image_gain: float = 1.0):
+def save_random(spec, config_kwargs: dict, out_dir, dtype=None, device=None, seed=0, image_gain: float = 1.0):
     "Build `spec`'s architecture from `config_kwargs` with random weights (merger scaled by `image_gain`); save model + processor to `out_dir`."
     import torch
     cfg = _config_class(spec.family)(**config_kwargs)
@@ -81,7 +81,7 @@ def tiny_model_dir(spec, image_gain: float = TINY_IMAGE_GAIN) -> Path:
     exists); another `image_gain` (the merger's scale) is another folder."""
     if not spec.tiny or spec.key not in TINY_CONFIGS:
         raise ConfigError(f"{spec.key!r} is not a tiny model; tiny models: {', '.join(TINY_CONFIGS)}")
-    build = lambda d: _save_random(spec, TINY_CONFIGS[spec.key], d, image_gain=image_gain)
+    build = lambda d: save_random(spec, TINY_CONFIGS[spec.key], d, image_gain=image_gain)
     name = f"{spec.key}-{TINY_VERSION}" + ("" if image_gain == TINY_IMAGE_GAIN else f"-gain{image_gain:g}")
     return cached_build(cache_dir() / "models" / name, build)
 
@@ -119,6 +119,6 @@ def build_random_full(spec, out_dir, dtype="bfloat16", device=None, seed=0) -> P
         raise ConfigError(f"no full-size configuration for {spec.key!r}; known: {', '.join(FULL_CONFIGS)}")
     out_dir = Path(out_dir)
     def build(d):
-        _save_random(spec, FULL_CONFIGS[spec.key], d, dtype=getattr(torch, dtype) if isinstance(dtype, str) else dtype,
+        save_random(spec, FULL_CONFIGS[spec.key], d, dtype=getattr(torch, dtype) if isinstance(dtype, str) else dtype,
                      device=device, seed=seed)
     return cached_build(out_dir, build)

@@ -46,7 +46,7 @@ _INFO_KEY = "medvqa-load"
 def _record_problem(r: dict) -> tuple[str, str] | None:
     "(kind, reason) when a raw record cannot be used before looking at its images, else None."
     if "_error" in r: return "malformed", r["_error"]
-    if not isinstance(r.get("images"), list) or not r["images"]: return "no image", "no image given"
+    if r.get("images") is not None and not isinstance(r["images"], list): return "malformed", "images must be a list"
     if r.get("question") is None or not str(r["question"]).strip(): return "empty question", "empty question"
     if r.get("answer") is None or not str(r["answer"]).strip(): return "empty answer", "empty answer"
     at = r.get("answer_type")
@@ -84,6 +84,7 @@ def build_dataset(records: Iterable[dict], on_error: str = "skip", report: list 
         else: ok.append(r)
     refs = {}
     for r in ok:
+        r["images"] = r.get("images") or []                  # a text-only question: no image
         for ref in r["images"]: refs.setdefault(image_ref_key(ref) or ("missing", str(ref)), ref)
     def work(item):
         key, ref = item
@@ -106,7 +107,8 @@ def build_dataset(records: Iterable[dict], on_error: str = "skip", report: list 
                      "question": str(r["question"]).strip(), "answer": str(r["answer"]).strip(), "answer_type": at,
                      "source": str(r.get("source") or "unknown"), "split": canonical_split(r.get("split") or "train"),
                      "explanation": str(r.get("explanation") or "").strip(), "categories": _categories(r.get("categories"))})
-    if ok and missing == len(ok): raise DataError(_all_missing(ok, origin))
+    with_images = [r for r in ok if r["images"]]
+    if with_images and missing == len(with_images): raise DataError(_all_missing(with_images, origin))
     if report is not None: report.extend(skipped)
     if skipped:
         first = "; ".join(f"{s['file']}: record {s['record']}: {s['reason']}" for s in skipped[:3])

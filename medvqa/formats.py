@@ -55,7 +55,7 @@ def _read_medvqa(path: Path, **_) -> Iterator[dict]:
         for i, r in iter_jsonl(f, on_error="keep"):
             if isinstance(r, DataError): yield _malformed(f, f"line {i}", str(r)); continue
             imgs = r.get("images", r.get("image"))
-            imgs = [imgs] if isinstance(imgs, str) else imgs
+            imgs = [imgs] if isinstance(imgs, str) else [] if imgs is None else imgs       # none: a text-only question
             if not isinstance(imgs, list) or not all(isinstance(x, str) for x in imgs):
                 yield _malformed(f, f"line {i}", "'images' must be a list of paths"); continue
             yield {"id": r.get("id") or f"{f.stem}-{i}", "images": [str(f.parent/x) for x in imgs], "question": r.get("question"),

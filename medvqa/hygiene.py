@@ -139,7 +139,7 @@ def _load_sets(ds, test, hashes, split=None, test_split=None, format=None, test_
 def data_stats(ds, test=None, skipped: list | None = None, hashes: ImageHashes | None = None, split=None, test_split=None,
                format: str | None = None, test_format: str | None = None, lang: str | None = "en",
                drop_duplicates: bool = False, drop_leakage: bool = False, **columns) -> dict:
-    "Summary of `ds` (and `test`), each a Dataset or a path or hub id read with the options of `medvqa data stats`: samples, open, closed, images, skipped, dropped, duplicates, leakage, by_split, by_source."
+    "Summary of `ds` (and `test`), each a Dataset or a path or hub id read with the options of `medvqa data stats`: samples, open, closed, images, text_only, skipped, dropped, duplicates, leakage, by_split, by_source."
     hashes = ImageHashes() if hashes is None else hashes
     ds, test = _load_sets(ds, test, hashes, split, test_split, format, test_format, lang, **columns)
     infos, filtered = [load_info(p) for p in ([ds] if test is None else [ds, test])], Counter()
@@ -170,7 +170,8 @@ def data_stats(ds, test=None, skipped: list | None = None, hashes: ImageHashes |
     dropped = sum((Counter(i.get("dropped", {})) for i in infos), Counter()) + filtered
     out.update(skipped=skip, skip_reasons=reasons, dropped=dict(dropped), duplicates=len(dups), duplicates_exact=sum(d["kind"] == "exact" for d in dups),
                conflicting_answers=sum(not d["same_answer"] for d in dups), answer_type_disagreements=sum(dis),
-               explained=sum(bool(x) for p in parts for x in p["explanation"]), multi_image=sum(len(k[0]) > 1 for k in allkeys))
+               explained=sum(bool(x) for p in parts for x in p["explanation"]), multi_image=sum(len(k[0]) > 1 for k in allkeys),
+               text_only=sum(not k[0] for k in allkeys))
     out["leakage"] = _leak_summary(ds, test, keys)
     out["by_split"], out["by_source"] = group("split"), group("source")
     return out

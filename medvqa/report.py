@@ -94,10 +94,16 @@ def _all_tables(entries) -> list[dict]:
     return out
 
 # %% ../nbs/08_report.ipynb #1f18a1ef
+def _too_long(s: dict) -> str:
+    "What a run's max_length did to its samples, when it did anything: ' (max_length 512: 3 skipped, 1 answer(s) shortened)'."
+    t = s.get("too_long") or {}
+    said = [f"{t[k]} {w}" for k, w in (("skipped", "skipped"), ("answer_shortened", "answer(s) shortened")) if t.get(k)]
+    return f" (max_length {s.get('max_length')}: {', '.join(said)})" if said else ""
+
 def _train_cells(e) -> list[str]:
     s = e["train_summary"]
     return [e["label"], s.get("backend", "—"), s.get("device", "—"),
-            f"{s.get('steps', '—')} / {s.get('max_steps', '—')}" if s else "—", str(s.get("effective_batch", "—")),
+            f"{s.get('steps', '—')} / {s.get('max_steps', '—')}{_too_long(s)}" if s else "—", str(s.get("effective_batch", "—")),
             fmt_duration(s.get("wall_s")), fmt_num(s.get("samples_per_s"), 2), fmt_num(s.get("tokens_per_s"), 0),
             fmt_num(s.get("peak_memory_gib"), 2),
             f"{fmt_num(s.get('first_loss'), 3)} → {fmt_num(s.get('final_loss'), 3)}" if s else "—",

@@ -16,8 +16,8 @@ from .models import BACKENDS, METHODS, PARTS, REGISTRY, TRAIN_BACKENDS, check_ba
 # %% auto #0
 __all__ = ['NOTEBOOK_NAMES', 'EVAL_NAMES', 'Param', 'base_type', 'setting', 'settings_params', 'signature_params', 'convert',
            'expected', 'check_value', 'problems_message', 'prepare_backend', 'DataOptions', 'TrainSettings',
-           'train_settings', 'train_notebook', 'notebook_parameters', 'parameters_source', 'sync_parameters',
-           'check_params', 'arguments']
+           'train_settings', 'keyword_signature', 'train_notebook', 'notebook_parameters', 'parameters_source',
+           'sync_parameters', 'check_params', 'arguments']
 
 # %% ../nbs/04c_settings.ipynb #a696467c
 class Param(NamedTuple):
@@ -219,6 +219,7 @@ class TrainSettings(DataOptions):
     max_pixels: int | None = None
     # smallest image area in pixels, smaller images scaled up (None: the model's own)
     min_pixels: int | None = None
+    max_length: int | None = None                             # tokens a sample may have, images kept whole (None: any)
     # held-out data for eval_every (None: the eval_split of the training data)
     eval_data: str | None = None
     # score eval_data every N steps while training (a learning curve, curve.json)
@@ -243,6 +244,17 @@ def train_settings(settings=None, /, **kw) -> TrainSettings:
     if bad: raise ConfigError(f"unknown setting {', '.join(map(repr, bad))} for train (see medvqa train --help)")
     if isinstance(settings, TrainSettings): return dataclasses.replace(settings, **kw)
     return TrainSettings(**({} if settings is None else {"model": settings}), **kw)
+
+# %% ../nbs/04c_settings.ipynb #d5557f18
+def keyword_signature(cls, first: str = "settings") -> inspect.Signature:
+    """The signature of a call `f(settings=None, /, **fields)` over dataclass `cls`: `first`, then each field by
+    keyword, the class's own fields before inherited ones (as `settings_params` orders them)."""
+    hints, P, own = typing.get_type_hints(cls), inspect.Parameter, cls.__dict__.get("__annotations__", {})
+    fields = sorted(dataclasses.fields(cls), key=lambda f: f.name not in own)
+    def default(f): return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    return inspect.Signature([P(first, P.POSITIONAL_ONLY, default=None)] +
+                             [P(f.name, P.KEYWORD_ONLY, default=default(f), annotation=hints[f.name])
+                              for f in fields])
 
 # %% ../nbs/04c_settings.ipynb #b3c6b650
 def train_notebook() -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atomic_write_json, environment_digest, get_logger,
                          library_versions)
-from .chat import completion_messages, prompt_messages
+from .chat import completion_messages, load_processor, prompt_messages
 from .models import get_spec, spec_with, load_model, resolve_model_path, cuda_available
 from .monitor import (count_4bit, count_params, counting_trainer, counts, curve_callback, loss_impl, mfu,
                             ordered_trainer, peak_memory_gib, profile_callback, profile_window, stage_callback,
@@ -20,13 +20,14 @@ from .sizing import (keep_freed_memory, loader_settings, pick_backend, pick_chec
                            resolve_batch)
 from .checkpoints import (check_export, check_output_dir, check_trained_for, describe_data, last_checkpoint,
                                 strict_resume_trainer, drop_checkpoints, finished_run, with_image_sizes)
-from .settings import TrainSettings, train_settings
+from .settings import TrainSettings, keyword_signature, train_settings
 
 # %% auto #0
-__all__ = ['usable', 'to_conversation', 'conversation_stream', 'lora_settings', 'trainable_params', 'freeze_parts',
-           'trainable_by_part', 'check_part_settings', 'part_rates', 'part_param_groups', 'part_rates_trainer',
-           'check_method', 'trainable_model', 'answer_only_loss', 'patch_answer_only_loss', 'agreed',
-           'stop_loader_workers', 'world_size', 'device_name', 'train', 'export_merged']
+__all__ = ['FAKE_IMAGE_SIZE', 'usable', 'to_conversation', 'conversation_stream', 'lora_settings', 'trainable_params',
+           'freeze_parts', 'trainable_by_part', 'check_part_settings', 'part_rates', 'part_param_groups',
+           'part_rates_trainer', 'check_method', 'trainable_model', 'answer_only_loss', 'patch_answer_only_loss',
+           'fake_image_inputs', 'FakeImageCollator', 'vision_zero', 'sample_lengths', 'fit_length', 'fit_stages',
+           'agreed', 'stop_loader_workers', 'world_size', 'device_name', 'train', 'export_merged']
 
 # %% ../nbs/05_train.ipynb #d91e472b
 def usable(ds, name="data"):
@@ -249,20 +250,99 @@ def answer_only_loss(hidden, labels, head, num_items_in_batch=None):
 
 # %% ../nbs/05_train.ipynb #10b4602a
 def patch_answer_only_loss(model):
-    "Make `model`'s forward compute `answer_only_loss` when given labels (PEFT wrappers: their base model is patched)."
+    "Make `model`'s forward compute `answer_only_loss` (+ a fake image's `vision_zero`); PEFT: its base model."
     from transformers.modeling_outputs import CausalLMOutputWithPast
     target = model.get_base_model() if hasattr(model, "get_base_model") else model
     if getattr(target, "_medvqa_answer_only", False): return model
     original = target.forward
     @functools.wraps(original)                       # generate() reads the forward's signature
-    def forward(*args, labels=None, num_items_in_batch=None, **kwargs):
+    def forward(*args, labels=None, num_items_in_batch=None, fake_pixel_values=None, fake_image_grid_thw=None,
+                **kwargs):
         if labels is None: return original(*args, **kwargs)
         kwargs.pop("use_cache", None); kwargs.pop("logits_to_keep", None)
         out = target.model(*args, use_cache=False, **kwargs)
-        return CausalLMOutputWithPast(loss=answer_only_loss(out.last_hidden_state, labels, target.get_output_embeddings(),
-                                                            num_items_in_batch))
+        loss = answer_only_loss(out.last_hidden_state, labels, target.get_output_embeddings(), num_items_in_batch)
+        if fake_pixel_values is not None:                 # a batch without an image: its fake one
+            loss = loss + vision_zero(target.model, fake_pixel_values, fake_image_grid_thw)
+        return CausalLMOutputWithPast(loss=loss)
     target.forward, target._medvqa_answer_only = forward, True
     return model
+
+# %% ../nbs/05_train.ipynb #d61ac56b
+FAKE_IMAGE_SIZE = (56, 56)          # scaled up to the model's smallest image by its image processor
+
+def fake_image_inputs(processor) -> dict:
+    "A black image through `processor`'s image processor: a batch's `fake_pixel_values` and `fake_image_grid_thw`."
+    from PIL import Image
+    x = processor.image_processor(images=[Image.new("RGB", FAKE_IMAGE_SIZE, (0, 0, 0))], return_tensors="pt")
+    return {"fake_pixel_values": x["pixel_values"], "fake_image_grid_thw": x["image_grid_thw"]}
+
+class FakeImageCollator:
+    "The batches of `collator`, each one without an image given `fake_image_inputs(processor)` (see the prose)."
+    def __init__(self, collator, processor): self.collator, self.fake = collator, fake_image_inputs(processor)
+    def __call__(self, examples):
+        batch = self.collator(examples)
+        if "pixel_values" not in batch: batch.update({k: v.clone() for k, v in self.fake.items()})
+        return batch
+
+def vision_zero(model, pixel_values, image_grid_thw):
+    "0 x all that the vision tower and merger of `model` (a Qwen-VL `.model`) make of the images: they run, adding 0."
+    import torch
+    def tensors(x):
+        if isinstance(x, torch.Tensor): yield x
+        elif isinstance(x, dict): yield from (t for v in x.values() for t in tensors(v))
+        elif isinstance(x, (list, tuple)): yield from (t for v in x for t in tensors(v))
+    return 0.0 * sum(t.float().sum() for t in tensors(model.get_image_features(pixel_values, image_grid_thw)))
+
+
+# %% ../nbs/05_train.ipynb #8cf4440f
+def sample_lengths(conv: dict, processor, collator=None) -> tuple[int, int]:
+    "(prompt tokens, images' included; answer tokens) of a `to_conversation` sample in TRL's vision collator."
+    if collator is None:
+        from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+        collator = DataCollatorForVisionLanguageModeling(processor, completion_only_loss=True)
+    b = collator([dict(conv)])
+    n, a = int(b["attention_mask"].sum()), int((b["labels"] != -100).sum())
+    return n - a, a
+
+def fit_length(row: dict, processor, max_length: int, max_pixels: int, collator=None) -> tuple[str, dict | None]:
+    "('fits', row), ('answer_shortened', row with its answer cut to fit `max_length` tokens) or ('skipped', None)."
+    from medvqa.data import target_text
+    conv = to_conversation(row, max_pixels)
+    p, a = sample_lengths(conv, processor, collator)
+    if p + a <= max_length: return "fits", row
+    tok = getattr(processor, "tokenizer", processor)
+    ids = tok(target_text(row), add_special_tokens=False)["input_ids"]
+    for k in range(max_length - p - (a - len(ids)), 0, -1):     # a - len(ids): the turn's end after the answer
+        short = dict(row, answer=tok.decode(ids[:k]).strip(), explanation="")
+        n = sum(sample_lengths(dict(conv, completion=completion_messages(short["answer"])), processor, collator))
+        if short["answer"] and n <= max_length: return "answer_shortened", short
+    return "skipped", None
+
+def fit_stages(stages: list, processor, max_length: int, max_pixels: int) -> tuple[list, dict]:
+    "`stages` with every sample fitted to `max_length` tokens (`fit_length`), and the count of each fit; see the prose."
+    import dataclasses
+    from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+    if int(max_length) != max_length or max_length < 1:
+        raise ConfigError(f"max_length must be a positive number of tokens, got {max_length!r} (--max-length)")
+    collator, counts, out = DataCollatorForVisionLanguageModeling(processor, completion_only_loss=True), Counter(), []
+    for st in stages:
+        keep, answers = [], {}
+        for i, row in enumerate(st.data):
+            kind, new = fit_length(row, processor, int(max_length), max_pixels, collator)
+            counts[kind] += 1
+            if new is not None: keep.append(i)
+            if kind == "answer_shortened": answers[i] = new["answer"]
+        if not keep: raise DataError(f"max_length={max_length}: every sample of stage {st.name!r} is longer even "
+                                     "without its answer; raise --max-length or lower --max-pixels")
+        ds = st.data
+        for col, new in (("answer", answers.get), ("explanation", lambda i: "")):    # columns alone: no image decoded
+            if answers and col in ds.column_names:
+                vals = [new(i) if i in answers else v for i, v in enumerate(ds[col])]
+                ds = ds.remove_columns(col).add_column(col, vals)
+        out.append(dataclasses.replace(st, data=ds.select(keep) if len(keep) < len(ds) else ds))
+    return out, {"skipped": counts["skipped"], "answer_shortened": counts["answer_shortened"]}
+
 
 # %% ../nbs/05_train.ipynb #f532b632
 def _trainer(backend, model, processor, args, train_ds, callbacks, rates=None, loss: str = "answer_only"):
@@ -271,15 +351,18 @@ def _trainer(backend, model, processor, args, train_ds, callbacks, rates=None, l
         from unsloth.trainer import UnslothVisionDataCollator
         collator = UnslothVisionDataCollator(model, processor, resize="max", completion_only_loss=True)
     else:
-        collator = None          # TRL's vision collator, completion-only loss for prompt/completion data
+        collator = None          # TRL's vision collator, completion-only loss; a fake image added below
         if loss == "answer_only": patch_answer_only_loss(model)
     from trl import SFTTrainer
     base = part_rates_trainer(SFTTrainer, rates) if rates else SFTTrainer    # per-part learning rates (hf)
     window = profile_window()
     if window: callbacks = list(callbacks) + [profile_callback(args.output_dir, *window)]
     trainer_cls = counting_trainer(ordered_trainer(strict_resume_trainer(base), answer_only=loss == "answer_only"))
-    return trainer_cls(model=model, args=args, train_dataset=train_ds,
-                       processing_class=processor, data_collator=collator, callbacks=callbacks)
+    trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, processing_class=processor,
+                          data_collator=collator, callbacks=callbacks)
+    if backend == "hf" and loss == "answer_only":       # text-only samples: a fake image the patched loss multiplies by 0
+        trainer.data_collator = FakeImageCollator(trainer.data_collator, processor)
+    return trainer
 
 # %% ../nbs/05_train.ipynb #9e3c5821
 def _run_folder(spec, output_dir, resume: bool, overwrite: bool) -> Path:
@@ -429,6 +512,12 @@ def train(settings: TrainSettings | str | None = None, /, **kw) -> dict:
     from medvqa.curriculum import build_stream, plan
     skipped, dropped, options = [], Counter(), s.data_options()
     stages = _train_stages(s.data, s.split, s.curriculum, s.stage_data, s.shares, s.seed, skipped, dropped, options)
+    too_long = {"skipped": 0, "answer_shortened": 0}
+    if s.max_length is not None:                               # measured once, alike on every rank
+        processor = load_processor(spec, resolve_model_path(spec.key, s.model_path))
+        stages, too_long = fit_stages(stages, processor, s.max_length, spec.max_pixels)
+        if any(too_long.values()): log.warning(f"max_length={s.max_length}: {too_long['skipped']} sample(s) skipped, "
+                                               f"{too_long['answer_shortened']} answer(s) shortened")
     world = world_size()
     effective = batch_size * grad_accum * world
     stream, bounds = build_stream(stages, max_steps, effective, seed=s.seed)
@@ -479,7 +568,8 @@ def train(settings: TrainSettings | str | None = None, /, **kw) -> dict:
                "load_s": round(load_s, 2), "train_s": round(train_s, 2), "curve_s": round(curve_s, 2),
                "first_step_s": round(cb.first_step_s, 2) if cb.first_step_s is not None else None,
                **_loss_summary(rows), "params": params, "linear4bit": count_4bit(peft_model), "mfu": mfu(params, tps, has_cuda, world),
-               "skipped": len(skipped), "dropped": dict(dropped), "seed": s.seed, "device": device_name(has_cuda),
+               "skipped": len(skipped), "dropped": dict(dropped),
+               "max_length": s.max_length, "too_long": too_long, "seed": s.seed, "device": device_name(has_cuda),
                "lora": dict(lora_settings(spec), modules_to_save=list(s.modules_to_save or ())) if method == "lora" else None,
                "gradient_checkpointing": bool(gradient_checkpointing),
                "versions": library_versions(), "environment_digest": environment_digest()}
@@ -491,6 +581,8 @@ def train(settings: TrainSettings | str | None = None, /, **kw) -> dict:
     log.info(f"trained {spec.key}: {summary['steps']} steps, loss {summary['first_loss']} -> {summary['final_loss']}, "
              f"{summary['samples_per_s']} samples/s; {'adapter' if method == 'lora' else 'model'} in {out}")
     return summary
+
+train.__signature__ = keyword_signature(TrainSettings)      # help(train) lists every setting
 
 # %% ../nbs/05_train.ipynb #349d1b07
 def _probe_batch(processor, spec):

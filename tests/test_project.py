@@ -167,3 +167,31 @@ def test_templates_ship():
     assert {"templates/report.html", "templates/report.css", "templates/model_card.md", "templates/train.ipynb"} <= set(shipped)
     assert all(any(fnmatch.fnmatch(f, g) for g in globs) for f in shipped), (shipped, globs)
     assert all(files("medvqa").joinpath(f).is_file() for f in shipped)
+
+
+def _notebook_order_problems(nbs: Path, pkg: Path) -> list[str]:
+    "Each exported import that reaches a notebook numbered at or above the importing one (`NN_name.ipynb`)."
+    num = {}
+    for nb in nbs.glob("*.ipynb"):
+        m = re.search(r"#\|\s*default_exp\s+(\w+)", nb.read_text())
+        if m: num[m[1]] = nb.stem
+    problems = [f"{num[m]}: does not start with two digits and _" for m in num if not re.match(r"\d\d_", num[m])]
+    for m, t, _, line in _imports(pkg):
+        if m in num and t in num and t != m and num[t] >= num[m]:
+            problems.append(f"{num[m]} ({m}.py:{line}) imports {t} from the later notebook {num[t]}")
+    return sorted(set(problems))
+
+
+def test_notebooks_in_build_order():
+    "Each notebook's exported code imports only from lower-numbered notebooks, so they read in the order they build."
+    assert _notebook_order_problems(ROOT / "nbs", ROOT / "medvqa") == []
+
+
+def test_notebook_order_check_finds_problems(tmp_path):
+    "The check above fails when a notebook's code imports a later one."
+    (tmp_path / "nbs").mkdir(); (tmp_path / "pkg").mkdir()
+    for stem, mod in (("00_a", "a"), ("01_b", "b")):
+        (tmp_path / "nbs" / f"{stem}.ipynb").write_text(json.dumps({"cells": [{"source": [f"#| default_exp {mod}"]}]}))
+    (tmp_path / "pkg" / "a.py").write_text("from .b import f\n")
+    (tmp_path / "pkg" / "b.py").write_text("")
+    assert _notebook_order_problems(tmp_path / "nbs", tmp_path / "pkg") == ["00_a (a.py:1) imports b from the later notebook 01_b"]
