@@ -7,7 +7,7 @@ only; every other cell's output is cleared. `make outputs` runs it; `tests/test_
 only in marked cells and that every marked cell has one.
 
     python docs/outputs.py                 # every notebook with a marked cell
-    python docs/outputs.py nbs/02_synthetic.ipynb
+    python docs/outputs.py nbs/03_synthetic.ipynb
 """
 import json, os, re, sys
 from pathlib import Path

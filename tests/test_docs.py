@@ -26,6 +26,6 @@ def test_docs_build(tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     home = (site / "index.html").read_text()
     assert "Quick start" in home and "Notebooks" in home and (site / "reports" / "screenshot.png").is_file()
-    data = (site / "01a_data" / "index.html").read_text()
+    data = (site / "04_data" / "index.html").read_text()
     assert 'id="api-load_vqa"' in data and "load_vqa(source, format" in data        # the module's API, from its source
     assert 'id="api-ImageHashes"' in (site / "01_images" / "index.html").read_text()

@@ -84,8 +84,8 @@ def test_parameters_tag_survives_clean(tmp_path):
 
 
 def test_cli_notebook_alone():
-    "`nbdev_test` on 10_cli by itself: its `__main__` guard must never run `main()` inside a notebook kernel."
-    r = subprocess.run([str(BIN / "nbdev_test"), "--path", "nbs/10_cli.ipynb"], cwd=ROOT, capture_output=True, text=True,
+    "`nbdev_test` on 22_cli by itself: its `__main__` guard must never run `main()` inside a notebook kernel."
+    r = subprocess.run([str(BIN / "nbdev_test"), "--path", "nbs/22_cli.ipynb"], cwd=ROOT, capture_output=True, text=True,
                        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
 
