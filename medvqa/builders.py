@@ -20,17 +20,48 @@ _TINY_TEXT = dict(vocab_size=151936, hidden_size=64, intermediate_size=128, num_
                   bos_token_id=151643, eos_token_id=151645, pad_token_id=151643)
 TINY_CONFIGS = {
     "tiny-qwen2vl": dict(
-        text_config=dict(_TINY_TEXT, rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 1e6}),
-        vision_config=dict(depth=1, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2, in_channels=3,
-                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2),
-        tie_word_embeddings=True),
+        text_config=dict(
+            _TINY_TEXT, rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 1e6}
+        ),
+        vision_config=dict(
+            depth=1,
+            embed_dim=32,
+            hidden_size=64,
+            num_heads=2,
+            mlp_ratio=2,
+            in_channels=3,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+        ),
+        tie_word_embeddings=True,
+    ),
     "tiny-qwen3vl": dict(
-        text_config=dict(_TINY_TEXT, head_dim=16, rope_parameters={"rope_type": "default", "mrope_section": [4, 2, 2],
-                                                                    "mrope_interleaved": True, "rope_theta": 5e6}),
-        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64, in_channels=3,
-                           patch_size=16, spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=64,
-                           deepstack_visual_indexes=[0]),
-        tie_word_embeddings=True),
+        text_config=dict(
+            _TINY_TEXT,
+            head_dim=16,
+            rope_parameters={
+                "rope_type": "default",
+                "mrope_section": [4, 2, 2],
+                "mrope_interleaved": True,
+                "rope_theta": 5e6,
+            },
+        ),
+        vision_config=dict(
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=64,
+            in_channels=3,
+            patch_size=16,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            num_position_embeddings=64,
+            deepstack_visual_indexes=[0],
+        ),
+        tie_word_embeddings=True,
+    ),
 }
 
 def _config_class(family):
@@ -42,7 +73,8 @@ def _model_class(family):
     return {"qwen2_vl": Qwen2VLForConditionalGeneration, "qwen3_vl": Qwen3VLForConditionalGeneration}[family]
 
 def scale_image_path(model, gain: float) -> list[str]:
-    "Multiply the weight matrices of the vision merger(s) — the layers that turn patches into the language model's image tokens — by `gain`; returns their names."
+    """Multiply the weight matrices of the vision merger(s) — the layers that turn patches into the language model's
+    image tokens — by `gain`; returns their names."""
     import torch
     names = [n for n, p in model.named_parameters() if ".visual." in f".{n}" and "merger" in n and p.dim() == 2]
     with torch.no_grad():
@@ -52,7 +84,8 @@ def scale_image_path(model, gain: float) -> list[str]:
 
 # %% ../nbs/08_builders.ipynb #585c60d6
 def save_random(spec, config_kwargs: dict, out_dir, dtype=None, device=None, seed=0, image_gain: float = 1.0):
-    "Build `spec`'s architecture from `config_kwargs` with random weights (merger scaled by `image_gain`); save model + processor to `out_dir`."
+    """Build `spec`'s architecture from `config_kwargs` with random weights (merger scaled by `image_gain`); save model
+    + processor to `out_dir`."""
     import torch
     cfg = _config_class(spec.family)(**config_kwargs)
     with torch.random.fork_rng(devices=[]):
@@ -67,7 +100,9 @@ def save_random(spec, config_kwargs: dict, out_dir, dtype=None, device=None, see
                                     chat_template=QWEN2_VL_TEMPLATE if spec.family == "qwen2_vl" else QWEN3_VL_TEMPLATE)
     proc.save_pretrained(out_dir)
     import json                                         # a marker the report reads: these weights are random
-    (Path(out_dir) / "medvqa_model.json").write_text(json.dumps({"weights": "random", "model": spec.key, "seed": seed}) + "\n")
+    (Path(out_dir) / "medvqa_model.json").write_text(
+        json.dumps({"weights": "random", "model": spec.key, "seed": seed}) + "\n"
+    )
     return model
 
 def _tokenizer_from(path):
@@ -89,27 +124,101 @@ def tiny_model_dir(spec, image_gain: float = TINY_IMAGE_GAIN) -> Path:
 _Q2_TEXT = dict(vocab_size=151936, hidden_act="silu", max_position_embeddings=32768, rms_norm_eps=1e-6,
                 bos_token_id=151643, eos_token_id=151645, use_sliding_window=False,
                 rope_parameters={"rope_type": "default", "mrope_section": [16, 24, 24], "rope_theta": 1e6})
-_Q3_TEXT = dict(vocab_size=151936, head_dim=128, hidden_act="silu", max_position_embeddings=262144, rms_norm_eps=1e-6,
-                bos_token_id=151643, eos_token_id=151645,
-                rope_parameters={"rope_type": "default", "mrope_section": [24, 20, 20], "mrope_interleaved": True, "rope_theta": 5e6})
-_Q2_VIS = dict(depth=32, embed_dim=1280, mlp_ratio=4, num_heads=16, in_channels=3, patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
+_Q3_TEXT = dict(
+    vocab_size=151936,
+    head_dim=128,
+    hidden_act="silu",
+    max_position_embeddings=262144,
+    rms_norm_eps=1e-6,
+    bos_token_id=151643,
+    eos_token_id=151645,
+    rope_parameters={
+        "rope_type": "default",
+        "mrope_section": [24, 20, 20],
+        "mrope_interleaved": True,
+        "rope_theta": 5e6,
+    },
+)
+_Q2_VIS = dict(
+    depth=32,
+    embed_dim=1280,
+    mlp_ratio=4,
+    num_heads=16,
+    in_channels=3,
+    patch_size=14,
+    spatial_merge_size=2,
+    temporal_patch_size=2,
+)
 _Q3_VIS = dict(hidden_act="gelu_pytorch_tanh", num_heads=16, in_channels=3, patch_size=16, spatial_merge_size=2,
                temporal_patch_size=2, num_position_embeddings=2304)
 FULL_CONFIGS = {
-    "qwen2vl2b-4bit": dict(text_config=dict(_Q2_TEXT, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                                            num_attention_heads=12, num_key_value_heads=2, tie_word_embeddings=True),
-                           vision_config=dict(_Q2_VIS, hidden_size=1536), tie_word_embeddings=True),
-    "qwen2vl7b": dict(text_config=dict(_Q2_TEXT, vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                                       num_attention_heads=28, num_key_value_heads=4, tie_word_embeddings=False),
-                      vision_config=dict(_Q2_VIS, hidden_size=3584), tie_word_embeddings=False),
-    "qwen3vl2b": dict(text_config=dict(_Q3_TEXT, hidden_size=2048, intermediate_size=6144, num_hidden_layers=28,
-                                       num_attention_heads=16, num_key_value_heads=8, tie_word_embeddings=True),
-                      vision_config=dict(_Q3_VIS, depth=24, hidden_size=1024, intermediate_size=4096, out_hidden_size=2048,
-                                         deepstack_visual_indexes=[5, 11, 17]), tie_word_embeddings=True),
-    "qwen8b": dict(text_config=dict(_Q3_TEXT, hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
-                                    num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False),
-                   vision_config=dict(_Q3_VIS, depth=27, hidden_size=1152, intermediate_size=4304, out_hidden_size=4096,
-                                      deepstack_visual_indexes=[8, 16, 24]), tie_word_embeddings=False),
+    "qwen2vl2b-4bit": dict(
+        text_config=dict(
+            _Q2_TEXT,
+            hidden_size=1536,
+            intermediate_size=8960,
+            num_hidden_layers=28,
+            num_attention_heads=12,
+            num_key_value_heads=2,
+            tie_word_embeddings=True,
+        ),
+        vision_config=dict(_Q2_VIS, hidden_size=1536),
+        tie_word_embeddings=True,
+    ),
+    "qwen2vl7b": dict(
+        text_config=dict(
+            _Q2_TEXT,
+            vocab_size=152064,
+            hidden_size=3584,
+            intermediate_size=18944,
+            num_hidden_layers=28,
+            num_attention_heads=28,
+            num_key_value_heads=4,
+            tie_word_embeddings=False,
+        ),
+        vision_config=dict(_Q2_VIS, hidden_size=3584),
+        tie_word_embeddings=False,
+    ),
+    "qwen3vl2b": dict(
+        text_config=dict(
+            _Q3_TEXT,
+            hidden_size=2048,
+            intermediate_size=6144,
+            num_hidden_layers=28,
+            num_attention_heads=16,
+            num_key_value_heads=8,
+            tie_word_embeddings=True,
+        ),
+        vision_config=dict(
+            _Q3_VIS,
+            depth=24,
+            hidden_size=1024,
+            intermediate_size=4096,
+            out_hidden_size=2048,
+            deepstack_visual_indexes=[5, 11, 17],
+        ),
+        tie_word_embeddings=True,
+    ),
+    "qwen8b": dict(
+        text_config=dict(
+            _Q3_TEXT,
+            hidden_size=4096,
+            intermediate_size=12288,
+            num_hidden_layers=36,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            tie_word_embeddings=False,
+        ),
+        vision_config=dict(
+            _Q3_VIS,
+            depth=27,
+            hidden_size=1152,
+            intermediate_size=4304,
+            out_hidden_size=4096,
+            deepstack_visual_indexes=[8, 16, 24],
+        ),
+        tie_word_embeddings=False,
+    ),
 }
 
 def build_random_full(spec, out_dir, dtype="bfloat16", device=None, seed=0) -> Path:

@@ -43,19 +43,47 @@ def model_card(run_dir) -> str:
     ctx = run_context(e); m = e["metrics"]
     b = set_baseline(e) if m else None
     rows = []
-    for k, bk in (("closed.accuracy", "closed.accuracy"), ("closed.invalid", None), ("closed.f1", "closed.f1"), ("open.recall", None),
-                  ("open.token_f1", None), ("open.exact_match", "open.exact_match"), ("exact_match", None)):
+    for k, bk in (
+        ("closed.accuracy", "closed.accuracy"),
+        ("closed.invalid", None),
+        ("closed.f1", "closed.f1"),
+        ("open.recall", None),
+        ("open.token_f1", None),
+        ("open.exact_match", "open.exact_match"),
+        ("exact_match", None),
+    ):
         if m: rows.append({"label": metric_label(k), "value": fmt_ci(get_path(m, k), (m.get("ci") or {}).get(k)),
                            "baseline": fmt_num(b.get(bk)) if b and bk else "—"})
-    try: from medvqa import __version__ as ver
+    try:from medvqa import __version__ as ver
     except ImportError: ver = "?"
     full = ctx["method"] == "full fine-tuning"
-    return template_env(_FILTERS).get_template("model_card.md").render(
-        base=s.get("hub_id") or e["model"], library="transformers" if full else "peft", full=full, model=e["model"],
-        curriculum=s.get("curriculum"), kind=ctx["kind"], version=ver, method=ctx["method"], trained_on=ctx["trained_on"],
-        stages=[x for x in s.get("stages") or [] if isinstance(x, dict)], steps=s.get("steps", "?"), max_steps=s.get("max_steps", "?"),
-        batch=s.get("effective_batch", "?"), lr=s.get("learning_rate", "?"), seed=s.get("seed", "?"), backend=s.get("backend", "?"),
-        device=s.get("device", "?"), metrics=rows, baseline=bool(b), evaluated_on=ctx["evaluated_on"], folder=str(run_dir))
+    return (
+        template_env(_FILTERS)
+        .get_template("model_card.md")
+        .render(
+            base=s.get("hub_id") or e["model"],
+            library="transformers" if full else "peft",
+            full=full,
+            model=e["model"],
+            curriculum=s.get("curriculum"),
+            kind=ctx["kind"],
+            version=ver,
+            method=ctx["method"],
+            trained_on=ctx["trained_on"],
+            stages=[x for x in s.get("stages") or [] if isinstance(x, dict)],
+            steps=s.get("steps", "?"),
+            max_steps=s.get("max_steps", "?"),
+            batch=s.get("effective_batch", "?"),
+            lr=s.get("learning_rate", "?"),
+            seed=s.get("seed", "?"),
+            backend=s.get("backend", "?"),
+            device=s.get("device", "?"),
+            metrics=rows,
+            baseline=bool(b),
+            evaluated_on=ctx["evaluated_on"],
+            folder=str(run_dir),
+        )
+    )
 
 def write_model_card(run_dir) -> Path:
     "Write the run folder's README.md from `model_card`."

@@ -18,7 +18,12 @@ __all__ = ['QWEN_SPECIAL_TOKENS', 'QWEN_PATTERN', 'QWEN2_VL_TEMPLATE', 'QWEN3_VL
 # %% ../nbs/07_chat.ipynb #08e24774
 def prompt_messages(question: str, n_images: int = 1) -> list[dict]:
     "The user turn: `n_images` image placeholders, then the question."
-    return [{"role": "user", "content": [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": str(question)}]}]
+    return [
+        {
+            "role": "user",
+            "content": [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": str(question)}],
+        }
+    ]
 
 def completion_messages(text: str) -> list[dict]:
     "The assistant turn the model is trained to produce."
@@ -26,7 +31,9 @@ def completion_messages(text: str) -> list[dict]:
 
 def render_prompt(processor, question: str, n_images: int = 1) -> str:
     "The prompt text for generation, through the processor's chat template."
-    return processor.apply_chat_template(prompt_messages(question, n_images), tokenize=False, add_generation_prompt=True)
+    return processor.apply_chat_template(
+        prompt_messages(question, n_images), tokenize=False, add_generation_prompt=True
+    )
 
 # %% ../nbs/07_chat.ipynb #9611da04
 QWEN_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
@@ -37,17 +44,22 @@ QWEN_PATTERN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| 
 
 # Qwen2-VL's chat template (Qwen3-VL's differs only by adding no default system turn)
 QWEN2_VL_TEMPLATE = (
-    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
-    "{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
-    "<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] == 'video' or 'video' in content %}"
-    "{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
-    "<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
-    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages"
+    " %}{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful"
+    " assistant.<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{"
+    " message['content'] }}<|im_end|>\n{% else %}{% for content in message['content'] %}{% if content['type'] =="
+    " 'image' or 'image' in content or 'image_url' in content %}{% set image_count.value = image_count.value + 1 %}{%"
+    " if add_vision_id %}Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>{% elif"
+    " content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}{% if"
+    " add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>{% elif"
+    " 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if"
+    " add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 QWEN3_VL_TEMPLATE = QWEN2_VL_TEMPLATE.replace(
-    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}", "")
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{%"
+    " endif %}",
+    "",
+)
 
 def _bpe_ranks(path) -> dict[bytes, int]:
     ranks = {}
@@ -105,7 +117,8 @@ def qwen_tokenizer_dir() -> Path:
 _PROCESSOR_CLASSES = {}
 
 def processor_class(family: str):
-    "medvqa's processor class for `family` (defined on first use: transformers is imported lazily, after Unsloth when it is used)."
+    """medvqa's processor class for `family` (defined on first use: transformers is imported lazily, after Unsloth when
+    it is used)."""
     if family not in _PROCESSOR_CLASSES:
         from transformers import Qwen2VLProcessor, Qwen3VLProcessor
         class MedQwen2VLProcessor(Qwen2VLProcessor):
@@ -113,13 +126,17 @@ def processor_class(family: str):
             def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
                 super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
             def save_pretrained(self, save_directory, **kwargs):
-                out = super().save_pretrained(save_directory, **kwargs); stock_processor_files(self, save_directory); return out
+                out = super().save_pretrained(save_directory, **kwargs)
+                stock_processor_files(self, save_directory)
+                return out
         class MedQwen3VLProcessor(Qwen3VLProcessor):
             "Qwen3-VL processor without a video processor (no torchvision needed); saved as transformers' own."
             def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
                 super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
             def save_pretrained(self, save_directory, **kwargs):
-                out = super().save_pretrained(save_directory, **kwargs); stock_processor_files(self, save_directory); return out
+                out = super().save_pretrained(save_directory, **kwargs)
+                stock_processor_files(self, save_directory)
+                return out
         _PROCESSOR_CLASSES.update(qwen2_vl=MedQwen2VLProcessor, qwen3_vl=MedQwen3VLProcessor)
     return _PROCESSOR_CLASSES[family]
 
@@ -129,7 +146,9 @@ def image_processor(spec, path=None):
     "The PIL image processor for `spec` (a `ModelSpec`): its family's patch size, its image bounds."
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
     size = {"shortest_edge": spec.min_pixels, "longest_edge": spec.max_pixels}
-    if path is not None and any((Path(path) / f).exists() for f in ("preprocessor_config.json", "processor_config.json")):
+    if path is not None and any(
+        (Path(path) / f).exists() for f in ("preprocessor_config.json", "processor_config.json")
+    ):
         return Qwen2VLImageProcessorPil.from_pretrained(path, size=size)
     return Qwen2VLImageProcessorPil(size=size, patch_size=_PATCH[spec.family], merge_size=2, temporal_patch_size=2)
 
@@ -144,7 +163,9 @@ def load_processor(spec, path):
 
 # %% ../nbs/07_chat.ipynb #29b55c1e
 def stock_processor_files(processor, folder) -> None:
-    "Make the processor files saved in `folder` name transformers' own classes (`processor_class` Qwen2VLProcessor / Qwen3VLProcessor, not medvqa's subclass) and give the image processor's settings a preprocessor_config.json of their own."
+    """Make the processor files saved in `folder` name transformers' own classes (`processor_class` Qwen2VLProcessor /
+    Qwen3VLProcessor, not medvqa's subclass) and give the image processor's settings a preprocessor_config.json of their
+    own."""
     from medvqa.core import atomic_write_json
     import json
     stock = next(k.__name__ for k in type(processor).__mro__ if k.__module__.startswith("transformers."))
@@ -155,7 +176,8 @@ def stock_processor_files(processor, folder) -> None:
     atomic_write_json(Path(folder) / "preprocessor_config.json", processor.image_processor.to_dict())
 
 def save_model_folder(model, processor, folder) -> Path:
-    "Complete a model folder whose weights are saved: the processor (chat template, image settings) and a generation config that decodes greedily, as medvqa evaluates."
+    """Complete a model folder whose weights are saved: the processor (chat template, image settings) and a generation
+    config that decodes greedily, as medvqa evaluates."""
     gc = model.generation_config
     gc.do_sample = False
     for k in ("temperature", "top_p", "top_k"): setattr(gc, k, None)      # sampling settings of the base checkpoint

@@ -25,7 +25,8 @@ def last_checkpoint(out_dir) -> Path | None:
     found = []
     for p in Path(out_dir).glob("checkpoint-*"):
         m = re.fullmatch(r"checkpoint-(\d+)", p.name)
-        if not m or not all((p / f).exists() for f in _CKPT_FILES) or not any((p / f).exists() for f in _WEIGHT_FILES): continue
+        if not m or not all((p / f).exists() for f in _CKPT_FILES) or not any((p / f).exists() for f in _WEIGHT_FILES):
+            continue
         state = read_json(p / "trainer_state.json", "skip", default={})
         if state.get("global_step") == int(m.group(1)): found.append((int(m.group(1)), p))
     return max(found)[1] if found else None
@@ -41,16 +42,20 @@ def _key_problems(missing, unexpected, mismatched=()) -> str:
     return "; ".join(parts)
 
 def load_full_checkpoint(model, ckpt) -> None:
-    "Load the full model saved in checkpoint folder `ckpt` into `model` in place; CheckpointError unless every weight matched."
+    """Load the full model saved in checkpoint folder `ckpt` into `model` in place; CheckpointError unless every weight
+    matched."""
     import torch
     dtype = next(model.parameters()).dtype
     loaded, info = type(model).from_pretrained(str(ckpt), dtype=dtype, device_map="cpu", output_loading_info=True)
-    problems = _key_problems(info.get("missing_keys", ()), info.get("unexpected_keys", ()), info.get("mismatched_keys", ()))
+    problems = _key_problems(
+        info.get("missing_keys", ()), info.get("unexpected_keys", ()), info.get("mismatched_keys", ())
+    )
     if not problems:
         result = model.load_state_dict(loaded.state_dict(), strict=False)
         problems = _key_problems(result.missing_keys, result.unexpected_keys)
     del loaded
-    if problems: raise CheckpointError(f"{ckpt} does not restore {type(model).__name__}: {problems}; refusing to resume from it")
+    if problems:
+        raise CheckpointError(f"{ckpt} does not restore {type(model).__name__}: {problems}; refusing to resume from it")
 
 # %% ../nbs/11_checkpoints.ipynb #fae50632
 def check_adapter_loaded(model, ckpt) -> None:
@@ -62,7 +67,8 @@ def check_adapter_loaded(model, ckpt) -> None:
     current = get_peft_model_state_dict(model)
     problems = _key_problems(sorted(set(current) - set(saved)), sorted(set(saved) - set(current)),
                              [k for k in saved if k in current and not torch.equal(saved[k].cpu(), current[k].cpu())])
-    if problems: raise CheckpointError(f"{ckpt} does not restore the LoRA adapter: {problems}; refusing to resume from it")
+    if problems:
+        raise CheckpointError(f"{ckpt} does not restore the LoRA adapter: {problems}; refusing to resume from it")
 
 # %% ../nbs/11_checkpoints.ipynb #5d46f40d
 _CPU_INDEX: list = []
@@ -76,7 +82,8 @@ def cpu_index_locations() -> None:
 
 # %% ../nbs/11_checkpoints.ipynb #258b63f7
 def strict_resume_trainer(trainer_cls):
-    "A subclass of `trainer_cls` whose resume restores every weight (`load_full_checkpoint`, `check_adapter_loaded`) or raises."
+    """A subclass of `trainer_cls` whose resume restores every weight (`load_full_checkpoint`, `check_adapter_loaded`)
+    or raises."""
     cpu_index_locations()                        # several CPU processes resume their optimiser state onto 'cpu:0'
     class StrictResumeTrainer(trainer_cls):
         def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
@@ -94,7 +101,9 @@ def strict_resume_trainer(trainer_cls):
 # %% ../nbs/11_checkpoints.ipynb #7e88e83a
 def drop_checkpoints(out_dir) -> list[str]:
     "Delete the `checkpoint-N` folders of a finished run in `out_dir`; returns their names."
-    gone = sorted(p.name for p in Path(out_dir).glob("checkpoint-*") if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name))
+    gone = sorted(
+        p.name for p in Path(out_dir).glob("checkpoint-*") if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)
+    )
     for n in gone: shutil.rmtree(Path(out_dir) / n)
     return gone
 
@@ -105,9 +114,22 @@ def finished_run(out_dir, max_steps: int) -> dict | None:
     return s if isinstance(s, dict) and int(s.get("steps") or 0) >= max_steps else None
 
 # %% ../nbs/11_checkpoints.ipynb #9f0806ba
-_RUN_FILES = ("train_summary.json", "log_history.json", "adapter_config.json", "adapter_model.safetensors", "model.safetensors",
-              "config.json", "README.md", "predictions.jsonl", "metrics.json", "eval_summary.json", "gallery.json", "curve.json",
-              "loss.png", "results.png")
+_RUN_FILES = (
+    "train_summary.json",
+    "log_history.json",
+    "adapter_config.json",
+    "adapter_model.safetensors",
+    "model.safetensors",
+    "config.json",
+    "README.md",
+    "predictions.jsonl",
+    "metrics.json",
+    "eval_summary.json",
+    "gallery.json",
+    "curve.json",
+    "loss.png",
+    "results.png",
+)
 
 def holds_run(out_dir) -> str | None:
     "What in `out_dir` shows a finished or partial training run, in words; None for a new or empty folder."
@@ -120,7 +142,8 @@ def holds_run(out_dir) -> str | None:
     return f"a training run's files ({', '.join(found)})" if found else None
 
 def check_output_dir(out_dir, resume: bool = False, overwrite: bool = False) -> str | None:
-    "Refuse to train into a folder that holds a run unless `resume` or `overwrite`; with `overwrite`, delete that run. Returns what was there."
+    """Refuse to train into a folder that holds a run unless `resume` or `overwrite`; with `overwrite`, delete that run.
+    Returns what was there."""
     if resume and overwrite: raise ConfigError("--resume and --overwrite contradict each other: pass one of them")
     what = holds_run(out_dir)
     if what is None or resume: return what
@@ -158,49 +181,67 @@ def check_trained_for(folder, key, what: str = "run") -> None:
     "ConfigError when `folder` was trained for another model than `key`, naming the --model it needs."
     spec, other = get_spec(key), trained_for(folder)
     if other and other != spec.key:
-        raise ConfigError(f"the {what} in {folder} was trained for model {other!r}, not {spec.key!r}: pass --model {other}")
+        raise ConfigError(
+            f"the {what} in {folder} was trained for model {other!r}, not {spec.key!r}: pass --model {other}"
+        )
 
 # %% ../nbs/11_checkpoints.ipynb #47924bfb
 IMAGE_SIZES = ("max_pixels", "min_pixels")
 
 def run_image_sizes(folder) -> dict:
-    "The image sizes (`max_pixels`, `min_pixels`) the run in `folder` trained with, from its train_summary.json; {} when it does not say (no summary, a run older than the setting)."
+    """The image sizes (`max_pixels`, `min_pixels`) the run in `folder` trained with, from its train_summary.json; {}
+    when it does not say (no summary, a run older than the setting)."""
     s = read_json(Path(folder) / "train_summary.json", "skip", default={}) if folder is not None else {}
     return {k: int(s[k]) for k in IMAGE_SIZES if s.get(k) is not None}
 
 def with_image_sizes(spec, folder=None, max_pixels=None, min_pixels=None):
-    "`spec` (a registry key or `ModelSpec`) with the image sizes given, else those the run in `folder` trained with, else its own; ConfigError for sizes that cannot be."
+    """`spec` (a registry key or `ModelSpec`) with the image sizes given, else those the run in `folder` trained with,
+    else its own; ConfigError for sizes that cannot be."""
     from medvqa.models import spec_with
     given = {k: v for k, v in zip(IMAGE_SIZES, (max_pixels, min_pixels)) if v is not None}
     spec = spec_with(spec, **{**run_image_sizes(folder), **given})
-    bad = [f"{k} {getattr(spec, k)!r}" for k in IMAGE_SIZES if not (isinstance(getattr(spec, k), int) and getattr(spec, k) >= 1)]
-    if bad: raise ConfigError(f"image sizes must be positive whole numbers of pixels: {', '.join(bad)} (--max-pixels, --min-pixels)")
+    bad = [
+        f"{k} {getattr(spec, k)!r}"
+        for k in IMAGE_SIZES
+        if not (isinstance(getattr(spec, k), int) and getattr(spec, k) >= 1)
+    ]
+    if bad:
+        raise ConfigError(
+            f"image sizes must be positive whole numbers of pixels: {', '.join(bad)} (--max-pixels, --min-pixels)"
+        )
     if spec.min_pixels > spec.max_pixels:
         raise ConfigError(f"min_pixels {spec.min_pixels} is larger than max_pixels {spec.max_pixels}: "
                           "an image cannot be both (--min-pixels, --max-pixels)")
     return spec
 
-
 # %% ../nbs/11_checkpoints.ipynb #04e41ef0
 def check_export(model_key, adapter_dir, out_dir, overwrite: bool = False) -> None:
-    "Everything `export_merged` can check before loading a model: an adapter of this model, and an output folder free to write."
+    """Everything `export_merged` can check before loading a model: an adapter of this model, and an output folder free
+    to write."""
     a, out = Path(adapter_dir), Path(out_dir)
     if not a.is_dir(): raise ConfigError(f"{a}: no such folder (--adapter names the run folder medvqa train wrote)")
     if not (a / "adapter_config.json").exists():
         if (a / "model.safetensors").exists() or (a / "model.safetensors.index.json").exists():
-            raise ConfigError(f"{a} holds a fully fine-tuned model, not an adapter: there is nothing to merge; use the folder as it is")
+            raise ConfigError(
+                f"{a} holds a fully fine-tuned model, not an adapter: there is nothing to merge; use the folder as"
+                " it is"
+            )
         raise ConfigError(f"{a}: not a LoRA adapter folder (no adapter_config.json)")
     check_trained_for(a, model_key, "adapter")
     if out.resolve() == a.resolve(): raise ConfigError(f"--output {out} is the adapter's own folder: choose another")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(f"{out} is not empty: pass --overwrite (overwrite=True) to write into it, or choose another --output")
+        raise ConfigError(
+            f"{out} is not empty: pass --overwrite (overwrite=True) to write into it, or choose another --output"
+        )
 
 # %% ../nbs/11_checkpoints.ipynb #554c73be
 DEMO_NOTE = "(the shipped demo data)"
-"How `describe_data` marks the shipped demo data when no data was given (the report reads it: `medvqa.results.is_demo_data`)."
+"""How `describe_data` marks the shipped demo data when no data was given (the report reads it:
+`medvqa.results.is_demo_data`)."""
 
 def describe_data(data) -> str:
-    "What training data was, for summaries and model cards: a path (resolved), a loaded set's origin, or its kind and size."
+    """What training data was, for summaries and model cards: a path (resolved), a loaded set's origin, or its kind and
+    size."""
     if data is None:
         from medvqa.synthetic import default_data
         return f"{default_data()} {DEMO_NOTE}"

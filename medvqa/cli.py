@@ -7,9 +7,10 @@ from __future__ import annotations
 import argparse, contextlib, json, re, sys
 from pathlib import Path
 from . import __version__
-from .core import DATA_OPTIONS, DEFAULT_CURRICULUM, FORMATS, LANGS, STRATEGIES, ConfigError, DataError, MedVQAError, to_json
-from .settings import (DataOptions, TrainSettings, base_type, notebook_parameters, prepare_backend, settings_params,
-                             signature_params)
+from .core import (DATA_OPTIONS, DEFAULT_CURRICULUM, FORMATS, LANGS, STRATEGIES, ConfigError, DataError,
+                         MedVQAError, to_json)
+from .settings import (DataOptions, TrainSettings, base_type, notebook_parameters, prepare_backend,
+                             settings_params, signature_params)
 
 # %% auto #0
 __all__ = ['data_stdout', 'data_params', 'cmd_data_stats', 'cmd_data_curriculum', 'models_table', 'cmd_models', 'train_params',
@@ -79,14 +80,32 @@ def models_table(registry=None) -> str:
     from medvqa.models import REGISTRY, env_var
     rows = [("model", "kind", "weights (hub id)", "params", "4-bit", "steps", "lr", "LoRA r/alpha")]
     for k, s in (registry or REGISTRY).items():
-        rows.append((k, "tiny random" if s.tiny else s.family.replace("_", "-"), "built locally" if s.tiny else s.hub_id,
-                     "tiny" if s.tiny else (f"{s.params_b:g} B" if s.params_b else "?"), "yes" if s.load_in_4bit else "no",
-                     str(s.max_steps), f"{s.learning_rate:g}", f"{s.lora_r}/{s.lora_alpha}"))
+        rows.append(
+            (
+                k,
+                "tiny random" if s.tiny else s.family.replace("_", "-"),
+                "built locally" if s.tiny else s.hub_id,
+                "tiny" if s.tiny else (f"{s.params_b:g} B" if s.params_b else "?"),
+                "yes" if s.load_in_4bit else "no",
+                str(s.max_steps),
+                f"{s.learning_rate:g}",
+                f"{s.lora_r}/{s.lora_alpha}",
+            )
+        )
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(n) for c, n in zip(r, w)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * n for n in w))
-    return "\n".join(lines + ["", f"Local weights: --model-path DIR, or the environment variable MEDVQA_MODEL_PATH_<KEY> (e.g. {env_var('qwen3vl2b')}).",
-                              "Every setting: medvqa models --json"])
+    return "\n".join(
+        lines
+        + [
+            "",
+            (
+                "Local weights: --model-path DIR, or the environment variable MEDVQA_MODEL_PATH_<KEY> (e.g."
+                f" {env_var('qwen3vl2b')})."
+            ),
+            "Every setting: medvqa models --json",
+        ]
+    )
 
 def cmd_models(a):
     import dataclasses
@@ -100,7 +119,8 @@ def train_params():
     return settings_params(TrainSettings)
 
 def cmd_train(a):
-    prepare_backend(a.backend)                      # Unsloth patches transformers and TRL at import: first, when it trains
+    # Unsloth patches transformers and TRL at import: first, when it trains
+    prepare_backend(a.backend)
     from medvqa.train import train
     _print(train(**{q.arg: getattr(a, q.name) for q in train_params()}))
 
@@ -154,7 +174,10 @@ class RunsFailed(MedVQAError):
 
 def _check_curricula(names):
     bad = [c for c in names if c not in STRATEGIES]
-    if bad: raise ConfigError(f"unknown curriculum {', '.join(map(repr, bad))} in --curricula; known: {', '.join(STRATEGIES)}")
+    if bad:
+        raise ConfigError(
+            f"unknown curriculum {', '.join(map(repr, bad))} in --curricula; known: {', '.join(STRATEGIES)}"
+        )
     return names
 
 def _finish(recs, out, report: bool = True):
@@ -166,8 +189,11 @@ def _finish(recs, out, report: bool = True):
     _print(res)
     bad = [r for r in recs if r.get("status") != "ok"]
     if bad:
-        raise RunsFailed(f"{len(bad)} of {len(recs)} run(s) failed: " + "; ".join(f"{r.get('label')}: {r.get('error')}" for r in bad)
-                         + (f"; details in {res['report']}" if report else ""))
+        raise RunsFailed(
+            f"{len(bad)} of {len(recs)} run(s) failed: "
+            + "; ".join(f"{r.get('label')}: {r.get('error')}" for r in bad)
+            + (f"; details in {res['report']}" if report else "")
+        )
 
 # %% ../nbs/22_cli.ipynb #155b10fb
 _RUN_OWN = ("model", "curriculum", "seed", "output_dir", "resume", "offline")   # run/ablate set these themselves
@@ -208,7 +234,11 @@ class _Help(argparse.RawDescriptionHelpFormatter):
     "Help that states each option's default (when it has one)."
     def _get_help_string(self, action):
         h = action.help or ""
-        if action.option_strings and not any(action.default is x for x in (None, False, argparse.SUPPRESS)) and "%(default)" not in h:
+        if (
+            action.option_strings
+            and not any(action.default is x for x in (None, False, argparse.SUPPRESS))
+            and "%(default)" not in h
+        ):
             h += " (default: %(default)s)"
         return h
 
@@ -225,7 +255,8 @@ _CLI_NAMES = {"output_dir": "output"}                # one name for the output f
 _EXAMPLES = {"stage_data": "open=PATH,closed=PATH", "modules_to_save": "lm_head"}
 
 def _flag(q) -> str:
-    "The option of a `medvqa.settings.Param`: train's argument name (`data`, not the notebook's `train_data`), kebab-cased."
+    """The option of a `medvqa.settings.Param`: train's argument name (`data`, not the notebook's `train_data`),
+    kebab-cased."""
     n = q.arg if q.fn == "train" else q.name
     return "--" + _CLI_NAMES.get(n, n).replace("_", "-")
 
@@ -244,7 +275,8 @@ def _cli_doc(doc: str, params) -> str:
     return re.sub(r"(?<![\w-])output_dir(?![\w-])", "--output", doc).replace("(None: ", "(default: ")
 
 def add_options(p, params, required=(), suppress: bool = False):
-    "One option per `medvqa.settings.Param`: flag, type, range, choices, default and help from the settings field (or argument), so the two cannot drift."
+    """One option per `medvqa.settings.Param`: flag, type, range, choices, default and help from the settings field (or
+    argument), so the two cannot drift."""
     import typing
     for q in params:
         t = base_type(q.hint)[0]
@@ -263,18 +295,35 @@ def add_options(p, params, required=(), suppress: bool = False):
 
 # %% ../nbs/22_cli.ipynb #93af475e
 def _data_options(p):
-    "--format, --lang and the --*-column options of a command that reads data: `data_params()`, as the settings declare them."
+    """--format, --lang and the --*-column options of a command that reads data: `data_params()`, as the settings
+    declare them."""
     add_options(p, data_params())
 
 def _model_options(p, adapter=None):
     from medvqa.models import REGISTRY
-    p.add_argument("--model", required=True, choices=list(REGISTRY), metavar="KEY", help=f"a registry model: {', '.join(REGISTRY)} (see medvqa models)")
+    p.add_argument(
+        "--model",
+        required=True,
+        choices=list(REGISTRY),
+        metavar="KEY",
+        help=f"a registry model: {', '.join(REGISTRY)} (see medvqa models)",
+    )
     if adapter: p.add_argument("--adapter", metavar="DIR", help=adapter)
-    p.add_argument("--model-path", metavar="DIR", help="a local folder with the model's weights (otherwise $MEDVQA_MODEL_PATH_<KEY>, then the hub)")
+    p.add_argument(
+        "--model-path",
+        metavar="DIR",
+        help="a local folder with the model's weights (otherwise $MEDVQA_MODEL_PATH_<KEY>, then the hub)",
+    )
 
 def _output_option(p):
     "--output, the run folder of run and ablate."
-    p.add_argument("--output", dest="out", required=True, metavar="DIR", help="the run folder: one sub-folder per run, and index.html")
+    p.add_argument(
+        "--output",
+        dest="out",
+        required=True,
+        metavar="DIR",
+        help="the run folder: one sub-folder per run, and index.html",
+    )
 
 # %% ../nbs/22_cli.ipynb #1a8b2ac4
 def build_parser() -> argparse.ArgumentParser:
@@ -282,19 +331,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="medvqa", formatter_class=_Help,
                                 description="Fine-tune Qwen-VL models for medical VQA and compare training recipes. "
                                             "Data goes to stdout as JSON; logs and progress go to stderr.")
-    p.add_argument("--version", action="version", version=f"medvqa {__version__}", help="print medvqa's version and exit")
+    p.add_argument(
+        "--version", action="version", version=f"medvqa {__version__}", help="print medvqa's version and exit"
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    d = sub.add_parser("data", help="inspect data", **sub_kw).add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    d = sub.add_parser("data", help="inspect data", **sub_kw).add_subparsers(
+        dest="data_command", required=True, metavar="COMMAND"
+    )
     s = d.add_parser("stats", help="counts, duplicates and train/test leakage as JSON", **sub_kw)
     s.add_argument("path", help="a data file or folder (any layout medvqa reads), or a hub id medvqa knows")
     s.add_argument("--split", help="only this split, e.g. train, validation, test (default: every split)")
     _data_options(s)
     s.add_argument("--test", metavar="PATH", help="a second data set to check for train/test leakage against")
-    s.add_argument("--test-format", choices=FORMATS, metavar="FORMAT", help="the layout of --test (default: --format, or detected)")
+    s.add_argument(
+        "--test-format", choices=FORMATS, metavar="FORMAT", help="the layout of --test (default: --format, or detected)"
+    )
     s.add_argument("--test-split", help="only this split of --test (default: every split)")
-    s.add_argument("--drop-duplicates", action="store_true", help="count after dropping repeated samples (same image content and question)")
-    s.add_argument("--drop-leakage", action="store_true", help="count after dropping training samples whose image and question are in the evaluation set")
+    s.add_argument(
+        "--drop-duplicates",
+        action="store_true",
+        help="count after dropping repeated samples (same image content and question)",
+    )
+    s.add_argument(
+        "--drop-leakage",
+        action="store_true",
+        help="count after dropping training samples whose image and question are in the evaluation set",
+    )
     s.set_defaults(func=cmd_data_stats)
     c = d.add_parser("curriculum", help="the stage plan of a curriculum as JSON", **sub_kw)
     c.add_argument("path", help="a data file or folder, or a hub id medvqa knows")
@@ -302,8 +365,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--split", default="train", help="the split to plan")
     _data_options(c)
     c.add_argument("--seed", type=int, default=0, help="seed of the shuffling within stages")
-    c.add_argument("--shares", help="comma-separated share of the step budget per stage, e.g. 0.3,0.7 (default: by stage size)")
-    c.add_argument("--stage-data", metavar="PATHS", help="comma-separated data path per stage, in stage order or by name: open=PATH,closed=PATH (default: the stages split PATH)")
+    c.add_argument(
+        "--shares", help="comma-separated share of the step budget per stage, e.g. 0.3,0.7 (default: by stage size)"
+    )
+    c.add_argument(
+        "--stage-data",
+        metavar="PATHS",
+        help=(
+            "comma-separated data path per stage, in stage order or by name: open=PATH,closed=PATH (default: the stages"
+            " split PATH)"
+        ),
+    )
     c.set_defaults(func=cmd_data_curriculum)
 
     m = sub.add_parser("models", help="the model registry (a table; --json for every setting)", **sub_kw)
@@ -311,37 +383,77 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_models)
 
     from medvqa.models import REGISTRY
-    t = sub.add_parser("train", help="fine-tune a model (unsloth on a GPU, transformers+PEFT+TRL elsewhere); summary as JSON",
-                       description="Every option is a setting of medvqa.train.train (medvqa.settings.TrainSettings), with its default and its doc.", **sub_kw)
+    t = sub.add_parser(
+        "train",
+        help="fine-tune a model (unsloth on a GPU, transformers+PEFT+TRL elsewhere); summary as JSON",
+        description=(
+            "Every option is a setting of medvqa.train.train (medvqa.settings.TrainSettings), with its default and its"
+            " doc."
+        ),
+        **sub_kw,
+    )
     add_options(t, train_params(), required=("model", "output_dir"))
     t.set_defaults(func=cmd_train)
 
-    x = sub.add_parser("export", help="merge a trained adapter into its base model (16-bit) for serving; summary as JSON", **sub_kw)
+    x = sub.add_parser(
+        "export", help="merge a trained adapter into its base model (16-bit) for serving; summary as JSON", **sub_kw
+    )
     _model_options(x)
     x.add_argument("--adapter", required=True, metavar="DIR", help="the run folder written by medvqa train")
     x.add_argument("--output", required=True, metavar="DIR", help="where to write the merged model")
     x.add_argument("--overwrite", action="store_true", help="replace what --output already holds")
     x.set_defaults(func=cmd_export)
 
-    e = sub.add_parser("evaluate", help="greedy answers to a split: predictions.jsonl, metrics.json; metrics as JSON", **sub_kw)
+    e = sub.add_parser(
+        "evaluate", help="greedy answers to a split: predictions.jsonl, metrics.json; metrics as JSON", **sub_kw
+    )
     _model_options(e, adapter="a run folder written by medvqa train (default: the untrained model)")
-    e.add_argument("--data", metavar="PATH", help="evaluation data: a file or folder, or a hub id medvqa knows (default: the shipped demo data)")
+    e.add_argument(
+        "--data",
+        metavar="PATH",
+        help="evaluation data: a file or folder, or a hub id medvqa knows (default: the shipped demo data)",
+    )
     e.add_argument("--split", default="test", help="the split of --data to evaluate on")
     _data_options(e)
-    e.add_argument("--output", required=True, metavar="DIR", help="where to write predictions.jsonl, metrics.json and eval_summary.json")
+    e.add_argument(
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="where to write predictions.jsonl, metrics.json and eval_summary.json",
+    )
     e.add_argument("--resume", action="store_true", help="continue the predictions already in --output")
     e.add_argument("--batch-size", type=_positive, default=16, metavar="N", help="questions answered per batch")
-    e.add_argument("--max-new-tokens", type=_positive, default=32, metavar="N", help="longest answer generated, in tokens")
-    e.add_argument("--max-samples", type=_positive, metavar="N", help="only the first N samples (default: the whole split)")
-    e.add_argument("--blind", action="store_true", help="the blind control: each image mid-grey (blind_predictions.jsonl, blind_metrics.json)")
+    e.add_argument(
+        "--max-new-tokens", type=_positive, default=32, metavar="N", help="longest answer generated, in tokens"
+    )
+    e.add_argument(
+        "--max-samples", type=_positive, metavar="N", help="only the first N samples (default: the whole split)"
+    )
+    e.add_argument(
+        "--blind",
+        action="store_true",
+        help="the blind control: each image mid-grey (blind_predictions.jsonl, blind_metrics.json)",
+    )
     from medvqa.checkpoints import IMAGE_SIZES
     from medvqa.evaluate import evaluate
-    add_options(e, [q for q in signature_params(evaluate) if q.name in IMAGE_SIZES])     # --max-pixels, --min-pixels: evaluate()'s own docs
+    # --max-pixels, --min-pixels: evaluate()'s own docs
+    add_options(e, [q for q in signature_params(evaluate) if q.name in IMAGE_SIZES])
     e.set_defaults(func=cmd_evaluate)
 
-    sc = sub.add_parser("score", help="metrics of a predictions.jsonl as JSON: strict, hallucination, MedEvalKit and LLaVA-Med figures, with 95%% intervals", **sub_kw)
-    sc.add_argument("predictions", help="a predictions.jsonl (question, answer, prediction per line), or the folder holding one")
-    sc.add_argument("--n-boot", type=int, default=1000, metavar="N", help="bootstrap resamples for the 95%% intervals (0: none)")
+    sc = sub.add_parser(
+        "score",
+        help=(
+            "metrics of a predictions.jsonl as JSON: strict, hallucination, MedEvalKit and LLaVA-Med figures, with 95%%"
+            " intervals"
+        ),
+        **sub_kw,
+    )
+    sc.add_argument(
+        "predictions", help="a predictions.jsonl (question, answer, prediction per line), or the folder holding one"
+    )
+    sc.add_argument(
+        "--n-boot", type=int, default=1000, metavar="N", help="bootstrap resamples for the 95%% intervals (0: none)"
+    )
     sc.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     sc.set_defaults(func=cmd_score)
 
@@ -351,29 +463,69 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("question", help="the question, in quotes")
     k.set_defaults(func=cmd_ask)
 
-    r = sub.add_parser("run", help="run nbs/train.ipynb once per model (papermill), then the report; the runs as JSON", **sub_kw)
-    r.add_argument("--models", required=True, metavar="KEYS", help="comma-separated registry models (see medvqa models)")
-    r.add_argument("--curricula", metavar="NAMES", help=f"comma-separated curricula, of: {', '.join(STRATEGIES)} (default: {DEFAULT_CURRICULUM})")
+    r = sub.add_parser(
+        "run", help="run nbs/train.ipynb once per model (papermill), then the report; the runs as JSON", **sub_kw
+    )
+    r.add_argument(
+        "--models", required=True, metavar="KEYS", help="comma-separated registry models (see medvqa models)"
+    )
+    r.add_argument(
+        "--curricula",
+        metavar="NAMES",
+        help=f"comma-separated curricula, of: {', '.join(STRATEGIES)} (default: {DEFAULT_CURRICULUM})",
+    )
     r.add_argument("--seeds", metavar="INTS", help="comma-separated seeds (default: 0)")
     _output_option(r)
     add_options(r, run_params(), suppress=True)
-    r.add_argument("--gpus", metavar="IDS", help="comma-separated GPU ids: one run per GPU at a time (default: one run at a time)")
-    r.add_argument("--parallel", type=_positive, metavar="N", help="on a CPU: N runs at once, the cores shared out (default: one at a time)")
-    r.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="any parameter of the run notebook (repeatable; wins over the options above)")
+    r.add_argument(
+        "--gpus", metavar="IDS", help="comma-separated GPU ids: one run per GPU at a time (default: one run at a time)"
+    )
+    r.add_argument(
+        "--parallel",
+        type=_positive,
+        metavar="N",
+        help="on a CPU: N runs at once, the cores shared out (default: one at a time)",
+    )
+    r.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any parameter of the run notebook (repeatable; wins over the options above)",
+    )
     r.add_argument("--force", action="store_true", help="re-run folders that hold a run with other parameters")
     r.add_argument("--no-report", action="store_true", help="do not write index.html")
     r.set_defaults(func=cmd_run)
 
-    ab = sub.add_parser("ablate", help="one model under several curricula, same seeds, budget and evaluation set; the runs as JSON", **sub_kw)
-    ab.add_argument("--model", required=True, choices=list(REGISTRY), metavar="KEY", help=f"a registry model: {', '.join(REGISTRY)}")
+    ab = sub.add_parser(
+        "ablate",
+        help="one model under several curricula, same seeds, budget and evaluation set; the runs as JSON",
+        **sub_kw,
+    )
+    ab.add_argument(
+        "--model", required=True, choices=list(REGISTRY), metavar="KEY", help=f"a registry model: {', '.join(REGISTRY)}"
+    )
     ab.add_argument("--curricula", default="open_then_closed,closed_only,mixed,closed_then_open", metavar="NAMES",
                     help=f"comma-separated curricula, of: {', '.join(STRATEGIES)}")
     _output_option(ab)
     ab.add_argument("--seeds", default="0", metavar="INTS", help="comma-separated seeds")
     add_options(ab, run_params(), suppress=True)
-    ab.add_argument("--gpus", metavar="IDS", help="comma-separated GPU ids: one run per GPU at a time (default: one run at a time)")
-    ab.add_argument("--parallel", type=_positive, metavar="N", help="on a CPU: N runs at once, the cores shared out (default: one at a time)")
-    ab.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="any parameter of the run notebook (repeatable; wins over the options above)")
+    ab.add_argument(
+        "--gpus", metavar="IDS", help="comma-separated GPU ids: one run per GPU at a time (default: one run at a time)"
+    )
+    ab.add_argument(
+        "--parallel",
+        type=_positive,
+        metavar="N",
+        help="on a CPU: N runs at once, the cores shared out (default: one at a time)",
+    )
+    ab.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any parameter of the run notebook (repeatable; wins over the options above)",
+    )
     ab.add_argument("--force", action="store_true", help="re-run folders that hold a run with other parameters")
     ab.set_defaults(func=cmd_ablate)
 
@@ -398,7 +550,10 @@ def main(argv=None) -> int:
     except MedVQAError as e:
         print(f"medvqa: error: {e}", file=sys.stderr); return getattr(e, "exit_code", 2)
     except KeyboardInterrupt:
-        print(f"medvqa: interrupted; {_RESUME.get(args.command, 'nothing was lost that had been written')}", file=sys.stderr)
+        print(
+            f"medvqa: interrupted; {_RESUME.get(args.command, 'nothing was lost that had been written')}",
+            file=sys.stderr,
+        )
         return 130
     return 0
 

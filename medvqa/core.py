@@ -26,7 +26,18 @@ class ConfigError(MedVQAError, ValueError):
     "A bad parameter: unknown model key or curriculum, impossible setting."
 
 # %% ../nbs/00_core.ipynb #38b03735
-FORMATS = ("medvqa", "vqa-rad-hf", "vqa-rad-json", "slake", "pathvqa", "imageclef2019", "pubmedvision", "imagefolder", "generic", "hub")
+FORMATS = (
+    "medvqa",
+    "vqa-rad-hf",
+    "vqa-rad-json",
+    "slake",
+    "pathvqa",
+    "imageclef2019",
+    "pubmedvision",
+    "imagefolder",
+    "generic",
+    "hub",
+)
 "Data layouts `medvqa.data.load_vqa` reads (`--format`)."
 
 LANGS = ("en", "zh", "all")
@@ -126,7 +137,8 @@ def _check_policy(on_error: str, choices=_ON_ERROR):
     if on_error not in choices: raise ConfigError(f"on_error must be one of {', '.join(choices)}, got {on_error!r}")
 
 def iter_jsonl(path, required: Iterable[str] = (), on_error: str = "raise", problems: list | None = None) -> Iterator[tuple[int, Any]]:
-    "(line number, object) for each non-empty line; a bad line (bad JSON, not an object, a `required` field missing) raises `DataError` ('raise'), is counted in `problems` ('skip') or comes as (line, `DataError`) ('keep')."
+    """(line number, object) for each non-empty line; a bad line (bad JSON, not an object, a `required` field missing)
+    raises `DataError` ('raise'), is counted in `problems` ('skip') or comes as (line, `DataError`) ('keep')."""
     _check_policy(on_error)
     path, required, bad = Path(path), list(required), 0
     if not path.exists(): raise DataError(f"{path}: file not found")
@@ -152,7 +164,8 @@ def read_jsonl(path, required: Iterable[str] = (), on_error: str = "raise", prob
 
 # %% ../nbs/00_core.ipynb #93b84fd0
 def read_json(path, on_error: str = "raise", default: Any = None, problems: list | None = None) -> Any:
-    "The JSON in `path`; when it is missing or unreadable, `DataError` ('raise') or `default` ('skip', an unreadable file noted in `problems`)."
+    """The JSON in `path`; when it is missing or unreadable, `DataError` ('raise') or `default` ('skip', an unreadable
+    file noted in `problems`)."""
     _check_policy(on_error, ("raise", "skip")); path = Path(path)
     try: return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -212,7 +225,8 @@ def library_versions(names: Iterable[str] = _LIBS) -> dict:
 def _dist_name(name: str) -> str: return re.sub(r"[-_.]+", "-", name).lower()   # as the package index compares names
 
 def installed_distributions() -> dict:
-    "{name: version} of every installed distribution Python can import from (the first on `sys.path` wins, as for imports)."
+    """{name: version} of every installed distribution Python can import from (the first on `sys.path` wins, as for
+    imports)."""
     out = {}
     for d in _md.distributions():
         if d.metadata["Name"]: out.setdefault(_dist_name(d.metadata["Name"]), d.version)
@@ -224,12 +238,14 @@ def digest_of(dists: dict, n: int = 16) -> str:
 
 @functools.lru_cache(maxsize=None)
 def environment_digest() -> str:
-    "A short digest of every installed package and its version (computed once per process): equal digests, equal environments."
+    """A short digest of every installed package and its version (computed once per process): equal digests, equal
+    environments."""
     return digest_of(installed_distributions())
 
 # %% ../nbs/00_core.ipynb #f252ce1d
 def thread_map(f, items: Iterable, desc: str = "", workers: int | None = None) -> list:
-    "`f` over `items` in threads (by default twice the cores, at most 8), results in order; a progress bar from 500 items on."
+    """`f` over `items` in threads (by default twice the cores, at most 8), results in order; a progress bar from 500
+    items on."""
     from concurrent.futures import ThreadPoolExecutor
     from tqdm.auto import tqdm
     items = list(items)

@@ -49,9 +49,12 @@ def _counts(ds: Dataset) -> dict:
     c = Counter(answer_types(ds)); return {"open": c["open"], "closed": c["closed"]}
 
 # %% ../nbs/06_curriculum.ipynb #4f49f36b
-def make_stages(ds: Dataset | None, strategy: str = DEFAULT_CURRICULUM, seed: int = 0, shares=None, stage_data=None) -> list[Stage]:
+def make_stages(
+    ds: Dataset | None, strategy: str = DEFAULT_CURRICULUM, seed: int = 0, shares=None, stage_data=None
+) -> list[Stage]:
     "Split `ds` (or one dataset per stage in `stage_data`) into the ordered, seeded stages of `strategy`."
-    if strategy not in STRATEGIES: raise ConfigError(f"unknown curriculum {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown curriculum {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     layout = _LAYOUT[strategy]
     if stage_data is not None and len(stage_data) != len(layout):
         raise ConfigError(f"curriculum {strategy!r} has {len(layout)} stage(s) ({', '.join(n for n, _ in layout)}); "
@@ -59,12 +62,15 @@ def make_stages(ds: Dataset | None, strategy: str = DEFAULT_CURRICULUM, seed: in
     if shares is not None:
         shares = list(shares)
         if len(shares) != len(layout) or any(not np.isfinite(s) or s <= 0 for s in shares):
-            raise ConfigError(f"curriculum {strategy!r}: shares must be {len(layout)} positive number(s), one per stage "
-                              f"({', '.join(n for n, _ in layout)}); got {shares}")
+            raise ConfigError(
+                f"curriculum {strategy!r}: shares must be {len(layout)} positive number(s), one per stage "
+                f"({', '.join(n for n, _ in layout)}); got {shares}"
+            )
     stages = []
     for i, (name, kinds) in enumerate(layout):
         src = stage_data[i] if stage_data is not None and stage_data[i] is not None else ds
-        if src is None: raise ConfigError(f"curriculum {strategy!r}: no data for stage {name!r} (give ds or stage_data[{i}])")
+        if src is None:
+            raise ConfigError(f"curriculum {strategy!r}: no data for stage {name!r} (give ds or stage_data[{i}])")
         types = answer_types(src)
         idx = [j for j, t in enumerate(types) if t in kinds]
         if not idx:
@@ -84,14 +90,18 @@ def stage_ref(s):
     return (m[1], m[2]) if m else (None, s)
 
 def stage_sources(strategy: str, stage_data) -> list | None:
-    "`stage_data` as one source (or None: the main data) per stage of `strategy`: a list in stage order, a {stage name: source} dict, or 'name=source' strings."
+    """`stage_data` as one source (or None: the main data) per stage of `strategy`: a list in stage order, a {stage
+    name: source} dict, or 'name=source' strings."""
     if stage_data is None: return None
     if not isinstance(stage_data, dict) and stage_data and all(stage_ref(s)[0] for s in stage_data):
         stage_data = dict(stage_ref(s) for s in stage_data)
     if not isinstance(stage_data, dict): return list(stage_data)
     names = {n for lay in _LAYOUT.values() for n, _ in lay}
     bad = sorted(set(stage_data) - names)
-    if bad: raise ConfigError(f"stage_data names unknown stage(s) {', '.join(bad)}; stages are named {', '.join(sorted(names))}")
+    if bad:
+        raise ConfigError(
+            f"stage_data names unknown stage(s) {', '.join(bad)}; stages are named {', '.join(sorted(names))}"
+        )
     return [stage_data.get(n) for n, _ in _LAYOUT[strategy]]
 
 # %% ../nbs/06_curriculum.ipynb #210c2ba2
@@ -142,7 +152,8 @@ def build_stream(stages: list[Stage], max_steps: int, samples_per_step: int, see
     for i, (s, k) in enumerate(zip(stages, steps)):
         rows = k * samples_per_step
         idx = _cycled(len(s.data), rows, np.random.default_rng([seed, i, 7919]))
-        with _quiet():                           # tag the stage's own rows once, then select: cycled rows are not copied
+        # tag the stage's own rows once, then select: cycled rows are not copied
+        with _quiet():
             tagged = s.data.add_column("stage", [s.name] * len(s.data))
         parts.append(tagged.select(idx))
         bounds.append({"stage": s.name, "first_step": first, "last_step": first + k - 1, "epochs": round(rows / len(s.data), 3)})

@@ -32,7 +32,11 @@ def _categories(c) -> str:
     "A record's category labels as the schema's JSON object: blank labels left out, keys sorted; '{}' for none."
     if not c: return "{}"
     if isinstance(c, str): c = json.loads(c)
-    return json.dumps({str(k): str(v).strip() for k, v in c.items() if v is not None and str(v).strip()}, sort_keys=True, ensure_ascii=False)
+    return json.dumps(
+        {str(k): str(v).strip() for k, v in c.items() if v is not None and str(v).strip()},
+        sort_keys=True,
+        ensure_ascii=False,
+    )
 
 # %% ../nbs/04_data.ipynb #d10e1e82
 def target_text(sample: dict) -> str:
@@ -59,28 +63,41 @@ def _where(r) -> str: return f"{r.get('_file', '?')}: record {r.get('_record', '
 def _all_missing(recs: list, origin: str) -> str:
     "The error when not one image of `recs` exists: the folder where they were looked for, and an example."
     paths = [str(ref) for r in recs for ref in r.get("images") or [] if isinstance(ref, (str, Path))]
-    try: folder = os.path.commonpath([os.path.dirname(x) for x in paths]) if paths else "?"
+    try:folder = os.path.commonpath([os.path.dirname(x) for x in paths]) if paths else "?"
     except ValueError: folder = os.path.dirname(paths[0])
-    return (f"{origin or 'data'}: not one image of its {len(recs)} record(s) exists: they were looked for in {folder}"
-            + (f" (e.g. {paths[0]})" if paths else "") + "; check that the images are where the data says, or the layout (--format)")
+    return (
+        f"{origin or 'data'}: not one image of its {len(recs)} record(s) exists: they were looked for in {folder}"
+        + (f" (e.g. {paths[0]})" if paths else "")
+        + "; check that the images are where the data says, or the layout (--format)"
+    )
 
 # %% ../nbs/04_data.ipynb #abc8fbf8
-def build_dataset(records: Iterable[dict], on_error: str = "skip", report: list | None = None, check_images: str = "decode",
-                  max_image_pixels: int | None = None, origin: str = "", workers: int | None = None,
-                  hashes: ImageHashes | None = None) -> Dataset:
+def build_dataset(
+    records: Iterable[dict],
+    on_error: str = "skip",
+    report: list | None = None,
+    check_images: str = "decode",
+    max_image_pixels: int | None = None,
+    origin: str = "",
+    workers: int | None = None,
+    hashes: ImageHashes | None = None,
+) -> Dataset:
     "Validate raw records (fields, then each distinct image once) and build a `FEATURES` dataset; see the prose above."
     if on_error not in ("skip", "raise"): raise ConfigError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
-    if check_images not in ("decode", "header", "none"): raise ConfigError(f"check_images must be decode, header or none, got {check_images!r}")
+    if check_images not in ("decode", "header", "none"):
+        raise ConfigError(f"check_images must be decode, header or none, got {check_images!r}")
     skipped, ok, dropped = [], [], Counter()
     def reject(r, kind, reason):
         if on_error == "raise": raise DataError(f"{_where(r)}: {reason}")
-        skipped.append({"file": str(r.get("_file", "?")), "record": str(r.get("_record", "?")), "reason": reason, "kind": kind})
+        skipped.append(
+            {"file": str(r.get("_file", "?")), "record": str(r.get("_record", "?")), "reason": reason, "kind": kind}
+        )
     n = 0
     for r in records:
         n += 1
         if "_drop" in r: dropped[r["_drop"]] += 1; continue
         p = _record_problem(r)
-        if p: reject(r, *p)
+        if p:reject(r, *p)
         else: ok.append(r)
     refs = {}
     for r in ok:
@@ -94,7 +111,8 @@ def build_dataset(records: Iterable[dict], on_error: str = "skip", report: list 
                 hashes.add(ref, h, sha)
                 if new is not None: hashes.add(new, h, sha)        # DICOM stored as PNG bytes
             return key, (new, None)
-        except ImageError as e: return key, (None, e)
+        except ImageError as e:
+            return key, (None, e)
     results = dict(thread_map(work, refs.items(), "checking images", workers))
     rows, missing = [], 0
     for r in ok:
@@ -103,18 +121,35 @@ def build_dataset(records: Iterable[dict], on_error: str = "skip", report: list 
         if err is not None: missing += err.kind == "missing image"; reject(r, err.kind, str(err)); continue
         imgs = [results[k][0] or (str(ref) if not isinstance(ref, dict) else ref) for k, ref in zip(keys, r["images"])]
         at = str(r.get("answer_type") or "").strip().lower() or infer_answer_type(r["question"], r["answer"])
-        rows.append({"id": str(r.get("id") or f"{r.get('source', 'sample')}-{len(rows)}"), "images": imgs,
-                     "question": str(r["question"]).strip(), "answer": str(r["answer"]).strip(), "answer_type": at,
-                     "source": str(r.get("source") or "unknown"), "split": canonical_split(r.get("split") or "train"),
-                     "explanation": str(r.get("explanation") or "").strip(), "categories": _categories(r.get("categories"))})
+        rows.append(
+            {
+                "id": str(r.get("id") or f"{r.get('source', 'sample')}-{len(rows)}"),
+                "images": imgs,
+                "question": str(r["question"]).strip(),
+                "answer": str(r["answer"]).strip(),
+                "answer_type": at,
+                "source": str(r.get("source") or "unknown"),
+                "split": canonical_split(r.get("split") or "train"),
+                "explanation": str(r.get("explanation") or "").strip(),
+                "categories": _categories(r.get("categories")),
+            }
+        )
     with_images = [r for r in ok if r["images"]]
     if with_images and missing == len(with_images): raise DataError(_all_missing(with_images, origin))
     if report is not None: report.extend(skipped)
     if skipped:
         first = "; ".join(f"{s['file']}: record {s['record']}: {s['reason']}" for s in skipped[:3])
-        _log.warning(f"{origin or 'load'}: skipped {len(skipped)} of {n} record(s) ({dict(Counter(s['kind'] for s in skipped))}); first: {first}")
-    if dropped: _log.info(f"{origin or 'load'}: left out {sum(dropped.values())} of {n} record(s) on purpose ({dict(dropped)})")
-    ds = Dataset.from_list(rows, features=FEATURES) if rows else Dataset.from_dict({k: [] for k in FEATURES}, features=FEATURES)
+        _log.warning(
+            f"{origin or 'load'}: skipped {len(skipped)} of {n} record(s)"
+            f" ({dict(Counter(s['kind'] for s in skipped))}); first: {first}"
+        )
+    if dropped:
+        _log.info(f"{origin or 'load'}: left out {sum(dropped.values())} of {n} record(s) on purpose ({dict(dropped)})")
+    ds = (
+        Dataset.from_list(rows, features=FEATURES)
+        if rows
+        else Dataset.from_dict({k: [] for k in FEATURES}, features=FEATURES)
+    )
     ds.info.description = json.dumps({_INFO_KEY: {"origin": str(origin), "records": n, "skipped": len(skipped),
         "skip_reasons": dict(Counter(s["kind"] for s in skipped)), "skipped_first": skipped[:20],
         "dropped": dict(Counter(s["kind"] for s in skipped) + dropped)}})
@@ -127,30 +162,44 @@ def load_info(ds: Dataset) -> dict:
     except (json.JSONDecodeError, AttributeError): return {}
 
 # %% ../nbs/04_data.ipynb #11686168
-_COLUMN_ARGS = ("image_column", "question_column", "answer_column", "answer_type_column", "id_column", "split_column", "explanation_column")
+_COLUMN_ARGS = (
+    "image_column",
+    "question_column",
+    "answer_column",
+    "answer_type_column",
+    "id_column",
+    "split_column",
+    "explanation_column",
+)
 
 def data_options(args: dict) -> dict:
-    "The data options (`DATA_OPTIONS`) among a function's arguments `args` (its `locals()`), those set: what `load_vqa` takes besides the source and split."
+    """The data options (`DATA_OPTIONS`) among a function's arguments `args` (its `locals()`), those set: what
+    `load_vqa` takes besides the source and split."""
     return {k: args[k] for k in DATA_OPTIONS if args.get(k) is not None}
 
 def check_options(format=None, lang="en", columns: dict | None = None) -> None:
     "ConfigError for an unknown format, language or column argument, in the user's terms (--format, --lang)."
     bad = [k for k in columns or {} if k not in _COLUMN_ARGS]
     if bad: raise ConfigError(f"unknown argument(s) {', '.join(bad)}; column arguments: {', '.join(_COLUMN_ARGS)}")
-    if format is not None and format not in FORMATS: raise ConfigError(f"unknown format {format!r}; known: {', '.join(FORMATS)} (--format)")
+    if format is not None and format not in FORMATS:
+        raise ConfigError(f"unknown format {format!r}; known: {', '.join(FORMATS)} (--format)")
     if lang is not None and lang not in LANGS:
-        raise ConfigError(f"unknown lang {lang!r}: SLAKE's questions are en (English) or zh (Chinese); all keeps both (--lang)")
+        raise ConfigError(
+            f"unknown lang {lang!r}: SLAKE's questions are en (English) or zh (Chinese); all keeps both (--lang)"
+        )
 
 def load_vqa(source, format: str | None = None, split=None, on_error: str = "skip", report: list | None = None,
              check_images: str = "decode", lang: str | None = "en", name: str | None = None,
              max_image_pixels: int | None = None, hashes: ImageHashes | None = None, **columns) -> Dataset:
-    "Load a VQA set (local folder/file or hub id) as a `FEATURES` dataset; bad records skipped (listed) or raised; `hashes` collects image hashes."
+    """Load a VQA set (local folder/file or hub id) as a `FEATURES` dataset; bad records skipped (listed) or raised;
+    `hashes` collects image hashes."""
     check_options(format, lang, columns)
     fmt = format or detect_format(source)
     want = None if split is None else {canonical_split(s) for s in ([split] if isinstance(split, str) else split)}
     p = source
     if fmt != "hub":
-        p = Path(os.path.abspath(Path(source).expanduser()))      # images named by absolute paths: the set does not depend on the working folder
+        # images named by absolute paths: the set does not depend on the working folder
+        p = Path(os.path.abspath(Path(source).expanduser()))
         if not p.exists(): raise DataError(f"{source}: no such file or folder")
         if format is None: p = locate_data(p)[1]             # a download folder: its release folder
     recs = read_records(fmt, p, lang=lang, name=name, **columns)
@@ -162,21 +211,35 @@ def load_vqa(source, format: str | None = None, split=None, on_error: str = "ski
                 if s not in want: yield dropped_record(r.get("_file", "?"), r.get("_record", "?"), "split"); continue
             yield r
     if want is not None: recs = keep(recs)
-    ds = build_dataset(recs, on_error=on_error, report=report, check_images=check_images, max_image_pixels=max_image_pixels,
-                       origin=f"{source} ({fmt})", hashes=hashes)
+    ds = build_dataset(
+        recs,
+        on_error=on_error,
+        report=report,
+        check_images=check_images,
+        max_image_pixels=max_image_pixels,
+        origin=f"{source} ({fmt})",
+        hashes=hashes,
+    )
     lost = load_info(ds)["dropped"].get("language", 0)
     if len(ds) == 0 and lost:
-        raise DataError(f"{source}: all {lost} record(s) read" + (f" of split {', '.join(sorted(want))}" if want else "")
-                        + f" are in another language than lang={lang!r}; choose another with --lang ({', '.join(LANGS)})")
+        raise DataError(
+            f"{source}: all {lost} record(s) read"
+            + (f" of split {', '.join(sorted(want))}" if want else "")
+            + f" are in another language than lang={lang!r}; choose another with --lang ({', '.join(LANGS)})"
+        )
     if want is not None and not any(seen[s] for s in want):
         have = ", ".join(f"{s} ({n})" for s, n in sorted(seen.items())) or "none"
-        raise DataError(f"{source}: no records in split {', '.join(sorted(want))}; splits in this data: {have} (choose one with --split)")
+        raise DataError(
+            f"{source}: no records in split {', '.join(sorted(want))}; splits in this data: {have} (choose one with"
+            " --split)"
+        )
     if want is not None and len(ds) == 0: _log.warning(f"{source}: every record of split(s) {sorted(want)} was skipped")
     return ds
 
 # %% ../nbs/04_data.ipynb #269ed4f0
 def check_data(source, format: str | None = None, split=None, lang: str | None = "en", **columns) -> str:
-    "Check how `source` is to be read before a long run starts: format, language, columns, the split, and that its images exist; reads no image. Returns the format."
+    """Check how `source` is to be read before a long run starts: format, language, columns, the split, and that its
+    images exist; reads no image. Returns the format."""
     check_options(format, lang, columns)
     fmt = format or detect_format(source)
     if fmt == "hub": return fmt                                          # read online only, by the run itself
@@ -186,11 +249,14 @@ def check_data(source, format: str | None = None, split=None, lang: str | None =
             if "_error" not in r and "_drop" not in r]
     have = Counter(canonical_split(r.get("split") or "train") for r in recs)
     if split is not None and not have[canonical_split(split)]:
-        raise DataError(f"{source}: no records in split {split}; splits in this data: {', '.join(f'{s} ({n})' for s, n in sorted(have.items())) or 'none'}")
+        raise DataError(
+            f"{source}: no records in split {split}; splits in this data:"
+            f" {', '.join(f'{s} ({n})' for s, n in sorted(have.items())) or 'none'}"
+        )
     refs = [x for r in recs for x in r.get("images") or []]
-    if refs and not any(isinstance(x, dict) or Path(x).exists() for x in refs): raise DataError(_all_missing(recs, f"{source} ({fmt})"))
+    if refs and not any(isinstance(x, dict) or Path(x).exists() for x in refs):
+        raise DataError(_all_missing(recs, f"{source} ({fmt})"))
     return fmt
-
 
 # %% ../nbs/04_data.ipynb #c596919e
 def select_split(ds: Dataset, split) -> Dataset:
@@ -200,7 +266,8 @@ def select_split(ds: Dataset, split) -> Dataset:
 
 # %% ../nbs/04_data.ipynb #bfc47d21
 def as_dataset(data=None, split=None, report: list | None = None, **options) -> Dataset:
-    "A Dataset as it is, a list of records, a path or hub id (`load_vqa` with `options`: format, lang, columns; bad records skipped into `report`), or None: the shipped demo data."
+    """A Dataset as it is, a list of records, a path or hub id (`load_vqa` with `options`: format, lang, columns; bad
+    records skipped into `report`), or None: the shipped demo data."""
     if isinstance(data, Dataset): return data
     if isinstance(data, list): return Dataset.from_list(data)
     from medvqa.synthetic import data_or_demo

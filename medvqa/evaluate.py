@@ -56,7 +56,8 @@ def generate_batch(model, processor, images: Sequence[list], questions: Sequence
     tok = getattr(processor, "tokenizer", processor)
     kw = dict(do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id)
     gc = getattr(model, "generation_config", None)
-    for k in ("temperature", "top_p", "top_k"):        # sampling settings of a checkpoint are irrelevant to greedy decoding
+    # sampling settings of a checkpoint are irrelevant to greedy decoding
+    for k in ("temperature", "top_p", "top_k"):
         if gc is not None and getattr(gc, k, None) is not None: kw[k] = None
     kw.update(generate_kwargs)
     with torch.inference_mode():
@@ -64,7 +65,15 @@ def generate_batch(model, processor, images: Sequence[list], questions: Sequence
     return [t.strip() for t in processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)]
 
 # %% ../nbs/15_evaluate.ipynb #c3c76af1
-_ARCH_KEYS = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads", "num_key_value_heads", "depth", "out_hidden_size")
+_ARCH_KEYS = (
+    "hidden_size",
+    "num_hidden_layers",
+    "intermediate_size",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "depth",
+    "out_hidden_size",
+)
 
 def _arch(cfg: dict) -> dict:
     "The facts of a model config that an adapter depends on."
@@ -86,7 +95,8 @@ def is_model_folder(path) -> bool:
     return (p / "config.json").exists() and not (p / "adapter_config.json").exists()
 
 def check_adapter(adapter, key: str, model=None) -> dict:
-    "Check that the trained folder `adapter` (LoRA adapter or full model) fits registry model `key` (and loaded `model`); ConfigError if not. Returns its adapter_config ({} for a model folder)."
+    """Check that the trained folder `adapter` (LoRA adapter or full model) fits registry model `key` (and loaded
+    `model`); ConfigError if not. Returns its adapter_config ({} for a model folder)."""
     spec, adapter = get_spec(key), Path(adapter)
     summary = adapter / "train_summary.json"
     if summary.exists():
@@ -96,13 +106,19 @@ def check_adapter(adapter, key: str, model=None) -> dict:
     if is_model_folder(adapter):
         cfg = json.loads((adapter / "config.json").read_text())
         if cfg.get("model_type") != spec.family:
-            raise ConfigError(f"model folder {adapter} holds a {cfg.get('model_type')!r} model, not {spec.key!r} ({spec.family})")
+            raise ConfigError(
+                f"model folder {adapter} holds a {cfg.get('model_type')!r} model, not {spec.key!r} ({spec.family})"
+            )
         return {}
     cfg_path = adapter / "adapter_config.json"
     if not cfg_path.exists():
-        raise ConfigError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json) nor a model folder (no config.json)")
-    try: cfg = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as e: raise ConfigError(f"{cfg_path}: bad JSON ({e.msg})") from None
+        raise ConfigError(
+            f"{adapter}: not a LoRA adapter folder (no adapter_config.json) nor a model folder (no config.json)"
+        )
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{cfg_path}: bad JSON ({e.msg})") from None
     base = str(cfg.get("base_model_name_or_path") or "")
     other = _registry_key(base)
     if other and other != spec.key and REGISTRY[other].hub_id != spec.hub_id:
@@ -126,7 +142,8 @@ def load_adapter(model, adapter, key: str):
             warnings.simplefilter("always")
             out = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
     except RuntimeError as e:
-        if "size mismatch" in str(e): raise ConfigError(f"{msg}: tensor shapes differ ({str(e).splitlines()[-1].strip()[:300]})") from None
+        if "size mismatch" in str(e):
+            raise ConfigError(f"{msg}: tensor shapes differ ({str(e).splitlines()[-1].strip()[:300]})") from None
         raise
     except (ValueError, KeyError) as e:
         raise ConfigError(f"{msg}: {str(e)[:300]}") from None
@@ -143,8 +160,10 @@ class Specialist:
                  dtype=None, device=None, max_pixels=None, min_pixels=None):
         self.spec = get_spec(model)
         if adapter is not None: check_adapter(adapter, self.spec.key)      # fail before a long model load
-        self.spec = with_image_sizes(self.spec, adapter, max_pixels, min_pixels)   # image sizes: given, else the run's, else the model's
-        full = adapter is not None and is_model_folder(adapter)          # a fully fine-tuned model: load it as the model
+        # image sizes: given, else the run's, else the model's
+        self.spec = with_image_sizes(self.spec, adapter, max_pixels, min_pixels)
+        # a fully fine-tuned model: load it as the model
+        full = adapter is not None and is_model_folder(adapter)
         self.model, self.processor = load_model(self.spec, model_path=adapter if full else model_path, backend=backend,
                                                 dtype=dtype, device=device)
         if adapter is not None and not full: self.model = load_adapter(self.model, adapter, self.spec.key)
@@ -161,22 +180,26 @@ class Specialist:
 
     def answer_batch(self, images: Sequence, questions: Sequence[str], explain: bool = False,
                      max_new_tokens: int | None = None, **generate_kwargs) -> list[str]:
-        "Answers to `questions[i]` about `images[i]` (each a path, bytes, PIL image or list of them), generated as one batch."
-        if len(images) != len(questions): raise ConfigError(f"{len(images)} image entries for {len(questions)} questions")
+        """Answers to `questions[i]` about `images[i]` (each a path, bytes, PIL image or list of them), generated as one
+        batch."""
+        if len(images) != len(questions):
+            raise ConfigError(f"{len(images)} image entries for {len(questions)} questions")
         ims = [to_images(x, self.spec.max_pixels) for x in images]
         outs = generate_batch(self.model, self.processor, ims, [str(q) for q in questions],
                               max_new_tokens or self.max_new_tokens, **generate_kwargs)
         return outs if explain else [answer_part(o) for o in outs]
 
     def answer(self, images, question: str, explain: bool = False, max_new_tokens: int | None = None) -> str:
-        "The answer to `question` about `images` (a path, bytes, PIL image or list); `explain=True` keeps the explanation."
+        """The answer to `question` about `images` (a path, bytes, PIL image or list); `explain=True` keeps the
+        explanation."""
         return self.answer_batch([images], [question], explain=explain, max_new_tokens=max_new_tokens)[0]
 
     def __repr__(self): return f"Specialist({self.spec.key!r}, adapter={self.adapter!r})"
 
 # %% ../nbs/15_evaluate.ipynb #8c524440
 def _load_data(data, split, **options):
-    "(dataset, its name for the summary), read by `medvqa.data.as_dataset` with the data `options` (format, lang, columns); a Dataset already loaded keeps its own split."
+    """(dataset, its name for the summary), read by `medvqa.data.as_dataset` with the data `options` (format, lang,
+    columns); a Dataset already loaded keeps its own split."""
     from medvqa.data import as_dataset, load_info
     from medvqa.synthetic import data_or_demo
     data = data_or_demo(data); ds = as_dataset(data, split, **options)
@@ -198,7 +221,8 @@ def _done_predictions(path: Path, ids: set) -> dict:
 
 # %% ../nbs/15_evaluate.ipynb #7bbec72f
 def eval_file(name: str, blind: bool = False) -> str:
-    "The name of an evaluation's file `name` (predictions.jsonl, metrics.json, ...): prefixed `blind_` for the blind control."
+    """The name of an evaluation's file `name` (predictions.jsonl, metrics.json, ...): prefixed `blind_` for the blind
+    control."""
     return f"blind_{name}" if blind else name
 
 # %% ../nbs/15_evaluate.ipynb #36c6b4d9
@@ -207,10 +231,14 @@ def shard_of() -> tuple[int, int]:
     import os
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
-def _parts(out: Path, blind: bool = False) -> list[Path]: return sorted(Path(out).glob(eval_file("predictions.part-*.jsonl", blind)))
+
+def _parts(out: Path, blind: bool = False) -> list[Path]:
+    return sorted(Path(out).glob(eval_file("predictions.part-*.jsonl", blind)))
+
 
 def merge_parts(out, ids: list[str], blind: bool = False) -> int:
-    "Fold the shard files `predictions.part-*.jsonl` into `predictions.jsonl` (`blind_` ones: `blind`), in the order of `ids`; returns the rows kept."
+    """Fold the shard files `predictions.part-*.jsonl` into `predictions.jsonl` (`blind_` ones: `blind`), in the order
+    of `ids`; returns the rows kept."""
     out = Path(out); pred_path = out / eval_file("predictions.jsonl", blind)
     rows = {}
     for p in ([pred_path] if pred_path.exists() else []) + _parts(out, blind):
@@ -226,44 +254,58 @@ def _barrier(world: int):
     if not dist.is_initialized(): dist.init_process_group("gloo", timeout=datetime.timedelta(hours=12))
     dist.barrier()
 
-
 # %% ../nbs/15_evaluate.ipynb #fdc7a5ee
 _ROW_KEYS = ("id", "question", "answer", "prediction", "output", "answer_type", "source")
 
-def predict_rows(model, processor, spec, batch, max_new_tokens: int = 32, blind: bool = False, **generate_kwargs) -> list[dict]:
-    "Greedy predictions for a `datasets` batch of samples, as the rows `predictions.jsonl` holds; `blind`: every image mid-grey."
+
+def predict_rows(
+    model, processor, spec, batch, max_new_tokens: int = 32, blind: bool = False, **generate_kwargs
+) -> list[dict]:
+    """Greedy predictions for a `datasets` batch of samples, as the rows `predictions.jsonl` holds; `blind`: every image
+    mid-grey."""
     ims = [to_images(x, spec.max_pixels) for x in batch["images"]]
     if blind: ims = [blank_like(x) for x in ims]
     outs = generate_batch(model, processor, ims, batch["question"], max_new_tokens, **generate_kwargs)
     cols = [c for c in ("id", "question", "answer", "answer_type", "source", "categories") if c in batch.column_names]
     return [{"id": str(r.get("id", "")), "question": r["question"], "answer": r["answer"], "prediction": answer_part(o),
              "output": o, "answer_type": r.get("answer_type") or None, "source": r.get("source") or "unknown",
-             **{k: v for k, v in json.loads(r.get("categories") or "{}").items() if k not in _ROW_KEYS}}      # the source's labels
+             # the source's labels
+             **{k: v for k, v in json.loads(r.get("categories") or "{}").items() if k not in _ROW_KEYS}}
             for r, o in zip(batch.select_columns(cols), outs)]
+
 
 def score_in_memory(model, processor, spec, ds, batch_size: int = 64, max_new_tokens: int = 8) -> dict:
     "Metrics of a model in memory on a small `datasets` set (no files): the points of a learning curve during training."
     was_training = model.training
     model.eval()
     try:
-        rows = [r for i in range(0, len(ds), batch_size)
-                for r in predict_rows(model, processor, spec, ds.select(range(i, min(i + batch_size, len(ds)))), max_new_tokens)]
-    finally: model.train(was_training)
+        rows = [
+            r
+            for i in range(0, len(ds), batch_size)
+            for r in predict_rows(
+                model, processor, spec, ds.select(range(i, min(i + batch_size, len(ds)))), max_new_tokens
+            )
+        ]
+    finally:
+        model.train(was_training)
     return score(rows)
 
 # %% ../nbs/15_evaluate.ipynb #44ebef3f
 def evaluate(model: str,                          # a registry model (see `medvqa models`)
-             data: str | None = None,             # evaluation data: a file or folder, or a hub id medvqa knows (None: the shipped demo data)
+             # evaluation data: a file or folder, or a hub id medvqa knows (None: the shipped demo data)
+             data: str | None = None,
              adapter: str | None = None,          # a run folder written by train (None: the untrained model)
              split: str | None = "test",          # the split of data to evaluate on
              format: str | None = None,           # the layout of the data, one of medvqa's formats (None: detected)
              lang: str = "en",                    # SLAKE's question language: en, zh or all (both)
-             image_column: str | None = None,     # the column holding the image(s) in a table, imagefolder or hub dataset (None: guessed)
+             # the column holding the image(s) in a table, imagefolder or hub dataset (None: guessed)
+             image_column: str | None = None,
              question_column: str | None = None,  # the column holding the question (None: guessed)
              answer_column: str | None = None,    # the column holding the answer (None: guessed)
              answer_type_column: str | None = None,   # the column holding open or closed (None: typed by rule)
              id_column: str | None = None,        # the column holding sample ids (None: numbered)
-             split_column: str | None = None,     # the column holding each sample's split (None: a column named split, else the file's)
+             # the column holding each sample's split (None: a column named split, else the file's)
+             split_column: str | None = None,
              explanation_column: str | None = None,   # the column holding an explanation of the answer (None: none)
              output_dir: str | None = None,       # where to write predictions.jsonl, metrics.json and eval_summary.json
              batch_size: int = 16,                # questions answered per batch
@@ -271,21 +313,31 @@ def evaluate(model: str,                          # a registry model (see `medvq
              resume: bool = False,                # continue the predictions already in output_dir
              model_path: str | None = None,       # a local folder with the model's weights
              max_samples: int | None = None,      # only the first N samples (None: the whole split)
-             on_batch: Callable[[int, list], None] | None = None,   # called with (samples done, the batch's rows) after each batch
+             # called with (samples done, the batch's rows) after each batch
+             on_batch: Callable[[int, list], None] | None = None,
              progress: bool = True,               # a progress bar on stderr
-             blind: bool = False,                 # the blind control: each image replaced by a mid-grey one of its size (blind_*.json[l] files)
-             max_pixels: int | None = None,       # largest image area in pixels (None: the run's, from the adapter folder's train_summary.json, else the model's own)
-             min_pixels: int | None = None,       # smallest image area in pixels, smaller images scaled up (None: the run's, else the model's own)
+             # the blind control: each image replaced by a mid-grey one of its size (blind_*.json[l] files)
+             blind: bool = False,
+             # largest image area in pixels (None: the run's, from the adapter folder's train_summary.json, else the
+             # model's own)
+             max_pixels: int | None = None,
+             # smallest image area in pixels, smaller images scaled up (None: the run's, else the model's own)
+             min_pixels: int | None = None,
              **generate_kwargs) -> dict:
-    "Batched greedy evaluation -> metrics dict; writes output_dir/predictions.jsonl (batch by batch), metrics.json, eval_summary.json."
+    """Batched greedy evaluation -> metrics dict; writes output_dir/predictions.jsonl (batch by batch), metrics.json,
+    eval_summary.json."""
     from tqdm.auto import tqdm
     log = get_logger()
-    if output_dir is None: raise ConfigError("evaluate needs an output_dir (--output) for predictions.jsonl and metrics.json")
+    if output_dir is None:
+        raise ConfigError("evaluate needs an output_dir (--output) for predictions.jsonl and metrics.json")
     if batch_size < 1: raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     out = Path(output_dir); out.mkdir(parents=True, exist_ok=True)
     pred_path = out / eval_file("predictions.jsonl", blind)
     if ((pred_path.exists() and pred_path.stat().st_size > 0) or _parts(out, blind)) and not resume:
-        raise ConfigError(f"{pred_path} already exists: pass resume=True (--resume) to continue it, or choose another output directory")
+        raise ConfigError(
+            f"{pred_path} already exists: pass resume=True (--resume) to continue it, or choose another output"
+            " directory"
+        )
     rank, world = shard_of()
     from medvqa.data import data_options
     ds, data_name = _load_data(data, split, **data_options(locals()))
@@ -294,8 +346,11 @@ def evaluate(model: str,                          # a registry model (see `medvq
     ids = [str(i) for i in ds["id"]]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
-        raise DataError(f"{data_name}: sample ids must be unique for evaluation (resume matches on them); {dup!r} repeats")
-    if rank == 0 and _parts(out, blind): merge_parts(out, ids, blind)            # shards of an interrupted sharded evaluation
+        raise DataError(
+            f"{data_name}: sample ids must be unique for evaluation (resume matches on them); {dup!r} repeats"
+        )
+    # shards of an interrupted sharded evaluation
+    if rank == 0 and _parts(out, blind): merge_parts(out, ids, blind)
     _barrier(world)
     done = _done_predictions(pred_path, set(ids)) if pred_path.exists() and pred_path.stat().st_size > 0 else {}
     if done: log.info(f"resuming: {len(done)} of {len(ids)} samples already in {pred_path}")
@@ -335,16 +390,36 @@ def evaluate(model: str,                          # a registry model (see `medvq
     metrics = score(rows, where=str(pred_path))
     atomic_write_json(out / eval_file("metrics.json", blind), metrics)
     from medvqa.hygiene import data_identity
-    atomic_write_json(out / eval_file("eval_summary.json", blind), {
-        "model": sp.spec.key, "adapter": sp.adapter, "data": data_name, "split": split, "samples": len(ids),
-        "data_identity": data_identity(data_name, split, ds),
-        "generated": n_new, "resumed": len(done), "batch_size": batch_size, "max_new_tokens": max_new_tokens, "processes": world, "blind": blind,
-        "max_pixels": sp.spec.max_pixels, "min_pixels": sp.spec.min_pixels,
-        "wall_s": wall, "samples_per_s": n_new / wall if wall > 0 and n_new else None,
-        "device": str(sp.model.device), "versions": library_versions(), "environment_digest": environment_digest()})
+    atomic_write_json(
+        out / eval_file("eval_summary.json", blind),
+        {
+            "model": sp.spec.key,
+            "adapter": sp.adapter,
+            "data": data_name,
+            "split": split,
+            "samples": len(ids),
+            "data_identity": data_identity(data_name, split, ds),
+            "generated": n_new,
+            "resumed": len(done),
+            "batch_size": batch_size,
+            "max_new_tokens": max_new_tokens,
+            "processes": world,
+            "blind": blind,
+            "max_pixels": sp.spec.max_pixels,
+            "min_pixels": sp.spec.min_pixels,
+            "wall_s": wall,
+            "samples_per_s": n_new / wall if wall > 0 and n_new else None,
+            "device": str(sp.model.device),
+            "versions": library_versions(),
+            "environment_digest": environment_digest(),
+        },
+    )
     if (out / "train_summary.json").exists():
         from medvqa.card import write_model_card
         write_model_card(out)                                    # the run's model card gains its metrics
-    log.info(f"evaluated {sp.spec.key}{' blind' if blind else ''} on {len(ids)} samples ({n_new} generated): exact match {metrics['exact_match']:.3f}, "
-             f"closed accuracy {metrics['closed']['accuracy'] if metrics['closed']['accuracy'] is not None else float('nan'):.3f}")
+    log.info(
+        f"evaluated {sp.spec.key}{' blind' if blind else ''} on {len(ids)} samples ({n_new} generated): exact match"
+        f" {metrics['exact_match']:.3f}, closed accuracy"
+        f" {metrics['closed']['accuracy'] if metrics['closed']['accuracy'] is not None else float('nan'):.3f}"
+    )
     return metrics

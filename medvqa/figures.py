@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Iterable
 
 from .core import DataError, atomic_write_json, get_logger, read_jsonl
-from .results import FIGURE_METRICS, as_number, fmt_ci, fmt_signed, fmt_spread, get_path, metric_label, set_baseline
+from .results import (FIGURE_METRICS, as_number, fmt_ci, fmt_signed, fmt_spread, get_path, metric_label,
+                            set_baseline)
 
 log = get_logger("medvqa.figures")
 
@@ -47,7 +48,8 @@ def palette(labels: list[str]) -> dict:
 
 # %% ../nbs/19_figures.ipynb #63d322ff
 def stage_spans(e: dict) -> list[tuple[str, float, float]]:
-    "(stage, first step, last step) of each curriculum stage of a run that trained at least one step, in order (train_summary's `stages`)."
+    """(stage, first step, last step) of each curriculum stage of a run that trained at least one step, in order
+    (train_summary's `stages`)."""
     out = []
     for b in e["train_summary"].get("stages") or []:
         if not isinstance(b, dict): continue
@@ -57,13 +59,23 @@ def stage_spans(e: dict) -> list[tuple[str, float, float]]:
     return out
 
 def _label_stages(ax, spans) -> None:
-    "Name each stage once, centred in its span at the top of the axes, moved down a row while it would overlap a name already placed."
+    """Name each stage once, centred in its span at the top of the axes, moved down a row while it would overlap a name
+    already placed."""
     r = ax.figure.canvas.get_renderer(); x0, x1 = ax.get_xlim(); box = ax.get_window_extent(r); placed = []
     for name, f, l in sorted(spans, key=lambda s: (s[1], s[2], s[0])):
-        t = ax.text(min(max((f + l) / 2, x0), x1), 0.97, name, transform=ax.get_xaxis_transform(), ha="center", va="top",
-                    fontsize=8, color="0.3", bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+        t = ax.text(
+            min(max((f + l) / 2, x0), x1),
+            0.97,
+            name,
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="top",
+            fontsize=8,
+            color="0.3",
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
+        )
         bb = t.get_window_extent(r)
-        if bb.x0 < box.x0: t.set_ha("left"); t.set_x(x0)               # kept inside the axes at either end
+        if bb.x0 < box.x0:t.set_ha("left"); t.set_x(x0)               # kept inside the axes at either end
         elif bb.x1 > box.x1: t.set_ha("right"); t.set_x(x1)
         for row in range(1, 12):
             if not any(t.get_window_extent(r).overlaps(p) for p in placed): break
@@ -71,7 +83,8 @@ def _label_stages(ax, spans) -> None:
         placed.append(t.get_window_extent(r))
 
 def plot_loss(entries: list[dict], colors: dict | None = None):
-    "Training loss of each run, overlaid, with dashed lines where a curriculum stage begins and each stage named once inside its span; None without logged losses."
+    """Training loss of each run, overlaid, with dashed lines where a curriculum stage begins and each stage named once
+    inside its span; None without logged losses."""
     import pandas as pd
     sns = _sns()
     rows = [{"run": e["label"], "step": r["step"], "loss": r["loss"]} for e in entries for r in e["log_history"]
@@ -168,7 +181,8 @@ def curve_table(entries: list[dict], by: str = "curriculum") -> dict:
     return out
 
 def plot_curves(entries: list[dict], by: str = "curriculum"):
-    "Closed accuracy and open exact match against the step, one line per curriculum (mean over seeds, band: seeds' range); None without curves."
+    """Closed accuracy and open exact match against the step, one line per curriculum (mean over seeds, band: seeds'
+    range); None without curves."""
     table = curve_table(entries, by)
     if not table: return None
     sns = _sns()
@@ -186,7 +200,11 @@ def plot_curves(entries: list[dict], by: str = "curriculum"):
     from matplotlib.ticker import MaxNLocator
     for ax in axes: ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_ylabel("score"); axes[-1].legend(fontsize=8, loc="best")
-    fig.suptitle("Evaluated during training" + (" (line: mean over seeds; band: lowest to highest seed)" if by == "curriculum" else ""), fontsize=10)
+    fig.suptitle(
+        "Evaluated during training"
+        + (" (line: mean over seeds; band: lowest to highest seed)" if by == "curriculum" else ""),
+        fontsize=10,
+    )
     return fig
 
 # %% ../nbs/19_figures.ipynb #343ecb2c
@@ -201,7 +219,8 @@ def curriculum_groups(entries: list[dict]) -> dict:
     return {m: cs for m, cs in by.items() if len(cs) >= 2}
 
 def plot_curricula(groups: dict, metrics=("closed.accuracy", "open.recall")):
-    "Per metric: each seed as a point per curriculum, with the mean and its spread (sd over seeds, or the 95% CI for one seed)."
+    """Per metric: each seed as a point per curriculum, with the mean and its spread (sd over seeds, or the 95% CI for
+    one seed)."""
     import numpy as np
     sns = _sns()
     curricula = list(groups)
@@ -229,15 +248,19 @@ ONE_LABEL = 0.95
 "A run giving one closed label to at least this share of its closed questions is never named better."
 
 def not_better(e: dict) -> str | None:
-    "Why a run may not be named better (one closed label to >= `ONE_LABEL` of its closed questions; closed accuracy at or below the question-only ceiling), else None."
+    """Why a run may not be named better (one closed label to >= `ONE_LABEL` of its closed questions; closed accuracy at
+    or below the question-only ceiling), else None."""
     from medvqa.metrics import answer_bias
     rows = [r for r in e["predictions"].values() if all(k in r for k in ("question", "answer", "prediction"))]
-    try: b = answer_bias(rows)
+    try:b = answer_bias(rows)
     except DataError: b = {"n": 0}
     if b["n"]:
         lab, share = max(((k, b[k]) for k in ("yes", "no", "none")), key=lambda t: t[1])
         if share >= ONE_LABEL:
-            return f"{e['label']} answers {'neither yes nor no' if lab == 'none' else repr(lab)} to {share:.0%} of its {b['n']} closed questions"
+            return (
+                f"{e['label']} answers {'neither yes nor no' if lab == 'none' else repr(lab)} to {share:.0%} of its"
+                f" {b['n']} closed questions"
+            )
     acc = as_number(get_path(e["metrics"], "closed.accuracy"))
     ceiling = as_number((set_baseline(e) or {}).get("question.closed.accuracy"))
     if acc is not None and ceiling is not None and acc <= ceiling + 1e-9:
@@ -245,7 +268,8 @@ def not_better(e: dict) -> str | None:
     return None
 
 def curriculum_verdict(groups: dict, n_boot: int = 1000, seed: int = 0) -> str:
-    "The curriculum comparison's sentence: the two best curricula by closed accuracy, compared paired over the same questions."
+    """The curriculum comparison's sentence: the two best curricula by closed accuracy, compared paired over the same
+    questions."""
     from medvqa.metrics import paired_difference
     means = sorted(((statistics.mean(vs), c, es) for c, es in groups.items()
                     if (vs := [v for v in (as_number(get_path(e["metrics"], "closed.accuracy")) for e in es)
@@ -253,23 +277,42 @@ def curriculum_verdict(groups: dict, n_boot: int = 1000, seed: int = 0) -> str:
                    key=lambda t: -t[0])
     if len(means) < 2: return ""
     (m1, c1, es1), (m2, c2, es2) = means[:2]
-    d = paired_difference([list(e["predictions"].values()) for e in es1], [list(e["predictions"].values()) for e in es2], n_boot, seed)
+    d = paired_difference(
+        [list(e["predictions"].values()) for e in es1], [list(e["predictions"].values()) for e in es2], n_boot, seed
+    )
     if d is None:
-        return f"Highest closed accuracy: {c1} ({m1:.2f}); next: {c2} ({m2:.2f}); their predictions share no closed question, so no paired comparison and no verdict."
+        return (
+            f"Highest closed accuracy: {c1} ({m1:.2f}); next: {c2} ({m2:.2f}); their predictions share no closed"
+            " question, so no paired comparison and no verdict."
+        )
     txt = f"{c1} − {c2}: {fmt_signed(d['difference'])} closed accuracy"
     txt += f", paired 95% CI [{fmt_signed(d['ci'][0])}, {fmt_signed(d['ci'][1])}]" if d["ci"] else " (no interval)"
     txt += f" over {d['n']} closed questions" + (f" (McNemar exact p = {d['p']:.2g})" if d["p"] is not None else "")
     barred = {c: [r for e in es if (r := not_better(e))] for c, es in ((c1, es1), (c2, es2))}
     lo, hi = d["ci"] if d["ci"] else (-1, 1)
     win = c1 if lo > 0 else c2 if hi < 0 else None
-    if win is None: txt += ": no evidence that one order is better."
-    elif barred[win]: txt += f": {win} is not named better, because " + "; ".join(barred[win]) + "."
+    if win is None:txt += ": no evidence that one order is better."
+    elif barred[win]:txt += f": {win} is not named better, because " + "; ".join(barred[win]) + "."
     else: txt += f": {win} is better on this evaluation set."
     other = [r for c in (c1, c2) if c != win for r in barred[c]]
     return txt + (f" Note: {'; '.join(other)}." if other else "")
 
 # %% ../nbs/19_figures.ipynb #3df4a891
-_T975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23, 15: 2.13, 20: 2.09, 30: 2.04}
+_T975 = {
+    1: 12.71,
+    2: 4.30,
+    3: 3.18,
+    4: 2.78,
+    5: 2.57,
+    6: 2.45,
+    7: 2.36,
+    8: 2.31,
+    9: 2.26,
+    10: 2.23,
+    15: 2.13,
+    20: 2.09,
+    30: 2.04,
+}
 
 def mean_interval(values: list) -> tuple | None:
     "(mean, low, high): the 95% t-interval of the mean over seeds; None for fewer than two values."
@@ -280,13 +323,15 @@ def mean_interval(values: list) -> tuple | None:
     return m, m - half, m + half
 
 def fmt_end(entries: list[dict], key: str) -> str:
-    "The end value of a metric for one curriculum: 'v [lo, hi]' (one seed: bootstrap CI; seeds: 95% interval of the mean, ± sd)."
+    """The end value of a metric for one curriculum: 'v [lo, hi]' (one seed: bootstrap CI; seeds: 95% interval of the
+    mean, ± sd)."""
     if len(entries) == 1:
         m = entries[0]["metrics"]; return fmt_ci(get_path(m, key), (m.get("ci") or {}).get(key))
     vals = [get_path(e["metrics"], key) for e in entries]
     mi = mean_interval(vals)
     if mi is None: return fmt_spread(vals)
-    floor = -1.0 if key.endswith("yes_bias") else 0.0        # shares (a difference of two for yes_bias): the interval is cut to their range
+    # shares (a difference of two for yes_bias): the interval is cut to their range
+    floor = -1.0 if key.endswith("yes_bias") else 0.0
     lo, hi = max(floor, mi[1]), min(1.0, mi[2])
     sd = statistics.stdev([v for v in map(as_number, vals) if v is not None])
     return f"{mi[0]:.2f} [{lo:.2f}, {hi:.2f}] (± {sd:.2f})"
@@ -304,7 +349,8 @@ def thumbnail_uri(img, size: int = 160) -> str:
     return data_uri(buf.getvalue())
 
 def pick_gallery(rows: list[dict], k: int = 8) -> list[int]:
-    "Indices of up to `k` rows drawn across sources in proportion to their share (largest remainder), closed and open alternating within a source."
+    """Indices of up to `k` rows drawn across sources in proportion to their share (largest remainder), closed and open
+    alternating within a source."""
     by = {}
     for i, r in enumerate(rows): by.setdefault(str(r.get("source") or "unknown"), []).append(i)
     k = min(k, len(rows))
@@ -314,7 +360,8 @@ def pick_gallery(rows: list[dict], k: int = 8) -> list[int]:
     for s in sorted(by, key=lambda s: -(quota[s] - take[s]))[:k - sum(take.values())]: take[s] += 1
     out = []
     for s, ix in by.items():
-        closed = [i for i in ix if rows[i].get("answer_type") == "closed"]; other = [i for i in ix if rows[i].get("answer_type") != "closed"]
+        closed = [i for i in ix if rows[i].get("answer_type") == "closed"]
+        other = [i for i in ix if rows[i].get("answer_type") != "closed"]
         got = []
         while len(got) < take[s] and (closed or other):
             for q in (closed, other):
@@ -323,7 +370,8 @@ def pick_gallery(rows: list[dict], k: int = 8) -> list[int]:
     return sorted(out)
 
 def write_gallery(out_dir, ds, predictions=None, k: int = 8, size: int = 160) -> Path:
-    "Save `gallery.json` in `out_dir`: up to `k` samples of dataset `ds` (id, question, answer, answer_type, source, thumbnail)."
+    """Save `gallery.json` in `out_dir`: up to `k` samples of dataset `ds` (id, question, answer, answer_type, source,
+    thumbnail)."""
     out_dir = Path(out_dir)
     keep = None
     if predictions is not None and Path(predictions).exists():

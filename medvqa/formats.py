@@ -31,7 +31,13 @@ def canonical_split(name: str) -> str:
 def _split_of_name(name: str, default: str = "train") -> str:
     "Split named in a file name: train / validation / test, else `default`."
     s = Path(name).name.lower()
-    for key, split in (("train", "train"), ("test", "test"), ("validat", "validation"), ("val", "validation"), ("dev", "validation")):
+    for key, split in (
+        ("train", "train"),
+        ("test", "test"),
+        ("validat", "validation"),
+        ("val", "validation"),
+        ("dev", "validation"),
+    ):
         if re.search(rf"(^|[^a-z]){key}", s): return split
     return default
 
@@ -42,7 +48,9 @@ def _split_rank(split: str) -> tuple:
 
 def _by_split(files: list[Path]) -> list[Path]:
     "Files ordered train, validation, test, others (by the split their name gives)."
-    return sorted(files, key=lambda f: (_split_rank(_split_of_name(f.stem, _split_of_name(f.parent.name, "zz"))), str(f)))
+    return sorted(
+        files, key=lambda f: (_split_rank(_split_of_name(f.stem, _split_of_name(f.parent.name, "zz"))), str(f))
+    )
 
 # %% ../nbs/02_formats.ipynb #67187979
 def _malformed(file, rec, msg) -> dict: return {"_file": str(file), "_record": str(rec), "_error": msg}
@@ -58,9 +66,18 @@ def _read_medvqa(path: Path, **_) -> Iterator[dict]:
             imgs = [imgs] if isinstance(imgs, str) else [] if imgs is None else imgs       # none: a text-only question
             if not isinstance(imgs, list) or not all(isinstance(x, str) for x in imgs):
                 yield _malformed(f, f"line {i}", "'images' must be a list of paths"); continue
-            yield {"id": r.get("id") or f"{f.stem}-{i}", "images": [str(f.parent/x) for x in imgs], "question": r.get("question"),
-                   "answer": r.get("answer"), "answer_type": r.get("answer_type"), "source": r.get("source") or "medvqa",
-                   "split": r.get("split") or split, "explanation": r.get("explanation") or "", "_file": f, "_record": f"line {i} (id {r.get('id')})"}
+            yield {
+                "id": r.get("id") or f"{f.stem}-{i}",
+                "images": [str(f.parent / x) for x in imgs],
+                "question": r.get("question"),
+                "answer": r.get("answer"),
+                "answer_type": r.get("answer_type"),
+                "source": r.get("source") or "medvqa",
+                "split": r.get("split") or split,
+                "explanation": r.get("explanation") or "",
+                "_file": f,
+                "_record": f"line {i} (id {r.get('id')})",
+            }
 
 # %% ../nbs/02_formats.ipynb #8c854d0c
 _IMAGE_COLS = ("images", "image", "img", "image_path", "image_name", "img_name", "file_name", "path")
@@ -109,7 +126,8 @@ def _read_table(dsd, source: str, base: Path | None, where: str, image_column=No
             refs = _as_refs(r[ic], base)
             rec = f"row {i}" + (f" (id {r[id_column]})" if id_column else "")
             if refs is None: yield _malformed(f"{where} [{split}]", rec, f"cannot read column {ic!r} as image(s): {type(r[ic]).__name__}"); continue
-            own = canonical_split(r[sc] or split) if sc else split            # the split the row belongs to names its id
+            # the split the row belongs to names its id
+            own = canonical_split(r[sc] or split) if sc else split
             tag = own if own == split or len(dsd) == 1 else f"{split}-{own}"
             yield {"id": str(r[id_column]) if id_column else f"{source}-{tag}-{i:05d}", "images": refs, "question": r[qc], "answer": r[ac],
                    "answer_type": r[answer_type_column] if answer_type_column else None, "source": source,
@@ -118,7 +136,11 @@ def _read_table(dsd, source: str, base: Path | None, where: str, image_column=No
 
 # %% ../nbs/02_formats.ipynb #f3868da0
 def _parquet_files(path: Path) -> dict[str, list[str]]:
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*.parquet") if not any(x.startswith(".") for x in p.relative_to(path).parts))
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(p for p in path.rglob("*.parquet") if not any(x.startswith(".") for x in p.relative_to(path).parts))
+    )
     if not files: raise DataError(f"{path}: no .parquet files")
     out = defaultdict(list)
     for f in files: out[_split_of_name(f.name.split("-")[0], _split_of_name(f.name))].append(str(f))
@@ -146,43 +168,79 @@ def _find_image_dir(root: Path, names=("VQA_RAD Image Folder", "images", "imgs")
     return root
 
 def _read_vqa_rad_json(path: Path, **_) -> Iterator[dict]:
-    f = path if path.is_file() else next(iter(sorted(path.glob("*VQA_RAD*Public*.json"))), path/"VQA_RAD Dataset Public.json")
+    f = (
+        path
+        if path.is_file()
+        else next(iter(sorted(path.glob("*VQA_RAD*Public*.json"))), path / "VQA_RAD Dataset Public.json")
+    )
     imgdir = _find_image_dir(f.parent)
     for i, r in enumerate(_read_json_list(f)):
-        if not isinstance(r, dict) or not r.get("image_name"): yield _malformed(f, f"#{i}", "expected an object with image_name"); continue
+        if not isinstance(r, dict) or not r.get("image_name"):
+            yield _malformed(f, f"#{i}", "expected an object with image_name")
+            continue
         at = str(r.get("answer_type") or "").strip().lower()
-        yield {"id": f"vqa-rad-{r.get('qid', i)}", "images": [str(imgdir/str(r["image_name"]))], "question": r.get("question"),
-               "answer": r.get("answer"), "answer_type": at if at in ANSWER_TYPES else None, "source": "vqa-rad",
-               "split": "test" if str(r.get("phrase_type", "")).startswith("test_") else "train", "explanation": "",
-               "categories": {"question_type": r.get("question_type"), "organ": r.get("image_organ")},
-               "_file": f, "_record": f"#{i} (qid {r.get('qid')})"}
+        yield {
+            "id": f"vqa-rad-{r.get('qid', i)}",
+            "images": [str(imgdir / str(r["image_name"]))],
+            "question": r.get("question"),
+            "answer": r.get("answer"),
+            "answer_type": at if at in ANSWER_TYPES else None,
+            "source": "vqa-rad",
+            "split": "test" if str(r.get("phrase_type", "")).startswith("test_") else "train",
+            "explanation": "",
+            "categories": {"question_type": r.get("question_type"), "organ": r.get("image_organ")},
+            "_file": f,
+            "_record": f"#{i} (qid {r.get('qid')})",
+        }
 
 # %% ../nbs/02_formats.ipynb #e1aacc8c
 def dropped_record(file, rec, reason: str, **why) -> dict:
-    "A record read and deliberately left out (`reason`: language, split, ...): counted by `build_dataset`, never silent."
+    """A record read and deliberately left out (`reason`: language, split, ...): counted by `build_dataset`, never
+    silent."""
     return {"_file": str(file), "_record": str(rec), "_drop": reason, **why}
 
 def _read_slake(path: Path, lang: str | None = "en", **_) -> Iterator[dict]:
-    files = [path] if path.is_file() else [path/f"{s}.json" for s in ("train", "validate", "test") if (path/f"{s}.json").exists()]
+    files = (
+        [path]
+        if path.is_file()
+        else [path / f"{s}.json" for s in ("train", "validate", "test") if (path / f"{s}.json").exists()]
+    )
     if not files: raise DataError(f"{path}: no train.json / validate.json / test.json")
     for f in files:
         imgdir = _find_image_dir(f.parent, ("imgs", "images"))
         for i, r in enumerate(_read_json_list(f)):
-            if not isinstance(r, dict) or not r.get("img_name"): yield _malformed(f, f"#{i}", "expected an object with img_name"); continue
+            if not isinstance(r, dict) or not r.get("img_name"):
+                yield _malformed(f, f"#{i}", "expected an object with img_name")
+                continue
             ql = str(r.get("q_lang", "en")).lower()
             if lang not in (None, "all") and ql != lang:
                 yield dropped_record(f, f"#{i} (qid {r.get('qid')})", "language", lang=ql, split=_split_of_name(f.stem))
                 continue
             at = str(r.get("answer_type") or "").strip().lower()
-            yield {"id": f"slake-{r.get('qid', f'{f.stem}-{i}')}", "images": [str(imgdir/str(r["img_name"]))], "question": r.get("question"),
-                   "answer": r.get("answer"), "answer_type": at if at in ANSWER_TYPES else None, "source": "slake",
-                   "split": _split_of_name(f.stem), "explanation": "", "_file": f, "_record": f"#{i} (qid {r.get('qid')})",
-                   "categories": {"organ": r.get("location"), "modality": r.get("modality"), "content_type": r.get("content_type")}}
+            yield {
+                "id": f"slake-{r.get('qid', f'{f.stem}-{i}')}",
+                "images": [str(imgdir / str(r["img_name"]))],
+                "question": r.get("question"),
+                "answer": r.get("answer"),
+                "answer_type": at if at in ANSWER_TYPES else None,
+                "source": "slake",
+                "split": _split_of_name(f.stem),
+                "explanation": "",
+                "_file": f,
+                "_record": f"#{i} (qid {r.get('qid')})",
+                "categories": {
+                    "organ": r.get("location"),
+                    "modality": r.get("modality"),
+                    "content_type": r.get("content_type"),
+                },
+            }
 
 # %% ../nbs/02_formats.ipynb #154fd1fd
 def _clef_files(path: Path) -> list[Path]:
     if path.is_file(): return [path]
-    return _by_split(p for p in path.rglob("*.txt") if re.search(r"_QA|Ref_Answers", p.name) and "QAPairsByCategory" not in p.parts)
+    return _by_split(
+        p for p in path.rglob("*.txt") if re.search(r"_QA|Ref_Answers", p.name) and "QAPairsByCategory" not in p.parts
+    )
 
 def _read_imageclef(path: Path, **_) -> Iterator[dict]:
     files = _clef_files(path)
@@ -193,11 +251,22 @@ def _read_imageclef(path: Path, **_) -> Iterator[dict]:
         for i, line in enumerate(f.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             if not line.strip(): continue
             parts = [x.strip() for x in line.split("|")]
-            if len(parts) not in (3, 4): yield _malformed(f, f"line {i}", f"expected 3 or 4 '|'-separated fields, got {len(parts)}"); continue
+            if len(parts) not in (3, 4):
+                yield _malformed(f, f"line {i}", f"expected 3 or 4 '|'-separated fields, got {len(parts)}")
+                continue
             img_id, q, a = parts[0], parts[-2], parts[-1]
-            yield {"id": f"imageclef2019-{split}-{img_id}-{i}", "images": [str(index.get(img_id, f.parent/f"{img_id}.jpg"))],
-                   "question": q, "answer": a, "answer_type": None, "source": "imageclef2019", "split": split, "explanation": "",
-                   "_file": f, "_record": f"line {i} ({img_id})"}
+            yield {
+                "id": f"imageclef2019-{split}-{img_id}-{i}",
+                "images": [str(index.get(img_id, f.parent / f"{img_id}.jpg"))],
+                "question": q,
+                "answer": a,
+                "answer_type": None,
+                "source": "imageclef2019",
+                "split": split,
+                "explanation": "",
+                "_file": f,
+                "_record": f"line {i} ({img_id})",
+            }
 
 # %% ../nbs/02_formats.ipynb #a101d146
 _IMAGE_TAG = re.compile(r"<image>\s*")
@@ -208,22 +277,46 @@ def _read_pubmedvision(path: Path, **_) -> Iterator[dict]:
     for f in files:
         rows = iter_jsonl(f, on_error="keep") if f.suffix == ".jsonl" else enumerate(_read_json_list(f))
         for i, r in rows:
-            if not isinstance(r, dict): yield _malformed(f, f"#{i}", str(r) if isinstance(r, DataError) else "expected an object"); continue
+            if not isinstance(r, dict):
+                yield _malformed(f, f"#{i}", str(r) if isinstance(r, DataError) else "expected an object")
+                continue
             conv, imgs = r.get("conversations"), r.get("image", r.get("images"))
             imgs = [imgs] if isinstance(imgs, str) else imgs
-            human = next((t.get("value") for t in conv or [] if isinstance(t, dict) and t.get("from") == "human"), None) if isinstance(conv, list) else None
-            gpt = next((t.get("value") for t in conv or [] if isinstance(t, dict) and t.get("from") == "gpt"), None) if isinstance(conv, list) else None
+            human = (
+                next((t.get("value") for t in conv or [] if isinstance(t, dict) and t.get("from") == "human"), None)
+                if isinstance(conv, list)
+                else None
+            )
+            gpt = (
+                next((t.get("value") for t in conv or [] if isinstance(t, dict) and t.get("from") == "gpt"), None)
+                if isinstance(conv, list)
+                else None
+            )
             if not isinstance(imgs, list) or not isinstance(conv, list):
-                yield _malformed(f, f"#{i}", "expected 'image' (list of paths) and 'conversations' (list of turns)"); continue
-            yield {"id": f"pubmedvision-{r.get('id', i)}", "images": [str(f.parent/x) for x in imgs], "question": _IMAGE_TAG.sub("", human or "").strip(),
-                   "answer": gpt, "answer_type": None, "source": "pubmedvision", "split": "train", "explanation": "",
-                   "_file": f, "_record": f"#{i} (id {r.get('id')})"}
+                yield _malformed(f, f"#{i}", "expected 'image' (list of paths) and 'conversations' (list of turns)")
+                continue
+            yield {
+                "id": f"pubmedvision-{r.get('id', i)}",
+                "images": [str(f.parent / x) for x in imgs],
+                "question": _IMAGE_TAG.sub("", human or "").strip(),
+                "answer": gpt,
+                "answer_type": None,
+                "source": "pubmedvision",
+                "split": "train",
+                "explanation": "",
+                "_file": f,
+                "_record": f"#{i} (id {r.get('id')})",
+            }
 
 # %% ../nbs/02_formats.ipynb #ff530e1d
 _TABLE_EXT = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json", ".tsv": "csv"}
 
 def _read_generic(path: Path, name: str | None = None, **columns) -> Iterator[dict]:
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix.lower() in _TABLE_EXT and not p.name.startswith("."))
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(p for p in path.rglob("*") if p.suffix.lower() in _TABLE_EXT and not p.name.startswith("."))
+    )
     if not files: raise DataError(f"{path}: no parquet/csv/json/jsonl files")
     kinds = {_TABLE_EXT[p.suffix.lower()] for p in files}
     if len(kinds) > 1: raise DataError(f"{path}: mixed table kinds {sorted(kinds)}; point at one file")
@@ -231,7 +324,13 @@ def _read_generic(path: Path, name: str | None = None, **columns) -> Iterator[di
     split_files = defaultdict(list)
     for p in files: split_files[_split_of_name(p.stem)].append(str(p))
     dsd = _load_files(kind, dict(split_files), path, **({"delimiter": "\t"} if files[0].suffix == ".tsv" else {}))
-    yield from _read_table(dsd, name or (path.stem if path.is_file() else path.name), path if path.is_dir() else path.parent, str(path), **columns)
+    yield from _read_table(
+        dsd,
+        name or (path.stem if path.is_file() else path.name),
+        path if path.is_dir() else path.parent,
+        str(path),
+        **columns,
+    )
 
 # %% ../nbs/02_formats.ipynb #0afe665c
 _META = ("metadata.jsonl", "metadata.csv")
@@ -245,18 +344,19 @@ def _imagefolder_meta(path: Path) -> list[Path]:
 def _read_imagefolder(path: Path, name: str | None = None, **columns) -> Iterator[dict]:
     root = path.parent if path.is_file() else path
     files = [path] if path.is_file() else _imagefolder_meta(path)
-    if not files: raise DataError(f"{path}: no metadata.jsonl or metadata.csv, neither at the top nor in a split folder")
+    if not files:
+        raise DataError(f"{path}: no metadata.jsonl or metadata.csv, neither at the top nor in a split folder")
     for f in files:
         top = f.parent == root
         split = "train" if top else canonical_split(_split_of_name(f.parent.name, f.parent.name))
         dsd = _load_files("json" if f.suffix == ".jsonl" else "csv", {split: [str(f)]}, f)
         ds = dsd[split]
-        if top and not columns.get("split_column") and "split" not in ds.column_names:     # the split is file_name's folder
+        # the split is file_name's folder
+        if top and not columns.get("split_column") and "split" not in ds.column_names:
             ic = _pick(ds.column_names, columns.get("image_column"), _IMAGE_COLS, "image", str(f))
             parts = [Path(str(x)).parts for x in ds[ic]]
             dsd[split] = ds.add_column("split", [_split_of_name(p[0]) if len(p) > 1 else "train" for p in parts])
         yield from _read_table(dsd, name or root.name, f.parent, str(f), **columns)
-
 
 # %% ../nbs/02_formats.ipynb #555dc7c4
 _HUB_SOURCES = {"flaviagiammarino/vqa-rad": "vqa-rad", "flaviagiammarino/path-vqa": "pathvqa"}
@@ -273,9 +373,17 @@ def _read_hub(hub_id: str, name: str | None = None, split=None, **columns) -> It
     yield from _read_table(dsd, name or _HUB_SOURCES.get(hub_id.lower(), hub_id.split("/")[-1].lower()), None, hub_id, **columns)
 
 # %% ../nbs/02_formats.ipynb #d52d6b48
-_READERS = {"medvqa": _read_medvqa, "vqa-rad-hf": lambda p, **kw: _read_parquet(p, "vqa-rad", **kw),
-            "vqa-rad-json": _read_vqa_rad_json, "slake": _read_slake, "pathvqa": lambda p, **kw: _read_parquet(p, "pathvqa", **kw),
-            "imageclef2019": _read_imageclef, "pubmedvision": _read_pubmedvision, "imagefolder": _read_imagefolder, "generic": _read_generic}
+_READERS = {
+    "medvqa": _read_medvqa,
+    "vqa-rad-hf": lambda p, **kw: _read_parquet(p, "vqa-rad", **kw),
+    "vqa-rad-json": _read_vqa_rad_json,
+    "slake": _read_slake,
+    "pathvqa": lambda p, **kw: _read_parquet(p, "pathvqa", **kw),
+    "imageclef2019": _read_imageclef,
+    "pubmedvision": _read_pubmedvision,
+    "imagefolder": _read_imagefolder,
+    "generic": _read_generic,
+}
 
 def read_records(fmt: str, source, lang: str | None = "en", name: str | None = None, **columns) -> Iterator[dict]:
     "The raw records of `source` read as format `fmt` (a hub id for 'hub', else a file or folder)."
@@ -307,15 +415,22 @@ def _json_kind(f: Path) -> str | None:
     return None
 
 # %% ../nbs/02_formats.ipynb #b425bc38
-_LOOKED_FOR = ("a *VQA_RAD*Public*.json file (vqa-rad-json)", "train/validate/test.json records with img_name and q_lang (slake)",
-               "*_QA*.txt files (imageclef2019)", ".json/.jsonl records with conversations (pubmedvision)",
-               ".jsonl records with images and question (medvqa)", "metadata.jsonl/.csv at the top or in train/, test/ folders (imagefolder)", ".parquet files (vqa-rad-hf, pathvqa, generic)",
-               "a .csv/.tsv/.json/.jsonl table (generic)")
+_LOOKED_FOR = (
+    "a *VQA_RAD*Public*.json file (vqa-rad-json)",
+    "train/validate/test.json records with img_name and q_lang (slake)",
+    "*_QA*.txt files (imageclef2019)",
+    ".json/.jsonl records with conversations (pubmedvision)",
+    ".jsonl records with images and question (medvqa)",
+    "metadata.jsonl/.csv at the top or in train/, test/ folders (imagefolder)",
+    ".parquet files (vqa-rad-hf, pathvqa, generic)",
+    "a .csv/.tsv/.json/.jsonl table (generic)",
+)
 
 _DATA_SUFFIXES = (".json", ".jsonl", ".txt", ".parquet", ".csv", ".tsv")
 
 def _detect_here(p: Path) -> str | None:
-    "The format `p` holds judged from its own files (and, for ImageCLEF and parquet, the files below it); None if it cannot tell."
+    """The format `p` holds judged from its own files (and, for ImageCLEF and parquet, the files below it); None if it
+    cannot tell."""
     if p.name in _META if p.is_file() else _imagefolder_meta(p): return "imagefolder"
     files = [p] if p.is_file() else [x for x in sorted(p.iterdir()) if x.is_file()]
     for f in files:
@@ -326,7 +441,8 @@ def _detect_here(p: Path) -> str | None:
     return None
 
 def locate_data(path) -> tuple[str, Path]:
-    "(format, path to read) of a local file or folder: the path itself, or the single release folder inside a download folder."
+    """(format, path to read) of a local file or folder: the path itself, or the single release folder inside a download
+    folder."""
     p = Path(path)
     subs = [x for x in sorted(p.iterdir()) if x.is_dir() and not x.name.startswith((".", "_"))] if p.is_dir() else []
     own = p.is_file() or any(x.is_file() and x.suffix.lower() in _DATA_SUFFIXES for x in p.iterdir())
@@ -340,7 +456,8 @@ def locate_data(path) -> tuple[str, Path]:
 
 # %% ../nbs/02_formats.ipynb #a3466319
 def detect_format(path) -> str:
-    "Which of FORMATS `path` holds (a local file or folder, or a hub id medvqa knows); a missing path is 'no such file or folder'."
+    """Which of FORMATS `path` holds (a local file or folder, or a hub id medvqa knows); a missing path is 'no such file
+    or folder'."""
     p = Path(path)
     if not p.exists():
         if is_hub_dataset(path): return "hub"

@@ -48,17 +48,24 @@ def _row_refs(ds: Dataset) -> list[list]:
     d = ds.select_columns(["images"]).cast_column("images", List(ImageFeature(decode=False)))
     return [r for batch in d.iter(batch_size=1000) for r in batch["images"]]
 
-def image_keys(*dss: Dataset, hashes: ImageHashes | None = None, workers: int | None = None) -> list[list[tuple[tuple[int, ...], tuple[str, ...]]]]:
-    "For each dataset, each row's (content-group tuple, file-sha1 tuple); groups shared across all `dss`; `hashes`: those already known."
+
+def image_keys(
+    *dss: Dataset, hashes: ImageHashes | None = None, workers: int | None = None
+) -> list[list[tuple[tuple[int, ...], tuple[str, ...]]]]:
+    """For each dataset, each row's (content-group tuple, file-sha1 tuple); groups shared across all `dss`; `hashes`:
+    those already known."""
     hashes = ImageHashes() if hashes is None else hashes
     refs = [_row_refs(ds) for ds in dss]
     hashes.fill((ref for rows in refs for row in rows for ref in row), workers)
     keyed = [[[hashes.get(ref) for ref in row] for row in rows] for rows in refs]
     uniq = sorted({h for rows in keyed for row in rows for h, _ in row})
     if len(uniq) > NEAR_MAX_IMAGES:
-        _log.warning(f"{len(uniq):,} distinct images: near-duplicate search skipped, images grouped by exact content hash")
+        _log.warning(
+            f"{len(uniq):,} distinct images: near-duplicate search skipped, images grouped by exact content hash"
+        )
         gid = {h: i for i, h in enumerate(uniq)}
-    else: gid = dict(zip(uniq, _band_groups(uniq)))
+    else:
+        gid = dict(zip(uniq, _band_groups(uniq)))
     return [[(tuple(gid[h] for h, _ in row), tuple(s for _, s in row)) for row in rows] for rows in keyed]
 
 # %% ../nbs/05_hygiene.ipynb #6958ec16
@@ -69,14 +76,25 @@ def _dup_rows(ds: Dataset, keys) -> list[dict]:
         k = (splits[i], g, normalise(qs[i])); ek = (splits[i], sha, qs[i].strip())
         if k in seen:
             j = seen[k]
-            out.append({"index": i, "id": ids[i], "duplicate_of": j, "of_id": ids[j], "split": splits[i],
-                        "kind": "exact" if ek in exact_seen else "near", "same_answer": normalise(answers[i]) == normalise(answers[j])})
-        else: seen[k] = i
+            out.append(
+                {
+                    "index": i,
+                    "id": ids[i],
+                    "duplicate_of": j,
+                    "of_id": ids[j],
+                    "split": splits[i],
+                    "kind": "exact" if ek in exact_seen else "near",
+                    "same_answer": normalise(answers[i]) == normalise(answers[j]),
+                }
+            )
+        else:
+            seen[k] = i
         exact_seen.add(ek)
     return out
 
 def find_duplicates(ds: Dataset, hashes: ImageHashes | None = None) -> list[dict]:
-    "Rows repeating an earlier row of the same split (same image content + normalised question); kind 'exact' or 'near'."
+    """Rows repeating an earlier row of the same split (same image content + normalised question); kind 'exact' or
+    'near'."""
     return _dup_rows(ds, image_keys(ds, hashes=hashes)[0])
 
 def drop_duplicates(ds: Dataset, hashes: ImageHashes | None = None) -> Dataset:
@@ -96,8 +114,12 @@ def _pairs(ds: Dataset, test: Dataset | None, keys=None, hashes=None):
     keys = keys[0]
     return ds, ds, [keys[i] for i in tr], [keys[i] for i in ev], [splits[i] for i in ev], tr, ev
 
-def find_leakage(train: Dataset, test: Dataset | None = None, keys=None, hashes: ImageHashes | None = None) -> list[dict]:
-    "Evaluation rows sharing an image (and maybe the question) with training rows; with test=None, `train`'s non-train splits vs its train split."
+
+def find_leakage(
+    train: Dataset, test: Dataset | None = None, keys=None, hashes: ImageHashes | None = None
+) -> list[dict]:
+    """Evaluation rows sharing an image (and maybe the question) with training rows; with test=None, `train`'s non-train
+    splits vs its train split."""
     a, b, ka, kb, names, ia, ib = _pairs(train, test, keys, hashes)
     qa, qb, ida, idb = a["question"], b["question"], a["id"], b["id"]
     by_img, by_iq = defaultdict(list), defaultdict(list)
@@ -113,8 +135,12 @@ def find_leakage(train: Dataset, test: Dataset | None = None, keys=None, hashes:
                     "train_index": (iq or hits)[0], "train_ids": [ida[j] for j in (iq or hits)[:5]], "images": list(g)})
     return out
 
-def drop_leakage(train: Dataset, test: Dataset | None = None, by: str = "image_question", hashes: ImageHashes | None = None) -> Dataset:
-    "Training rows minus those that leak into evaluation (by 'image_question' or 'image'); the evaluation set is left as published."
+
+def drop_leakage(
+    train: Dataset, test: Dataset | None = None, by: str = "image_question", hashes: ImageHashes | None = None
+) -> Dataset:
+    """Training rows minus those that leak into evaluation (by 'image_question' or 'image'); the evaluation set is left
+    as published."""
     if by not in ("image", "image_question"): raise ConfigError(f"by must be 'image' or 'image_question', got {by!r}")
     a, b, ka, kb, names, ia, ib = _pairs(train, test, hashes=hashes)
     qa, qb = a["question"], b["question"]
@@ -124,22 +150,43 @@ def drop_leakage(train: Dataset, test: Dataset | None = None, by: str = "image_q
     return train.select([i for i in range(len(train)) if i not in drop])
 
 # %% ../nbs/05_hygiene.ipynb #842ee3ca
-_dedupe, _unleak = drop_duplicates, drop_leakage          # data_stats' arguments of those names say whether to apply them
+# data_stats' arguments of those names say whether to apply them
+_dedupe, _unleak = drop_duplicates, drop_leakage
 
 def _counts(rows_at, groups) -> dict:
     c = Counter(rows_at)
     return {"samples": sum(c.values()), "open": c["open"], "closed": c["closed"], "images": len(groups)}
 
 def _load_sets(ds, test, hashes, split=None, test_split=None, format=None, test_format=None, lang="en", **columns):
-    "(ds, test) as Datasets: a path or hub id is loaded as `medvqa data stats` loads it, each image hashed once into `hashes`."
+    """(ds, test) as Datasets: a path or hub id is loaded as `medvqa data stats` loads it, each image hashed once into
+    `hashes`."""
     from medvqa.data import load_vqa
-    def load(x, s, f): return x if x is None or isinstance(x, Dataset) else load_vqa(x, format=f, split=s, lang=lang, hashes=hashes, **columns)
+    def load(x, s, f):
+        return (
+            x
+            if x is None or isinstance(x, Dataset)
+            else load_vqa(x, format=f, split=s, lang=lang, hashes=hashes, **columns)
+        )
+
     return load(ds, split, format), load(test, test_split, test_format or format)
 
-def data_stats(ds, test=None, skipped: list | None = None, hashes: ImageHashes | None = None, split=None, test_split=None,
-               format: str | None = None, test_format: str | None = None, lang: str | None = "en",
-               drop_duplicates: bool = False, drop_leakage: bool = False, **columns) -> dict:
-    "Summary of `ds` (and `test`), each a Dataset or a path or hub id read with the options of `medvqa data stats`: samples, open, closed, images, text_only, skipped, dropped, duplicates, leakage, by_split, by_source."
+
+def data_stats(
+    ds,
+    test=None,
+    skipped: list | None = None,
+    hashes: ImageHashes | None = None,
+    split=None,
+    test_split=None,
+    format: str | None = None,
+    test_format: str | None = None,
+    lang: str | None = "en",
+    drop_duplicates: bool = False,
+    drop_leakage: bool = False,
+    **columns
+) -> dict:
+    """Summary of `ds` (and `test`), each a Dataset or a path or hub id read with the options of `medvqa data stats`:
+    samples, open, closed, images, text_only, skipped, dropped, duplicates, leakage, by_split, by_source."""
     hashes = ImageHashes() if hashes is None else hashes
     ds, test = _load_sets(ds, test, hashes, split, test_split, format, test_format, lang, **columns)
     infos, filtered = [load_info(p) for p in ([ds] if test is None else [ds, test])], Counter()
@@ -168,47 +215,70 @@ def data_stats(ds, test=None, skipped: list | None = None, hashes: ImageHashes |
         dict(sum((Counter(i.get("skip_reasons", {})) for i in infos), Counter()))
     out = _counts(cols["answer_type"], {g for k in allkeys for g in k[0]})
     dropped = sum((Counter(i.get("dropped", {})) for i in infos), Counter()) + filtered
-    out.update(skipped=skip, skip_reasons=reasons, dropped=dict(dropped), duplicates=len(dups), duplicates_exact=sum(d["kind"] == "exact" for d in dups),
-               conflicting_answers=sum(not d["same_answer"] for d in dups), answer_type_disagreements=sum(dis),
-               explained=sum(bool(x) for p in parts for x in p["explanation"]), multi_image=sum(len(k[0]) > 1 for k in allkeys),
-               text_only=sum(not k[0] for k in allkeys))
+    out.update(
+        skipped=skip,
+        skip_reasons=reasons,
+        dropped=dict(dropped),
+        duplicates=len(dups),
+        duplicates_exact=sum(d["kind"] == "exact" for d in dups),
+        conflicting_answers=sum(not d["same_answer"] for d in dups),
+        answer_type_disagreements=sum(dis),
+        explained=sum(bool(x) for p in parts for x in p["explanation"]),
+        multi_image=sum(len(k[0]) > 1 for k in allkeys),
+        text_only=sum(not k[0] for k in allkeys),
+    )
     out["leakage"] = _leak_summary(ds, test, keys)
     out["by_split"], out["by_source"] = group("split"), group("source")
     return out
+
 
 def _leak_summary(ds, test, keys) -> dict | None:
     if test is None and not ({"train"} < set(ds["split"])): return None
     a, b, ka, kb, names, ia, ib = _pairs(ds, test, keys)
     rows = find_leakage(ds, test, keys)
     train_imgs = {x for g, _ in ka for x in g}
-    out = {"same_image": len(rows), "same_image_question": sum(r["kind"] == "same_image_question" for r in rows), "by_split": {}}
+    out = {
+        "same_image": len(rows),
+        "same_image_question": sum(r["kind"] == "same_image_question" for r in rows),
+        "by_split": {},
+    }
     for s in sorted(set(names)):
         imgs = {x for (g, _), n in zip(kb, names) if n == s for x in g}
         sr = [r for r in rows if r["split"] == s]
-        out["by_split"][s] = {"samples": names.count(s), "same_image": len(sr), "same_image_question": sum(r["kind"] == "same_image_question" for r in sr),
-                              "images": len(imgs), "images_in_train": len(imgs & train_imgs)}
+        out["by_split"][s] = {
+            "samples": names.count(s),
+            "same_image": len(sr),
+            "same_image_question": sum(r["kind"] == "same_image_question" for r in sr),
+            "images": len(imgs),
+            "images_in_train": len(imgs & train_imgs),
+        }
     return out
 
 # %% ../nbs/05_hygiene.ipynb #d1926271
 def _bytes_sha1(ref) -> str:
-    "SHA-1 of an image reference's bytes (a path, or {'bytes', 'path'}), the file read as it is; DataError names a missing file."
+    """SHA-1 of an image reference's bytes (a path, or {'bytes', 'path'}), the file read as it is; DataError names a
+    missing file."""
     if isinstance(ref, dict) and ref.get("bytes") is not None: return hashlib.sha1(ref["bytes"]).hexdigest()
     p = ref.get("path") if isinstance(ref, dict) else ref
     try: return hashlib.sha1(Path(p).read_bytes()).hexdigest()
     except OSError as e: raise DataError(f"{p}: cannot read the image file ({type(e).__name__})") from None
 
 def data_digest(ds: Dataset, workers: int | None = None) -> str:
-    "Short hex SHA-256 over the samples' (question, answer, SHA-1 of each image's bytes), in order; the same samples give the same digest wherever their files lie."
+    """Short hex SHA-256 over the samples' (question, answer, SHA-1 of each image's bytes), in order; the same samples
+    give the same digest wherever their files lie."""
     refs = _row_refs(ds) if "images" in ds.column_names else [[] for _ in range(len(ds))]
     todo = {image_ref_key(r) or str(r): r for row in refs for r in row}
     sha = dict(thread_map(lambda kv: (kv[0], _bytes_sha1(kv[1])), todo.items(), "hashing images", workers))
     h = hashlib.sha256()
     for q, a, row in zip(ds["question"], ds["answer"], refs):
-        h.update(json.dumps([q, a, [sha[image_ref_key(r) or str(r)] for r in row]], ensure_ascii=False).encode("utf-8") + b"\n")
+        h.update(
+            json.dumps([q, a, [sha[image_ref_key(r) or str(r)] for r in row]], ensure_ascii=False).encode("utf-8")
+            + b"\n"
+        )
     return h.hexdigest()[:16]
 
 def data_identity(source, split, ds: Dataset) -> dict:
-    "Which set `ds` is: the source's resolved absolute path (a hub id or other name as given), the split, and `data_digest`."
+    """Which set `ds` is: the source's resolved absolute path (a hub id or other name as given), the split, and
+    `data_digest`."""
     p = Path(str(source)).expanduser()
     return {"path": str(p.resolve()) if p.exists() else str(source), "split": split, "digest": data_digest(ds)}
-

@@ -75,20 +75,30 @@ def _first(v) -> float:
 
 def _read_dicom(fp, name: str, bound: int) -> Image.Image:
     import pydicom
-    try: ds = pydicom.dcmread(fp, force=True)
+    try:ds = pydicom.dcmread(fp, force=True)
     except Exception as e: raise ImageError(name, f"cannot read DICOM ({type(e).__name__}: {e})") from None
     if "PixelData" not in ds: raise ImageError(name, "DICOM file has no pixel data")
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     if rows * cols > bound:
-        raise ImageError(name, f"{cols}x{rows} = {rows*cols:,} pixels exceeds the bound of {bound:,} (decompression bomb?)", "too many pixels")
-    try: a = ds.pixel_array
-    except Exception as e: raise ImageError(name, f"cannot decode DICOM pixels ({type(e).__name__}: {e})") from None
+        raise ImageError(
+            name,
+            f"{cols}x{rows} = {rows*cols:,} pixels exceeds the bound of {bound:,} (decompression bomb?)",
+            "too many pixels",
+        )
+    try:
+        a = ds.pixel_array
+    except Exception as e:
+        raise ImageError(name, f"cannot decode DICOM pixels ({type(e).__name__}: {e})") from None
     if int(ds.get("NumberOfFrames", 1) or 1) > 1: a = a[len(a) // 2]
     if a.ndim == 3:                                   # colour (pydicom gives RGB)
         return Image.fromarray(a if a.dtype == np.uint8 else _window(a, float(a.min()), float(a.max())), "RGB")
     a = a.astype(np.float32) * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
     c, w = ds.get("WindowCenter"), ds.get("WindowWidth")
-    lo, hi = (_first(c) - _first(w) / 2, _first(c) + _first(w) / 2) if c is not None and w is not None else (float(a.min()), float(a.max()))
+    lo, hi = (
+        (_first(c) - _first(w) / 2, _first(c) + _first(w) / 2)
+        if c is not None and w is not None
+        else (float(a.min()), float(a.max()))
+    )
     out = _window(a, lo, hi)
     if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1": out = 255 - out
     return Image.fromarray(out, "L")
@@ -153,7 +163,8 @@ def hamming(a: int, b: int) -> int:
 
 # %% ../nbs/01_images.ipynb #ef805c1f
 def image_ref_key(ref):
-    "Key of an image reference: ('p', absolute path, mtime, size), or ('b', digest of the bytes); None for a missing file."
+    """Key of an image reference: ('p', absolute path, mtime, size), or ('b', digest of the bytes); None for a missing
+    file."""
     if isinstance(ref, dict) and ref.get("bytes") is not None:
         return ("b", hashlib.blake2b(ref["bytes"], digest_size=16).hexdigest())
     p = ref.get("path") if isinstance(ref, dict) else ref
@@ -162,7 +173,8 @@ def image_ref_key(ref):
     return ("p", os.path.abspath(p), st.st_mtime_ns, st.st_size)
 
 class ImageHashes:
-    "(content hash, file SHA-1) of each image seen, by `image_ref_key`: `load_vqa(hashes=)` fills one, the hygiene functions read it."
+    """(content hash, file SHA-1) of each image seen, by `image_ref_key`: `load_vqa(hashes=)` fills one, the hygiene
+    functions read it."""
     def __init__(self): self.known = {}
     def __len__(self): return len(self.known)
     def __repr__(self): return f"ImageHashes({len(self)} images)"
@@ -194,7 +206,8 @@ class ImageHashes:
 
 # %% ../nbs/01_images.ipynb #84325222
 def check_image(ref, check: str = "decode", max_image_pixels: int | None = None):
-    "Check one image ('decode', 'header' or 'none'); (PNG ref replacing a DICOM or None, content hash or None, sha1 or None). Raises ImageError."
+    """Check one image ('decode', 'header' or 'none'); (PNG ref replacing a DICOM or None, content hash or None, sha1 or
+    None). Raises ImageError."""
     name, _ = _image_source(ref)
     if check == "none" and not is_dicom(b"", name): return None, None, None
     _, data = _raw_bytes(ref)
@@ -204,10 +217,17 @@ def check_image(ref, check: str = "decode", max_image_pixels: int | None = None)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 w, h = Image.open(io.BytesIO(data)).size
-        except Image.DecompressionBombError as e: raise ImageError(name, f"too many pixels ({e})", "too many pixels") from None
-        except Exception as e: raise ImageError(name, f"cannot read image header ({type(e).__name__}: {e})") from None
+        except Image.DecompressionBombError as e:
+            raise ImageError(name, f"too many pixels ({e})", "too many pixels") from None
+        except Exception as e:
+            raise ImageError(name, f"cannot read image header ({type(e).__name__}: {e})") from None
         bound = max_image_pixels or MAX_IMAGE_PIXELS
-        if w * h > bound: raise ImageError(name, f"{w}x{h} = {w*h:,} pixels exceeds the bound of {bound:,} (decompression bomb?)", "too many pixels")
+        if w * h > bound:
+            raise ImageError(
+                name,
+                f"{w}x{h} = {w*h:,} pixels exceeds the bound of {bound:,} (decompression bomb?)",
+                "too many pixels",
+            )
         return None, None, None
     img = open_image({"bytes": data, "path": name}, max_image_pixels)
     # datasets keeps only the path when it names an existing file, so the PNG copy gets a name that is not one

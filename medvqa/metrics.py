@@ -26,28 +26,44 @@ METRICS: dict[str, str] = {
     "closed.n": "closed-ended (yes/no or options) questions",
     "closed.accuracy": "closed: share whose predicted label (first word yes/no, else none) equals the gold label",
     "closed.precision": "closed, yes = positive: TP / (TP + FP) over predictions labelled yes (0 when undefined)",
-    "closed.recall": "closed, yes = positive: TP / (TP + FN) over gold yes; a none prediction counts as FN (0 when undefined)",
+    "closed.recall": (
+        "closed, yes = positive: TP / (TP + FN) over gold yes; a none prediction counts as FN (0 when undefined)"
+    ),
     "closed.f1": "closed: harmonic mean of precision and recall (0 when undefined)",
     "closed.invalid": "closed: share predicted none (first word neither yes nor no)",
     "closed.yes_rate": "closed: share whose predicted label (closed_label) is yes",
     "closed.gold_yes_rate": "closed: share whose gold answer is yes",
-    "closed.yes_bias": "closed: yes_rate - gold_yes_rate (above 0: answers yes more often than the gold answers are yes)",
-    "closed.false_yes_rate": "closed, among gold-no questions: share predicted yes (POPE's false-positive rate; null without a gold no)",
+    "closed.yes_bias": (
+        "closed: yes_rate - gold_yes_rate (above 0: answers yes more often than the gold answers are yes)"
+    ),
+    "closed.false_yes_rate": (
+        "closed, among gold-no questions: share predicted yes (POPE's false-positive rate; null without a gold no)"
+    ),
     "open.n": "open-ended questions",
     "open.recall": "open: mean share of gold tokens found among the prediction's tokens (LLaVA-Med's open recall)",
     "open.token_f1": "open: SQuAD-style token F1",
     "open.exact_match": "open: share whose normalised prediction equals the normalised answer",
-    "open.unsupported_rate": "open: share of predictions naming a finding (a normalised open answer of the set, matched on whole words) that the gold answer does not contain",
-    "llava_med.closed_accuracy": "closed, LLaVA-Med's lenient scorer: gold is a substring of the prediction ('no' in 'normal')",
+    "open.unsupported_rate": (
+        "open: share of predictions naming a finding (a normalised open answer of the set, matched on whole words) that"
+        " the gold answer does not contain"
+    ),
+    "llava_med.closed_accuracy": (
+        "closed, LLaVA-Med's lenient scorer: gold is a substring of the prediction ('no' in 'normal')"
+    ),
     "llava_med.open_recall": "open, LLaVA-Med's lenient scorer: gold is a substring of the prediction",
-    "medevalkit.closed_accuracy": ("MedEvalKit (VQA_RAD cal_metrics), questions whose lower-cased gold is yes/no, whatever their answer_type: "
-                                   "right when exactly one of 'yes'/'no' occurs in the parsed response and the gold is a substring of it. "
-                                   "Quirks: substrings, so 'I don't know', 'not', 'normal', 'none' count as 'no' and 'eyes' as 'yes'; "
-                                   "'yes and no' is wrong; a response holding the word 'boxed' without a \\boxed{} becomes 'None' (wrong); null without such questions"),
-    "medevalkit.open_exact_match": ("MedEvalKit, every other question (options questions included): right when the parsed response equals the "
-                                    "lower-cased, stripped gold. Quirks: no punctuation or article removal ('left.' misses 'left'); "
-                                    "after an 'answer:' / 'answer is' marker the text keeps its leading space, so it misses; "
-                                    "\\boxed{} or <answer> content replaces the response; null without such questions"),
+    "medevalkit.closed_accuracy": (
+        "MedEvalKit (VQA_RAD cal_metrics), questions whose lower-cased gold is yes/no, whatever their answer_type:"
+        " right when exactly one of 'yes'/'no' occurs in the parsed response and the gold is a substring of it. Quirks:"
+        " substrings, so 'I don't know', 'not', 'normal', 'none' count as 'no' and 'eyes' as 'yes'; 'yes and no' is"
+        " wrong; a response holding the word 'boxed' without a \\boxed{} becomes 'None' (wrong); null without such"
+        " questions"
+    ),
+    "medevalkit.open_exact_match": (
+        "MedEvalKit, every other question (options questions included): right when the parsed response equals the "
+        "lower-cased, stripped gold. Quirks: no punctuation or article removal ('left.' misses 'left'); "
+        "after an 'answer:' / 'answer is' marker the text keeps its leading space, so it misses; "
+        "\\boxed{} or <answer> content replaces the response; null without such questions"
+    ),
     "medevalkit.accuracy": "MedEvalKit's overall accuracy: its right answers of both kinds over all questions",
 }
 "Every metric `score` returns (dotted name -> one-line description), in display order: the one table the report labels its columns from."
@@ -89,7 +105,8 @@ def llava_hit(prediction: Any, answer: Any) -> bool:
 
 # %% ../nbs/10_metrics.ipynb #cabc2b93
 def _boxed(text: str) -> str:
-    "mathruler.grader.extract_boxed_content: the content of the last \\boxed{...} (braces balanced), else the text 'None'."
+    """mathruler.grader.extract_boxed_content: the content of the last \\boxed{...} (braces balanced), else the text
+    'None'."""
     start = text.rfind("\\boxed{")
     if start == -1: return "None"
     content, depth = text[start + len("\\boxed{"):], 0
@@ -108,7 +125,17 @@ def _tagged(text: str, tag: str) -> str:
         out += text[i + len(a):j] + " "; i = text.find(a, j + len(b))
     return out.strip() or text
 
-_MEK_MARKERS = ("**answer**:", "**answer**", "*answer*:", "**answer:**", "answer is", "answer:", "答案:", "final answer", "final answer is")
+_MEK_MARKERS = (
+    "**answer**:",
+    "**answer**",
+    "*answer*:",
+    "**answer:**",
+    "answer is",
+    "answer:",
+    "答案:",
+    "final answer",
+    "final answer is",
+)
 
 def medevalkit_parse(response: str) -> str:
     "MedEvalKit's parse_response: lower-case, take \\boxed{} or <answer> content, keep what follows each answer marker."
@@ -121,12 +148,14 @@ def medevalkit_parse(response: str) -> str:
 
 # %% ../nbs/10_metrics.ipynb #c96e035f
 def medevalkit_judgement(answer: str, response: str) -> bool:
-    "MedEvalKit's judge_judgement (closed): exactly one of 'yes'/'no' in the parsed response, and the gold a substring of it."
+    """MedEvalKit's judge_judgement (closed): exactly one of 'yes'/'no' in the parsed response, and the gold a substring
+    of it."""
     r = medevalkit_parse(response).replace("\n", "").replace(".", "")
     return (("yes" in r) ^ ("no" in r)) and answer.lower() in r
 
 def medevalkit_correct(prediction: Any, answer: Any) -> tuple[bool, bool]:
-    "(closed, right) for one row as MedEvalKit's VQA_RAD cal_metrics scores it: closed when the lower-cased gold is yes/no."
+    """(closed, right) for one row as MedEvalKit's VQA_RAD cal_metrics scores it: closed when the lower-cased gold is
+    yes/no."""
     r = "" if prediction is None else str(prediction)
     if (b := _boxed(r)) != "None": r = b
     elif "<answer>" in r: r = _tagged(r, "answer")
@@ -146,7 +175,9 @@ def _longest(vocabulary: frozenset[str]) -> int:
 def findings(text: Any, vocabulary: frozenset[str]) -> set[str]:
     "The phrases of `vocabulary` that occur in normalise(text) as a run of whole words."
     w, k = normalise(text).split(), _longest(vocabulary)
-    return {p for i in range(len(w)) for j in range(i + 1, min(len(w), i + k) + 1) if (p := " ".join(w[i:j])) in vocabulary}
+    return {
+        p for i in range(len(w)) for j in range(i + 1, min(len(w), i + k) + 1) if (p := " ".join(w[i:j])) in vocabulary
+    }
 
 def unsupported(prediction: Any, answer: Any, vocabulary: frozenset[str]) -> bool:
     "True when the prediction names a finding of `vocabulary` that the gold answer does not contain."
@@ -163,7 +194,8 @@ def _answer_type(row: dict, where: str) -> str:
     t = row.get("answer_type")
     if t is None or str(t).strip() == "": return infer_answer_type(row["question"], row["answer"])
     t = str(t).strip().lower()
-    if t not in ("open", "closed"): raise DataError(f"{where}: answer_type must be 'open' or 'closed', got {row['answer_type']!r}")
+    if t not in ("open", "closed"):
+        raise DataError(f"{where}: answer_type must be 'open' or 'closed', got {row['answer_type']!r}")
     return t
 
 def _typed(rows: list[dict], where: str) -> list[tuple]:
@@ -177,8 +209,12 @@ def _typed(rows: list[dict], where: str) -> list[tuple]:
         out.append((r["prediction"], r["answer"], _answer_type(r, at), str(r.get("source") or "unknown")))
     return out
 
-def _sample_columns(rows: list[dict], where: str = "rows", vocabulary: Iterable[Any] | None = None) -> dict[str, np.ndarray]:
-    "Per-sample values: {group: (n_group, len(_COLS[group])) float array}, plus 'type' and 'source'; findings from `vocabulary` (default: the rows' open answers)."
+
+def _sample_columns(
+    rows: list[dict], where: str = "rows", vocabulary: Iterable[Any] | None = None
+) -> dict[str, np.ndarray]:
+    """Per-sample values: {group: (n_group, len(_COLS[group])) float array}, plus 'type' and 'source'; findings from
+    `vocabulary` (default: the rows' open answers)."""
     typed = _typed(rows, where)
     vocab = finding_vocabulary(vocabulary if vocabulary is not None else [a for _, a, t, _ in typed if t == "open"])
     out = {k: [] for k in _COLS}
@@ -188,8 +224,18 @@ def _sample_columns(rows: list[dict], where: str = "rows", vocabulary: Iterable[
         out["medevalkit"].append((mc, mc and mr, not mc, mr and not mc))
         if t == "closed":
             g, lab = normalise(ans), closed_label(pred)
-            out["closed"].append((closed_correct(pred, ans), g in YES_NO and lab == "none", lab == "yes" and g == "yes", lab == "yes",
-                                  g == "yes", llava_hit(pred, ans), g == "no", lab == "yes" and g == "no"))
+            out["closed"].append(
+                (
+                    closed_correct(pred, ans),
+                    g in YES_NO and lab == "none",
+                    lab == "yes" and g == "yes",
+                    lab == "yes",
+                    g == "yes",
+                    llava_hit(pred, ans),
+                    g == "no",
+                    lab == "yes" and g == "no",
+                )
+            )
         else:
             out["open"].append((open_recall(pred, ans), token_f1(pred, ans), normalise(pred) == normalise(ans),
                                 llava_hit(pred, ans), unsupported(pred, ans, vocab)))
@@ -210,20 +256,32 @@ def _group_metrics(group: str, S: np.ndarray, n: int) -> dict[str, np.ndarray]:
         return {"open.recall": S[..., 0] / n, "open.token_f1": S[..., 1] / n, "open.exact_match": S[..., 2] / n,
                 "open.unsupported_rate": S[..., 4] / n, "llava_med.open_recall": S[..., 3] / n}
     if group == "medevalkit":
-        return {"medevalkit.closed_accuracy": _ratio(S[..., 1], S[..., 0], np.nan), "medevalkit.open_exact_match": _ratio(S[..., 3], S[..., 2], np.nan),
-                "medevalkit.accuracy": (S[..., 1] + S[..., 3]) / n}
+        return {
+            "medevalkit.closed_accuracy": _ratio(S[..., 1], S[..., 0], np.nan),
+            "medevalkit.open_exact_match": _ratio(S[..., 3], S[..., 2], np.nan),
+            "medevalkit.accuracy": (S[..., 1] + S[..., 3]) / n,
+        }
     p, r = _ratio(S[..., 2], S[..., 3]), _ratio(S[..., 2], S[..., 4])
-    return {"closed.accuracy": S[..., 0] / n, "closed.precision": p, "closed.recall": r,
-            "closed.f1": _ratio(2 * p * r, p + r), "closed.invalid": S[..., 1] / n,
-            "closed.yes_rate": S[..., 3] / n, "closed.gold_yes_rate": S[..., 4] / n, "closed.yes_bias": (S[..., 3] - S[..., 4]) / n,
-            "closed.false_yes_rate": _ratio(S[..., 7], S[..., 6], np.nan), "llava_med.closed_accuracy": S[..., 5] / n}
+    return {
+        "closed.accuracy": S[..., 0] / n,
+        "closed.precision": p,
+        "closed.recall": r,
+        "closed.f1": _ratio(2 * p * r, p + r),
+        "closed.invalid": S[..., 1] / n,
+        "closed.yes_rate": S[..., 3] / n,
+        "closed.gold_yes_rate": S[..., 4] / n,
+        "closed.yes_bias": (S[..., 3] - S[..., 4]) / n,
+        "closed.false_yes_rate": _ratio(S[..., 7], S[..., 6], np.nan),
+        "llava_med.closed_accuracy": S[..., 5] / n,
+    }
 
 # %% ../nbs/10_metrics.ipynb #5d821184
 _GROUP_SEED = {"all": 0, "closed": 1, "open": 2, "medevalkit": 3}
 _CHUNK = 4_000_000   # counts matrix entries per chunk (32 MB of float64)
 
 def _interval(draws: np.ndarray) -> list[float] | None:
-    "[2.5th, 97.5th] percentile of the resampled values, leaving out resamples where the metric is undefined (nan); None if all are."
+    """[2.5th, 97.5th] percentile of the resampled values, leaving out resamples where the metric is undefined (nan);
+    None if all are."""
     draws = draws[~np.isnan(draws)]
     return [float(v) for v in np.percentile(draws, [2.5, 97.5])] if len(draws) else None
 
@@ -261,7 +319,9 @@ def _score_cols(cols: dict, mask: np.ndarray, n_boot: int, seed: int) -> dict:
     return out
 
 def score(rows: Iterable[dict], n_boot: int = 1000, seed: int = 0, where: str = "rows", vocabulary: Iterable[Any] | None = None) -> dict:
-    "Score predictions: every metric in `METRICS`, a 95% bootstrap CI for each (`n_boot` resamples, seeded), and a per-source breakdown; `vocabulary`: the answers whose findings `open.unsupported_rate` looks for (default: the rows' open answers)."
+    """Score predictions: every metric in `METRICS`, a 95% bootstrap CI for each (`n_boot` resamples, seeded), and a
+    per-source breakdown; `vocabulary`: the answers whose findings `open.unsupported_rate` looks for (default: the rows'
+    open answers)."""
     rows = list(rows)
     if not rows: raise DataError(f"{where}: no predictions to score (empty)")
     cols = _sample_columns(rows, where, vocabulary)
@@ -279,7 +339,10 @@ def score_file(path, n_boot: int = 1000, seed: int = 0) -> dict:
     path = Path(path)
     if path.is_dir():
         if not (path / "predictions.jsonl").is_file():
-            raise DataError(f"{path}: a folder without predictions.jsonl; pass a predictions file (evaluate writes OUTPUT/predictions.jsonl)")
+            raise DataError(
+                f"{path}: a folder without predictions.jsonl; pass a predictions file (evaluate writes"
+                " OUTPUT/predictions.jsonl)"
+            )
         path = path / "predictions.jsonl"
     rows = read_jsonl(path, required=_REQUIRED)
     if not rows: raise DataError(f"{path}: empty predictions file: no lines with question, answer and prediction")
@@ -287,7 +350,8 @@ def score_file(path, n_boot: int = 1000, seed: int = 0) -> dict:
 
 # %% ../nbs/10_metrics.ipynb #e3d1340d
 def baselines(rows: Iterable[dict]) -> dict:
-    "Scores of answering every closed question with its most common label, and every open one with its most common answer; `question.*`: each question with its own most common answer."
+    """Scores of answering every closed question with its most common label, and every open one with its most common
+    answer; `question.*`: each question with its own most common answer."""
     closed, opened, asked = [], [], []
     for r in rows:
         t = _answer_type(r, "baselines") if "question" in r else str(r.get("answer_type") or "open")
@@ -321,26 +385,47 @@ def answer_bias(rows: Iterable[dict]) -> dict:
 
 # %% ../nbs/10_metrics.ipynb #f2ba0a48
 def closed_hits(rows: Iterable[dict]) -> dict[str, bool]:
-    "{id: closed_correct} over the closed questions of prediction rows that carry an id (rows without question, answer or prediction are skipped)."
-    return {str(r["id"]): closed_correct(r["prediction"], r["answer"]) for r in rows
-            if isinstance(r, dict) and all(k in r for k in ("id", *_REQUIRED)) and _answer_type(r, f"id {r['id']}") == "closed"}
+    """{id: closed_correct} over the closed questions of prediction rows that carry an id (rows without question, answer
+    or prediction are skipped)."""
+    return {
+        str(r["id"]): closed_correct(r["prediction"], r["answer"])
+        for r in rows
+        if isinstance(r, dict)
+        and all(k in r for k in ("id", *_REQUIRED))
+        and _answer_type(r, f"id {r['id']}") == "closed"
+    }
 
 def mcnemar_p(b: int, c: int) -> float:
     "Two-sided exact McNemar p-value from the discordant counts `b` (A right, B wrong) and `c` (A wrong, B right)."
     n = b + c
     return 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2 ** n)
 
-def paired_difference(runs_a: list[list[dict]], runs_b: list[list[dict]], n_boot: int = 1000, seed: int = 0) -> dict | None:
-    "Closed accuracy of A minus B over the closed question ids all their runs hold: {n, a, b, difference, ci, discordant, p}; None without shared ids."
+
+def paired_difference(
+    runs_a: list[list[dict]], runs_b: list[list[dict]], n_boot: int = 1000, seed: int = 0
+) -> dict | None:
+    """Closed accuracy of A minus B over the closed question ids all their runs hold: {n, a, b, difference, ci,
+    discordant, p}; None without shared ids."""
     ha, hb = [closed_hits(r) for r in runs_a], [closed_hits(r) for r in runs_b]
     ids = sorted(set.intersection(*(set(h) for h in ha + hb))) if ha and hb else []
     if not ids: return None
-    xa = np.array([[h[i] for i in ids] for h in ha], float).mean(0); xb = np.array([[h[i] for i in ids] for h in hb], float).mean(0)
+    xa = np.array([[h[i] for i in ids] for h in ha], float).mean(0)
+    xb = np.array([[h[i] for i in ids] for h in hb], float).mean(0)
     d, n = xa - xb, len(ids)
-    out = {"n": n, "a": float(xa.mean()), "b": float(xb.mean()), "difference": float(d.mean()), "ci": None, "discordant": None, "p": None}
+    out = {
+        "n": n,
+        "a": float(xa.mean()),
+        "b": float(xb.mean()),
+        "difference": float(d.mean()),
+        "ci": None,
+        "discordant": None,
+        "p": None,
+    }
     if n_boot > 0:
         rng = np.random.default_rng([seed, 4]); per = max(1, _CHUNK // n)
-        draws = [rng.multinomial(n, np.full(n, 1.0 / n), size=min(per, n_boot - b0)) @ d / n for b0 in range(0, n_boot, per)]
+        draws = [
+            rng.multinomial(n, np.full(n, 1.0 / n), size=min(per, n_boot - b0)) @ d / n for b0 in range(0, n_boot, per)
+        ]
         out["ci"] = _interval(np.concatenate(draws))
     if len(ha) == len(hb) == 1:
         b, c = int(((xa == 1) & (xb == 0)).sum()), int(((xa == 0) & (xb == 1)).sum())

@@ -42,7 +42,8 @@ class ModelSpec:
     warmup_steps: int = 5
     lr_scheduler: str = "linear"     # transformers' lr_scheduler_type
     adam_beta2: float = 0.999        # AdamW's second-moment decay (transformers' default)
-    lr_decay: float = 0.2            # warmup_stable_decay: the share of the steps, at the end, over which the rate falls to 0
+    # warmup_stable_decay: the share of the steps, at the end, over which the rate falls to 0
+    lr_decay: float = 0.2
     logging_steps: int = 1
     batch_size: int = 2
     grad_accum: int = 4
@@ -59,22 +60,91 @@ class ModelSpec:
     def effective_batch(self) -> int: return self.batch_size * self.grad_accum
 
 # %% ../nbs/09_models.ipynb #b25e49ab
-REGISTRY: dict[str, ModelSpec] = {s.key: s for s in [
-    ModelSpec("qwen8b", "Qwen/Qwen3-VL-8B-Instruct", "unsloth/Qwen3-VL-8B-Instruct-unsloth-bnb-4bit", "qwen3_vl",
-              load_in_4bit=True, lora_dropout=0.0, max_steps=40, params_b=8.8),
-    ModelSpec("qwen3vl2b", "Qwen/Qwen3-VL-2B-Instruct", "unsloth/Qwen3-VL-2B-Instruct-unsloth-bnb-4bit", "qwen3_vl",
-              load_in_4bit=False, lora_dropout=0.0, max_steps=40, params_b=2.1),
-    ModelSpec("qwen2vl7b", "Qwen/Qwen2-VL-7B-Instruct", "unsloth/Qwen2-VL-7B-Instruct-unsloth-bnb-4bit", "qwen2_vl",
-              load_in_4bit=True, lora_dropout=0.01, max_steps=50, params_b=8.3),
-    ModelSpec("qwen2vl2b-4bit", "Qwen/Qwen2-VL-2B-Instruct", "unsloth/Qwen2-VL-2B-Instruct-unsloth-bnb-4bit", "qwen2_vl",
-              load_in_4bit=True, lora_dropout=0.05, max_steps=60, params_b=2.2),
-    ModelSpec("tiny-qwen2vl", "medvqa/tiny-qwen2vl", None, "qwen2_vl", method="full", max_steps=1200, learning_rate=1e-3,
-              warmup_steps=30, lr_scheduler="warmup_stable_decay", lr_decay=0.2, batch_size=32, grad_accum=1, optim="adamw_torch", max_pixels=112 * 112, min_pixels=56 * 56,
-              target_modules=SEED_TARGETS + VISION_TARGETS, finetune_vision=True, tiny=True),
-    ModelSpec("tiny-qwen3vl", "medvqa/tiny-qwen3vl", None, "qwen3_vl", method="full", max_steps=1500, learning_rate=1e-3,
-              warmup_steps=30, lr_scheduler="warmup_stable_decay", lr_decay=0.2, batch_size=16, grad_accum=1, optim="adamw_torch", max_pixels=128 * 128, min_pixels=64 * 64,
-              target_modules=SEED_TARGETS + VISION_TARGETS, finetune_vision=True, tiny=True),
-]}
+REGISTRY: dict[str, ModelSpec] = {
+    s.key: s
+    for s in [
+        ModelSpec(
+            "qwen8b",
+            "Qwen/Qwen3-VL-8B-Instruct",
+            "unsloth/Qwen3-VL-8B-Instruct-unsloth-bnb-4bit",
+            "qwen3_vl",
+            load_in_4bit=True,
+            lora_dropout=0.0,
+            max_steps=40,
+            params_b=8.8,
+        ),
+        ModelSpec(
+            "qwen3vl2b",
+            "Qwen/Qwen3-VL-2B-Instruct",
+            "unsloth/Qwen3-VL-2B-Instruct-unsloth-bnb-4bit",
+            "qwen3_vl",
+            load_in_4bit=False,
+            lora_dropout=0.0,
+            max_steps=40,
+            params_b=2.1,
+        ),
+        ModelSpec(
+            "qwen2vl7b",
+            "Qwen/Qwen2-VL-7B-Instruct",
+            "unsloth/Qwen2-VL-7B-Instruct-unsloth-bnb-4bit",
+            "qwen2_vl",
+            load_in_4bit=True,
+            lora_dropout=0.01,
+            max_steps=50,
+            params_b=8.3,
+        ),
+        ModelSpec(
+            "qwen2vl2b-4bit",
+            "Qwen/Qwen2-VL-2B-Instruct",
+            "unsloth/Qwen2-VL-2B-Instruct-unsloth-bnb-4bit",
+            "qwen2_vl",
+            load_in_4bit=True,
+            lora_dropout=0.05,
+            max_steps=60,
+            params_b=2.2,
+        ),
+        ModelSpec(
+            "tiny-qwen2vl",
+            "medvqa/tiny-qwen2vl",
+            None,
+            "qwen2_vl",
+            method="full",
+            max_steps=1200,
+            learning_rate=1e-3,
+            warmup_steps=30,
+            lr_scheduler="warmup_stable_decay",
+            lr_decay=0.2,
+            batch_size=32,
+            grad_accum=1,
+            optim="adamw_torch",
+            max_pixels=112 * 112,
+            min_pixels=56 * 56,
+            target_modules=SEED_TARGETS + VISION_TARGETS,
+            finetune_vision=True,
+            tiny=True,
+        ),
+        ModelSpec(
+            "tiny-qwen3vl",
+            "medvqa/tiny-qwen3vl",
+            None,
+            "qwen3_vl",
+            method="full",
+            max_steps=1500,
+            learning_rate=1e-3,
+            warmup_steps=30,
+            lr_scheduler="warmup_stable_decay",
+            lr_decay=0.2,
+            batch_size=16,
+            grad_accum=1,
+            optim="adamw_torch",
+            max_pixels=128 * 128,
+            min_pixels=64 * 64,
+            target_modules=SEED_TARGETS + VISION_TARGETS,
+            finetune_vision=True,
+            tiny=True,
+        ),
+    ]
+}
 
 def get_spec(key) -> ModelSpec:
     "The registry entry for `key` (a `ModelSpec` passes through); ConfigError lists the known keys."
@@ -85,7 +155,8 @@ def get_spec(key) -> ModelSpec:
 
 # %% ../nbs/09_models.ipynb #4d103ca1
 def spec_with(key, **overrides) -> ModelSpec:
-    "The registry entry for `key` with the `overrides` that are not None applied (`dataclasses.replace`); ConfigError names an unknown field."
+    """The registry entry for `key` with the `overrides` that are not None applied (`dataclasses.replace`); ConfigError
+    names an unknown field."""
     import dataclasses
     spec = get_spec(key)
     fields = {f.name for f in dataclasses.fields(ModelSpec)}
@@ -123,7 +194,10 @@ def weights_hint(key) -> str:
             f"{env_var(spec.key)}=DIR, or give this machine access to the Hugging Face hub to download {spec.hub_id}")
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+        for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 def _hub_cached(repo_id: str) -> bool:
     "True when the Hugging Face cache holds `repo_id`'s config.json (loading needs no network)."
@@ -133,19 +207,25 @@ def _hub_cached(repo_id: str) -> bool:
     except Exception: return False
 
 def check_weights(key, path) -> None:
-    "ConfigError with `weights_hint` when `path` is a hub id that is not cached and the hub cannot be reached (or is switched off)."
+    """ConfigError with `weights_hint` when `path` is a hub id that is not cached and the hub cannot be reached (or is
+    switched off)."""
     spec = get_spec(key); path = str(path)
     if Path(path).exists() or _hub_cached(path): return
     if _offline():
-        raise ConfigError(f"no weights for {spec.key!r}: {path} is not in the Hugging Face cache and the hub is switched off "
-                          f"(HF_HUB_OFFLINE); {weights_hint(spec.key)}")
+        raise ConfigError(
+            f"no weights for {spec.key!r}: {path} is not in the Hugging Face cache and the hub is switched off "
+            f"(HF_HUB_OFFLINE); {weights_hint(spec.key)}"
+        )
     try:
         from huggingface_hub import HfApi
         HfApi().model_info(path, timeout=15)
     except Exception as e:
-        if type(e).__name__ in ("GatedRepoError", "RepositoryNotFoundError", "HfHubHTTPError"): return   # reached: the loader says more
-        raise ConfigError(f"no weights for {spec.key!r}: {path} is not in the Hugging Face cache and the hub cannot be reached "
-                          f"({type(e).__name__}); {weights_hint(spec.key)}") from None
+        # reached: the loader says more
+        if type(e).__name__ in ("GatedRepoError", "RepositoryNotFoundError", "HfHubHTTPError"): return
+        raise ConfigError(
+            f"no weights for {spec.key!r}: {path} is not in the Hugging Face cache and the hub cannot be reached "
+            f"({type(e).__name__}); {weights_hint(spec.key)}"
+        ) from None
 
 # %% ../nbs/09_models.ipynb #6a2b20a5
 BACKENDS = ("hf", "unsloth")
@@ -155,7 +235,9 @@ def check_backend(backend, auto: bool = True) -> str:
     "`backend` if it is one of `BACKENDS` (or 'auto', when `auto`); ConfigError otherwise."
     known = TRAIN_BACKENDS if auto else BACKENDS
     if backend not in known:
-        raise ConfigError(f"unknown backend {backend!r} (known: {', '.join(known)})" + ("" if auto else "; train also takes 'auto'"))
+        raise ConfigError(
+            f"unknown backend {backend!r} (known: {', '.join(known)})" + ("" if auto else "; train also takes 'auto'")
+        )
     return backend
 
 def cuda_available() -> bool:
@@ -165,14 +247,17 @@ def cuda_available() -> bool:
 def _check_backend(backend, load_in_4bit, has_cuda):
     check_backend(backend, auto=False)
     if backend == "unsloth" and not has_cuda:
-        raise ConfigError("backend 'unsloth' needs a CUDA GPU and none is available; use backend='hf' (--backend hf) on this machine")
+        raise ConfigError(
+            "backend 'unsloth' needs a CUDA GPU and none is available; use backend='hf' (--backend hf) on this machine"
+        )
     if load_in_4bit and not has_cuda:
         raise ConfigError("4-bit loading (bitsandbytes) needs a CUDA GPU and none is available; "
                           "load in 16/32 bits instead (load_in_4bit=False) with backend='hf'")
 
 # %% ../nbs/09_models.ipynb #c24635d2
 def _dtype(dtype, has_cuda, tiny=False):
-    "None: bfloat16 on a GPU, float32 on a CPU, and float32 everywhere for the tiny models (so CPU and GPU runs of them compare)."
+    """None: bfloat16 on a GPU, float32 on a CPU, and float32 everywhere for the tiny models (so CPU and GPU runs of
+    them compare)."""
     import torch
     if dtype is None: return torch.bfloat16 if has_cuda and not tiny else torch.float32
     return getattr(torch, dtype) if isinstance(dtype, str) else dtype
@@ -188,16 +273,31 @@ def _load_hf(spec, path, load_in_4bit, torch_dtype, device, trust_remote_code):
     kw = dict(dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code)
     if load_in_4bit:
         from transformers import BitsAndBytesConfig
-        kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                                       bnb_4bit_compute_dtype=torch_dtype, llm_int8_skip_modules=["model.visual", "visual", "lm_head"])
-        kw["device_map"] = {"": device if ":" in str(device) else _current(device)}     # this process's GPU under torchrun
+        kw["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch_dtype,
+            llm_int8_skip_modules=["model.visual", "visual", "lm_head"],
+        )
+        # this process's GPU under torchrun
+        kw["device_map"] = {"": device if ":" in str(device) else _current(device)}
     model = AutoModelForImageTextToText.from_pretrained(path, **kw)
     if not load_in_4bit: model = model.to(device)
     return model
 
 # %% ../nbs/09_models.ipynb #c7cf06eb
-def _load_unsloth(spec, path, model_path, load_in_4bit, torch_dtype, for_training, trust_remote_code, gradient_checkpointing,
-                  full_finetuning=False):
+def _load_unsloth(
+    spec,
+    path,
+    model_path,
+    load_in_4bit,
+    torch_dtype,
+    for_training,
+    trust_remote_code,
+    gradient_checkpointing,
+    full_finetuning=False,
+):
     import unsloth  # noqa: F401  (must come before transformers' models are used; needs a GPU)
     from unsloth import FastVisionModel
     name = path
@@ -211,24 +311,40 @@ def _load_unsloth(spec, path, model_path, load_in_4bit, torch_dtype, for_trainin
 # %% ../nbs/09_models.ipynb #81afdc2c
 def load_model(key, model_path=None, backend="hf", for_training=False, load_in_4bit=None, dtype=None, device=None,
                trust_remote_code=False, gradient_checkpointing=None, full_finetuning=False):
-    "Load registry model `key` -> (model, processor); `full_finetuning` prepares Unsloth's model for training every weight."
+    """Load registry model `key` -> (model, processor); `full_finetuning` prepares Unsloth's model for training every
+    weight."""
     log = get_logger()
     spec = get_spec(key)
     has_cuda = cuda_available() if device is None else str(device).startswith("cuda")
     if load_in_4bit is None:
         load_in_4bit = spec.load_in_4bit and has_cuda
-        if spec.load_in_4bit and not has_cuda: log.info(f"{spec.key}: no CUDA GPU, loading unquantised instead of 4-bit")
+        if spec.load_in_4bit and not has_cuda:
+            log.info(f"{spec.key}: no CUDA GPU, loading unquantised instead of 4-bit")
     _check_backend(backend, load_in_4bit, has_cuda)
     path = resolve_model_path(spec.key, model_path)
     check_weights(spec.key, path)                       # no weights anywhere: say how to point at them
     torch_dtype = _dtype(dtype, has_cuda, spec.tiny)
     if backend == "unsloth":
-        model, processor = _load_unsloth(spec, path, model_path, load_in_4bit, torch_dtype, for_training, trust_remote_code,
-                                         gradient_checkpointing, full_finetuning)
+        model, processor = _load_unsloth(
+            spec,
+            path,
+            model_path,
+            load_in_4bit,
+            torch_dtype,
+            for_training,
+            trust_remote_code,
+            gradient_checkpointing,
+            full_finetuning,
+        )
     else:
-        model = _load_hf(spec, path, load_in_4bit, torch_dtype, device or ("cuda" if has_cuda else "cpu"), trust_remote_code)
+        model = _load_hf(
+            spec, path, load_in_4bit, torch_dtype, device or ("cuda" if has_cuda else "cpu"), trust_remote_code
+        )
         processor = load_processor(spec, path)
     model.train(for_training)
     if for_training: model.config.use_cache = False
-    log.info(f"loaded {spec.key} from {path} ({backend}, {'4-bit' if load_in_4bit else str(torch_dtype).replace('torch.', '')})")
+    log.info(
+        f"loaded {spec.key} from {path} ({backend},"
+        f" {'4-bit' if load_in_4bit else str(torch_dtype).replace('torch.', '')})"
+    )
     return model, processor

@@ -23,7 +23,8 @@ def stage_of(step: int, bounds: list[dict]) -> str:
 
 # %% ../nbs/17_monitor.ipynb #562af21c
 def ordered_trainer(trainer_cls, answer_only: bool = False):
-    "A subclass of `trainer_cls` that feeds the training set in order (no shuffling); `answer_only`: the model computes its own loss (`patch_answer_only_loss`), so TRL's per-token metrics over full logits are skipped."
+    """A subclass of `trainer_cls` that feeds the training set in order (no shuffling); `answer_only`: the model
+    computes its own loss (`patch_answer_only_loss`), so TRL's per-token metrics over full logits are skipped."""
     from torch.utils.data import SequentialSampler
     from transformers import Trainer
     class OrderedTrainer(trainer_cls):
@@ -31,7 +32,9 @@ def ordered_trainer(trainer_cls, answer_only: bool = False):
             return SequentialSampler(train_dataset if train_dataset is not None else self.train_dataset)
         if answer_only:
             def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-                return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+                return Trainer.compute_loss(
+                    self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+                )
     OrderedTrainer.__name__ = f"Ordered{trainer_cls.__name__}"
     return OrderedTrainer
 
@@ -46,7 +49,9 @@ def stage_callback(bounds, out_dir):
         def on_step_begin(self, args, state, control, **kw):
             st = stage_of(state.global_step + 1, bounds)
             if st != self.current:
-                b = next(b for b in bounds if b["stage"] == st and b["first_step"] <= state.global_step + 1 <= b["last_step"])
+                b = next(
+                    b for b in bounds if b["stage"] == st and b["first_step"] <= state.global_step + 1 <= b["last_step"]
+                )
                 log.info(f"stage {st!r}: steps {b['first_step']}-{b['last_step']}")
                 self.current = st
         def on_step_end(self, args, state, control, **kw):
@@ -65,8 +70,14 @@ def write_log_history(history, bounds, out_dir) -> list[dict]:
 # %% ../nbs/17_monitor.ipynb #d1ca48e5
 def curve_point(step: int, metrics: dict) -> dict:
     "One point of a learning curve from `medvqa.metrics.score`'s result."
-    return {"step": int(step), "closed_accuracy": metrics["closed"]["accuracy"], "open_exact_match": metrics["open"]["exact_match"],
-            "exact_match": metrics["exact_match"], "closed_invalid": metrics["closed"]["invalid"], "n": metrics["n"]}
+    return {
+        "step": int(step),
+        "closed_accuracy": metrics["closed"]["accuracy"],
+        "open_exact_match": metrics["open"]["exact_match"],
+        "exact_match": metrics["exact_match"],
+        "closed_invalid": metrics["closed"]["invalid"],
+        "n": metrics["n"],
+    }
 
 # %% ../nbs/17_monitor.ipynb #a0ea6f62
 def curve_callback(spec, processor, data, every: int, max_steps: int, out_dir, max_new_tokens: int = 8):
@@ -78,7 +89,9 @@ def curve_callback(spec, processor, data, every: int, max_steps: int, out_dir, m
         def __init__(self): self.points, self.seconds = [], 0.0
         def _add(self, step, model):
             t0 = time.time()
-            self.points.append(curve_point(step, score_in_memory(model, processor, spec, data, max_new_tokens=max_new_tokens)))
+            self.points.append(
+                curve_point(step, score_in_memory(model, processor, spec, data, max_new_tokens=max_new_tokens))
+            )
             atomic_write_json(path, self.points)
             self.seconds += time.time() - t0
         def on_train_begin(self, args, state, control, model=None, **kw):
@@ -102,9 +115,16 @@ class BatchCounter:
     def stop(self): self.t_end = time.perf_counter()
     def batch_tokens(self) -> list[int]:
         import torch
-        return [int(t) for t in torch.stack([torch.as_tensor(t).reshape(()).cpu() for t in self._tok]).tolist()] if self._tok else []
+        return (
+            [int(t) for t in torch.stack([torch.as_tensor(t).reshape(()).cpu() for t in self._tok]).tolist()]
+            if self._tok
+            else []
+        )
+
     @property
-    def tokens(self) -> int: return sum(self.batch_tokens())
+    def tokens(self) -> int:
+        return sum(self.batch_tokens())
+
     def steady(self, skip: int) -> tuple:
         "(samples/s, tokens/s) from batch `skip` to the end of training; (None, None) if too few batches."
         if self.t_end is None or len(self.marks) <= skip + 1: return None, None
@@ -133,12 +153,14 @@ def peak_memory_gib(has_cuda: bool) -> float:
 H100_BF16_FLOPS = 790e12
 
 def mfu(params: int, tokens_per_s: float, has_cuda: bool, gpus: int = 1):
-    "Model FLOPs utilisation per GPU: 6 x parameters x tokens/s (summed over `gpus`) / (gpus x the H100's dense bf16 peak)."
+    """Model FLOPs utilisation per GPU: 6 x parameters x tokens/s (summed over `gpus`) / (gpus x the H100's dense bf16
+    peak)."""
     return round(6 * params * tokens_per_s / (gpus * H100_BF16_FLOPS), 5) if has_cuda else None
 
 # %% ../nbs/17_monitor.ipynb #a8eabc62
 def counts(counter: BatchCounter, skip: int, world: int = 1) -> dict:
-    "The counter's totals and steady rates, summed over every process of a data-parallel run (a collective: all ranks call it)."
+    """The counter's totals and steady rates, summed over every process of a data-parallel run (a collective: all ranks
+    call it)."""
     s_rate, t_rate = counter.steady(skip)
     vals = [counter.samples, counter.tokens, s_rate or 0.0, t_rate or 0.0]
     max_len = counter.max_len
@@ -181,26 +203,37 @@ def loss_impl(model, args) -> str:
         return "answer positions only: medvqa answer_only_loss (lm_head over the labelled positions)"
     lt = getattr(args, "loss_type", None)
     kernel = getattr(tu, "_ChunkedLogProbFunction", None)
-    k = "Unsloth's fused linear cross-entropy kernel" if getattr(kernel, "_unsloth_fused_linear", False) else "TRL's chunked kernel"
-    if hasattr(tu, "add_fused_lm_head") and lt in ("nll", "dft"): return f"answer positions only: TRL fused LM head ({lt}), {k}"
+    k = (
+        "Unsloth's fused linear cross-entropy kernel"
+        if getattr(kernel, "_unsloth_fused_linear", False)
+        else "TRL's chunked kernel"
+    )
+    if hasattr(tu, "add_fused_lm_head") and lt in ("nll", "dft"):
+        return f"answer positions only: TRL fused LM head ({lt}), {k}"
     if lt == "chunked_nll": return f"answer positions only: TRL chunked_nll, {k}"
     return f"full logits: TRL {lt}"
 
-
 # %% ../nbs/17_monitor.ipynb #04b2a9e5
 def profile_window(value: str | None = None) -> tuple[int, int] | None:
-    "The optimiser steps to profile from `value` (default $MEDVQA_PROFILE): '5-7' -> (5, 7), '5' -> (5, 5), unset -> None."
+    """The optimiser steps to profile from `value` (default $MEDVQA_PROFILE): '5-7' -> (5, 7), '5' -> (5, 5), unset ->
+    None."""
     value = os.environ.get("MEDVQA_PROFILE") if value is None else value
     if not value: return None
     a, _, b = str(value).partition("-")
     first, last = int(a), int(b or a)
-    if not 1 <= first <= last: raise ConfigError(f"MEDVQA_PROFILE must be 'first-last' optimiser steps (1-based), got {value!r}")
+    if not 1 <= first <= last:
+        raise ConfigError(f"MEDVQA_PROFILE must be 'first-last' optimiser steps (1-based), got {value!r}")
     return first, last
 
 # %% ../nbs/17_monitor.ipynb #6ba3490e
-_KINDS = (("attention", ("flash", "fmha", "attention", "sdpa")), ("matmul", ("gemm", "matmul", "cutlass", "sm90_xmma", "nvjet", "cublas", "wgmma")),
-          ("copy", ("memcpy", "memset", "copy")), ("communication", ("nccl",)), ("optimizer", ("adam", "optim", "multi_tensor")),
-          ("loss", ("cross_entropy", "logprob", "log_softmax", "chunked")))
+_KINDS = (
+    ("attention", ("flash", "fmha", "attention", "sdpa")),
+    ("matmul", ("gemm", "matmul", "cutlass", "sm90_xmma", "nvjet", "cublas", "wgmma")),
+    ("copy", ("memcpy", "memset", "copy")),
+    ("communication", ("nccl",)),
+    ("optimizer", ("adam", "optim", "multi_tensor")),
+    ("loss", ("cross_entropy", "logprob", "log_softmax", "chunked")),
+)
 
 def kernel_kind(name: str) -> str:
     "A coarse kind for a GPU kernel's name."
@@ -216,13 +249,15 @@ def _union_us(intervals) -> float:
 
 # %% ../nbs/17_monitor.ipynb #878e1cd4
 def write_profile(prof, wall_s: float, steps: int, out_dir) -> dict:
-    "Summarise a finished torch profiler run over `steps` optimiser steps into `out_dir` (profile.json, ops tables, trace)."
+    """Summarise a finished torch profiler run over `steps` optimiser steps into `out_dir` (profile.json, ops tables,
+    trace)."""
     import gzip, shutil as _sh
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     kern = []
     try:
         for e in prof.profiler.kineto_results.events():
-            # GPU kernels and copies; user annotations (`Optimizer.step#AdamW.step`, `ProfilerStep#5`) span idle time too
+            # GPU kernels and copies; user annotations (`Optimizer.step#AdamW.step`, `ProfilerStep#5`) span idle time
+            # too
             if "cuda" in str(e.device_type()).lower() and e.duration_ns() > 0 and "#" not in e.name():
                 kern.append((e.name(), e.start_ns() / 1e3, (e.start_ns() + e.duration_ns()) / 1e3))
     except Exception: pass           # CPU-only profile, or an older kineto API
@@ -260,7 +295,8 @@ def profile_callback(out_dir, first: int, last: int):
     class ProfileSteps(TrainerCallback):
         def __init__(self): self.prof, self.done, self.t0 = None, False, None
         def on_step_begin(self, args, state, control, **kw):
-            if self.done or self.prof is not None or state.global_step + 1 != first or not state.is_world_process_zero: return
+            if self.done or self.prof is not None or state.global_step + 1 != first or not state.is_world_process_zero:
+                return
             if cuda: torch.cuda.synchronize()
             self.prof = profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else []))
             self.prof.__enter__(); self.t0 = time.perf_counter()
@@ -270,6 +306,8 @@ def profile_callback(out_dir, first: int, last: int):
             wall = time.perf_counter() - self.t0
             self.prof.__exit__(None, None, None)
             s = write_profile(self.prof, wall, last - first + 1, Path(out_dir) / "profile")
-            get_logger().info(f"profiled steps {first}-{last}: {s['wall_s_per_step']} s/step, GPU busy {s['gpu_busy_fraction']}")
+            get_logger().info(
+                f"profiled steps {first}-{last}: {s['wall_s_per_step']} s/step, GPU busy {s['gpu_busy_fraction']}"
+            )
             self.prof, self.done = None, True
     return ProfileSteps()

@@ -9,11 +9,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .core import ConfigError, DataError, atomic_write_text, normalise, template_env, template_text
-from .results import (HALLUCINATION, PROTOCOLS, short_path, bias_note, blind_control, by_category, category_columns,
-                            environment_notes, eval_set, fmt_ci, fmt_duration, fmt_num, get_path, is_lenient, load_run,
-                            metric_description, metric_keys, metric_label, on_demo_data, protocol, run_context, set_baseline, set_keys)
-from .figures import (CURRICULUM_METRICS, DATA_URI, curriculum_verdict, curriculum_groups, data_uri, fig_png, fmt_end,
-                            palette, pick_gallery, plot_by_source, plot_curricula, plot_curves, plot_loss, plot_open_closed)
+from .results import (HALLUCINATION, PROTOCOLS, short_path, bias_note, blind_control, by_category,
+                            category_columns, environment_notes, eval_set, fmt_ci, fmt_duration, fmt_num, get_path,
+                            is_lenient, load_run, metric_description, metric_keys, metric_label, on_demo_data, protocol,
+                            run_context, set_baseline, set_keys)
+from .figures import (CURRICULUM_METRICS, DATA_URI, curriculum_verdict, curriculum_groups, data_uri, fig_png,
+                            fmt_end, palette, pick_gallery, plot_by_source, plot_curricula, plot_curves, plot_loss,
+                            plot_open_closed)
 
 # %% auto #0
 __all__ = ['CSP', 'RESULT_COLUMNS', 'TRAIN_HEAD', 'CATEGORY_METRICS', 'render_report', 'write_report']
@@ -22,7 +24,8 @@ __all__ = ['CSP', 'RESULT_COLUMNS', 'TRAIN_HEAD', 'CATEGORY_METRICS', 'render_re
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 def _link(e: dict, key: str) -> dict | None:
-    "{'href', 'name'} of the run's executed-notebook file named in run.json; href None when it is missing or outside the run folder."
+    """{'href', 'name'} of the run's executed-notebook file named in run.json; href None when it is missing or outside
+    the run folder."""
     name = e["run"].get(key)
     if not name: return None
     p = Path(str(name)); p = p if p.is_absolute() else e["dir"] / p
@@ -50,7 +53,15 @@ def _groups(keys) -> list[dict]:
     return out
 
 # %% ../nbs/20_report.ipynb #ef3320c1
-RESULT_COLUMNS = ("closed.accuracy", "closed.invalid", "closed.f1", "open.recall", "open.token_f1", "open.exact_match", "exact_match")
+RESULT_COLUMNS = (
+    "closed.accuracy",
+    "closed.invalid",
+    "closed.f1",
+    "open.recall",
+    "open.token_f1",
+    "open.exact_match",
+    "exact_match",
+)
 "The main table's columns: closed accuracy with its invalid share beside it, then the other strict metrics."
 
 def _samples(m) -> str:
@@ -65,52 +76,103 @@ def _result_rows(entries, keys, sets, flags) -> list[dict]:
     rows = []
     for e in entries:
         m = e["metrics"] or {}; ci = m.get("ci") or {}
-        rows.append({"label": e["label"], "cls": "baseline" if e["ctx"]["method"] == "untrained" else "", "flag": flags.get(e["label"]),
-                     "samples": _samples(m), "cells": [_cell(get_path(m, k), ci.get(k), is_lenient(k)) for k in keys]})
+        rows.append(
+            {
+                "label": e["label"],
+                "cls": "baseline" if e["ctx"]["method"] == "untrained" else "",
+                "flag": flags.get(e["label"]),
+                "samples": _samples(m),
+                "cells": [_cell(get_path(m, k), ci.get(k), is_lenient(k)) for k in keys],
+            }
+        )
     return rows
 
 def _baseline_row(b: dict, keys, question: bool = False) -> dict:
-    "The set's majority baseline, or (`question`) its question-only ceiling: each question answered with its most common answer."
+    """The set's majority baseline, or (`question`) its question-only ceiling: each question answered with its most
+    common answer."""
     if question:
         vals = {k: b[f"question.{k}"] for k in ("closed.accuracy", "open.exact_match", "exact_match")}
-        label = "question-only ceiling (each question given its most common answer in this set: the most a model scores without the image)"
+        label = (
+            "question-only ceiling (each question given its most common answer in this set: the most a model scores"
+            " without the image)"
+        )
     else:
-        vals = {"closed.accuracy": b["closed.accuracy"], "closed.f1": b["closed.f1"], "open.exact_match": b["open.exact_match"],
-                "exact_match": None}
-        why = [f"closed: always '{b['closed.majority']}'" if b["closed.majority"] else "", f"open: always '{b['open.majority']}'" if b["open.majority"] else ""]
+        vals = {
+            "closed.accuracy": b["closed.accuracy"],
+            "closed.f1": b["closed.f1"],
+            "open.exact_match": b["open.exact_match"],
+            "exact_match": None,
+        }
+        why = [
+            f"closed: always '{b['closed.majority']}'" if b["closed.majority"] else "",
+            f"open: always '{b['open.majority']}'" if b["open.majority"] else "",
+        ]
         label = "majority baseline (" + "; ".join(w for w in why if w) + ")"
-    return {"label": label, "cls": "baseline", "flag": None,
-            "samples": f'{b["closed.n"] + b["open.n"]} ({b["closed.n"]} closed, {b["open.n"]} open)',
-            "cells": [_cell(vals.get(k), None, is_lenient(k)) if k in vals else _cell(None, None, is_lenient(k)) for k in keys]}
+    return {
+        "label": label,
+        "cls": "baseline",
+        "flag": None,
+        "samples": f'{b["closed.n"] + b["open.n"]} ({b["closed.n"]} closed, {b["open.n"]} open)',
+        "cells": [
+            _cell(vals.get(k), None, is_lenient(k)) if k in vals else _cell(None, None, is_lenient(k)) for k in keys
+        ],
+    }
 
 # %% ../nbs/20_report.ipynb #5e256bcc
 def _all_tables(entries) -> list[dict]:
     ok = [e for e in entries if e["metrics"]]; out = []
     for i in range(0, len(ok), _MAX_COLS):
         part = ok[i:i + _MAX_COLS]
-        rows = [{**_key(k), "cells": [fmt_ci(get_path(e["metrics"], k), (e["metrics"].get("ci") or {}).get(k)) for e in part]}
-                for k in metric_keys(include_counts=True)]
+        rows = [
+            {
+                **_key(k),
+                "cells": [fmt_ci(get_path(e["metrics"], k), (e["metrics"].get("ci") or {}).get(k)) for e in part],
+            }
+            for k in metric_keys(include_counts=True)
+        ]
         out.append({"labels": [e["label"] for e in part], "rows": rows})
     return out
 
 # %% ../nbs/20_report.ipynb #1f18a1ef
 def _too_long(s: dict) -> str:
-    "What a run's max_length did to its samples, when it did anything: ' (max_length 512: 3 skipped, 1 answer(s) shortened)'."
+    """What a run's max_length did to its samples, when it did anything: ' (max_length 512: 3 skipped, 1 answer(s)
+    shortened)'."""
     t = s.get("too_long") or {}
     said = [f"{t[k]} {w}" for k, w in (("skipped", "skipped"), ("answer_shortened", "answer(s) shortened")) if t.get(k)]
     return f" (max_length {s.get('max_length')}: {', '.join(said)})" if said else ""
 
 def _train_cells(e) -> list[str]:
     s = e["train_summary"]
-    return [e["label"], s.get("backend", "—"), s.get("device", "—"),
-            f"{s.get('steps', '—')} / {s.get('max_steps', '—')}{_too_long(s)}" if s else "—", str(s.get("effective_batch", "—")),
-            fmt_duration(s.get("wall_s")), fmt_num(s.get("samples_per_s"), 2), fmt_num(s.get("tokens_per_s"), 0),
-            fmt_num(s.get("peak_memory_gib"), 2),
-            f"{fmt_num(s.get('first_loss'), 3)} → {fmt_num(s.get('final_loss'), 3)}" if s else "—",
-            fmt_duration(e["eval_summary"].get("wall_s")), fmt_duration(e["run"].get("wall_s"))]
+    return [
+        e["label"],
+        s.get("backend", "—"),
+        s.get("device", "—"),
+        f"{s.get('steps', '—')} / {s.get('max_steps', '—')}{_too_long(s)}" if s else "—",
+        str(s.get("effective_batch", "—")),
+        fmt_duration(s.get("wall_s")),
+        fmt_num(s.get("samples_per_s"), 2),
+        fmt_num(s.get("tokens_per_s"), 0),
+        fmt_num(s.get("peak_memory_gib"), 2),
+        f"{fmt_num(s.get('first_loss'), 3)} → {fmt_num(s.get('final_loss'), 3)}" if s else "—",
+        fmt_duration(e["eval_summary"].get("wall_s")),
+        fmt_duration(e["run"].get("wall_s")),
+    ]
 
-TRAIN_HEAD = ("run", "backend", "device", "steps", "effective batch", "training time", "samples/s", "tokens/s", "peak memory (GiB)",
-              "first → final loss", "evaluation time", "whole run", "notebook")
+TRAIN_HEAD = (
+    "run",
+    "backend",
+    "device",
+    "steps",
+    "effective batch",
+    "training time",
+    "samples/s",
+    "tokens/s",
+    "peak memory (GiB)",
+    "first → final loss",
+    "evaluation time",
+    "whole run",
+    "notebook",
+)
 
 def _versions(entries):
     sets = {}
@@ -119,7 +181,12 @@ def _versions(entries):
         if isinstance(v, dict) and v: sets.setdefault(json.dumps(v, sort_keys=True), []).append(e["label"])
     if not sets: return None
     libs = sorted({k for js in sets for k in json.loads(js)})
-    return {"libs": libs, "rows": [{"runs": ", ".join(labs), "vals": [json.loads(js).get(l) or "—" for l in libs]} for js, labs in sets.items()]}
+    return {
+        "libs": libs,
+        "rows": [
+            {"runs": ", ".join(labs), "vals": [json.loads(js).get(l) or "—" for l in libs]} for js, labs in sets.items()
+        ],
+    }
 
 # %% ../nbs/20_report.ipynb #8cd5b6dc
 def _set_names(entries) -> tuple[dict, list]:
@@ -164,10 +231,17 @@ def _gallery(entries, k: int = 8) -> tuple[list, str]:
 def _warnings(entries) -> list[str]:
     out = []
     tiny = [e for e in entries if e["ctx"]["kind"].endswith("random weights")]
-    demo = " (on the shipped synthetic scans, where only the image tells the answers apart)" if tiny and all(map(on_demo_data, tiny)) else ""
-    if tiny: out.append(f"{', '.join(sorted({e['label'] for e in tiny}))}: random-weight model(s), trained here from scratch: above the "
-                        f"question-only ceiling (the results table's last row) their scores show that the pipeline learns to read images{demo}, "
-                        "at or below it that they did not; never medical skill")
+    demo = (
+        " (on the shipped synthetic scans, where only the image tells the answers apart)"
+        if tiny and all(map(on_demo_data, tiny))
+        else ""
+    )
+    if tiny:
+        out.append(
+            f"{', '.join(sorted({e['label'] for e in tiny}))}: random-weight model(s), trained here from scratch: above"
+            " the question-only ceiling (the results table's last row) their scores show that the pipeline learns to"
+            f" read images{demo}, at or below it that they did not; never medical skill"
+        )
     for e in entries:
         n = bias_note(e)
         if n: out.append(n)
@@ -178,15 +252,27 @@ CATEGORY_METRICS = ("closed.accuracy", "open.recall")
 "The scores the tables by category show for each value."
 
 def _category_tables(entries, n_boot: int = 1000) -> list[dict]:
-    "One table per categorical column of the runs' prediction rows (`medvqa.results.category_columns`): a row per run, per value its n and scores."
+    """One table per categorical column of the runs' prediction rows (`medvqa.results.category_columns`): a row per run,
+    per value its n and scores."""
     ok = [e for e in entries if e.get("predictions")]
     out = []
     for col in category_columns(ok):
         per = {e["label"]: by_category(e, col, n_boot) for e in ok}
         values = sorted({v for m in per.values() for v in m}, key=lambda v: (v == "(none)", v))
-        rows = [{"label": lab, "cells": [dict(_cell(get_path(m.get(v) or {}, k), ((m.get(v) or {}).get("ci") or {}).get(k)),
-                                              n=get_path(m.get(v) or {}, k.split(".")[0] + ".n") or 0)
-                                         for v in values for k in CATEGORY_METRICS]} for lab, m in per.items()]
+        rows = [
+            {
+                "label": lab,
+                "cells": [
+                    dict(
+                        _cell(get_path(m.get(v) or {}, k), ((m.get(v) or {}).get("ci") or {}).get(k)),
+                        n=get_path(m.get(v) or {}, k.split(".")[0] + ".n") or 0,
+                    )
+                    for v in values
+                    for k in CATEGORY_METRICS
+                ],
+            }
+            for lab, m in per.items()
+        ]
         out.append({"column": col, "values": values, "cols": [_key(k) for k in CATEGORY_METRICS], "rows": rows})
     return out
 
@@ -208,42 +294,112 @@ def render_report(entries: list[dict], title: str = "run") -> str:
         if b: rows += [_baseline_row(b, keys), _baseline_row(b, keys, question=True)]
         tables.append({"caption": f"Set {set_of[es[0]['label']]}: {short_path(s[0])} [{s[1]}]" if set_of else "",
                        "cols": [_key(k) for k in keys], "groups": _groups(keys), "rows": rows})
-    hallucination = [{"label": e["label"], "cells": [_cell(get_path(e["metrics"], k), (e["metrics"].get("ci") or {}).get(k)) for k in HALLUCINATION]}
-                     for e in with_metrics]
+    hallucination = [
+        {
+            "label": e["label"],
+            "cells": [_cell(get_path(e["metrics"], k), (e["metrics"].get("ci") or {}).get(k)) for k in HALLUCINATION],
+        }
+        for e in with_metrics
+    ]
     blind = [{"label": e["label"], **blind_control(e)} for e in with_metrics]
     groups = curriculum_groups(entries)
     curricula = []
     for model, cs in groups.items():
-        rows = [{"curriculum": c, "seeds": ", ".join(str(e["seed"]) for e in es), "cells": [fmt_end(es, k) for k in CURRICULUM_METRICS]}
-                for c, es in cs.items()]
-        hall = [{"curriculum": c, "seeds": ", ".join(str(e["seed"]) for e in es), "cells": [fmt_end(es, k) for k in HALLUCINATION]}
-                for c, es in cs.items()]
-        curricula.append({"model": model, "cols": [_key(k) for k in CURRICULUM_METRICS], "rows": rows,
-                          "verdict": curriculum_verdict(cs),
-                          "hallucination": hall,
-                          "curves": _figure(plot_curves([e for es in cs.values() for e in es]), f"learning curves of {model}"),
-                          "figure": _figure(plot_curricula(cs), f"curricula compared for {model}")})
+        rows = [
+            {
+                "curriculum": c,
+                "seeds": ", ".join(str(e["seed"]) for e in es),
+                "cells": [fmt_end(es, k) for k in CURRICULUM_METRICS],
+            }
+            for c, es in cs.items()
+        ]
+        hall = [
+            {
+                "curriculum": c,
+                "seeds": ", ".join(str(e["seed"]) for e in es),
+                "cells": [fmt_end(es, k) for k in HALLUCINATION],
+            }
+            for c, es in cs.items()
+        ]
+        curricula.append(
+            {
+                "model": model,
+                "cols": [_key(k) for k in CURRICULUM_METRICS],
+                "rows": rows,
+                "verdict": curriculum_verdict(cs),
+                "hallucination": hall,
+                "curves": _figure(plot_curves([e for es in cs.values() for e in es]), f"learning curves of {model}"),
+                "figure": _figure(plot_curricula(cs), f"curricula compared for {model}"),
+            }
+        )
     gallery, gallery_sources = _gallery(entries)
-    runs = [{"label": e["label"], "model": e["model"], "curriculum": e["curriculum"], "seed": e["seed"], "status": e["status"],
-             "ctx": e["ctx"], "set_name": set_of.get(e["label"]), "train_cells": _train_cells(e),
-             "links": [l for l in (_link(e, "html"), _link(e, "notebook")) if l],
-             "error": e["run"].get("error"), "traceback": e["run"].get("traceback"), "problems": e["problems"]} for e in entries]
+    runs = [
+        {
+            "label": e["label"],
+            "model": e["model"],
+            "curriculum": e["curriculum"],
+            "seed": e["seed"],
+            "status": e["status"],
+            "ctx": e["ctx"],
+            "set_name": set_of.get(e["label"]),
+            "train_cells": _train_cells(e),
+            "links": [l for l in (_link(e, "html"), _link(e, "notebook")) if l],
+            "error": e["run"].get("error"),
+            "traceback": e["run"].get("traceback"),
+            "problems": e["problems"],
+        }
+        for e in entries
+    ]
     failures = [r for r, e in zip(runs, entries) if e["status"] != "ok" or e["problems"]]
-    nav = [("runs", "Runs"), ("results", "Results")] + ([("curriculum", "Curricula")] if curricula else []) + [("training", "Training")] \
-        + ([("gallery", "Samples")] if gallery else []) + ([("failures", "Failures")] if failures else [])
-    try: from medvqa import __version__ as ver
-    except ImportError: ver = "?"
-    figs = {"results": _figure(plot_open_closed(with_metrics, colors=colors), "closed and open metrics per run"),
-            "sources": _figure(plot_by_source(with_metrics), "metrics per data source"),
-            "loss": _figure(plot_loss(entries, colors), "training loss curves"),
-            "curves": _figure(plot_curves([e for e in entries if e["model"] not in groups], by="label"), "evaluations during training")}
-    return template_env().get_template("report.html").render(
-        csp=CSP, css=template_text("report.css"), title=title, when=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), version=ver,
-        runs=runs, n_ok=len(ok), n_bad=len(entries) - len(ok), nav=nav, warnings=set_warn + _warnings(entries),
-        has_untrained=any(e["ctx"]["method"] == "untrained" for e in entries), result_tables=tables, all_tables=_all_tables(entries),
-        hallucination=hallucination, hallucination_cols=[_key(k) for k in HALLUCINATION], blind=blind, categories=_category_tables(entries),
-        figs=figs, curricula=curricula, train_head=TRAIN_HEAD, versions=_versions(entries), gallery=gallery,
-        gallery_sources=gallery_sources, failures=failures)
+    nav = (
+        [("runs", "Runs"), ("results", "Results")]
+        + ([("curriculum", "Curricula")] if curricula else [])
+        + [("training", "Training")]
+        + ([("gallery", "Samples")] if gallery else [])
+        + ([("failures", "Failures")] if failures else [])
+    )
+    try:
+        from medvqa import __version__ as ver
+    except ImportError:
+        ver = "?"
+    figs = {
+        "results": _figure(plot_open_closed(with_metrics, colors=colors), "closed and open metrics per run"),
+        "sources": _figure(plot_by_source(with_metrics), "metrics per data source"),
+        "loss": _figure(plot_loss(entries, colors), "training loss curves"),
+        "curves": _figure(
+            plot_curves([e for e in entries if e["model"] not in groups], by="label"), "evaluations during training"
+        ),
+    }
+    return (
+        template_env()
+        .get_template("report.html")
+        .render(
+            csp=CSP,
+            css=template_text("report.css"),
+            title=title,
+            when=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            version=ver,
+            runs=runs,
+            n_ok=len(ok),
+            n_bad=len(entries) - len(ok),
+            nav=nav,
+            warnings=set_warn + _warnings(entries),
+            has_untrained=any(e["ctx"]["method"] == "untrained" for e in entries),
+            result_tables=tables,
+            all_tables=_all_tables(entries),
+            hallucination=hallucination,
+            hallucination_cols=[_key(k) for k in HALLUCINATION],
+            blind=blind,
+            categories=_category_tables(entries),
+            figs=figs,
+            curricula=curricula,
+            train_head=TRAIN_HEAD,
+            versions=_versions(entries),
+            gallery=gallery,
+            gallery_sources=gallery_sources,
+            failures=failures,
+        )
+    )
 
 def write_report(run_dir, title: str | None = None) -> Path:
     "Write `run_dir/index.html`: the self-contained comparison report of every run label under `run_dir`."

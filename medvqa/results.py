@@ -23,7 +23,8 @@ FIGURE_METRICS = ("closed.accuracy", "open.recall", "open.token_f1")
 "Strict metrics drawn in the open-versus-closed figure."
 
 HALLUCINATION = ("closed.yes_rate", "closed.yes_bias", "closed.false_yes_rate", "open.unsupported_rate")
-"The hallucination panel's metrics: saying yes too often, saying yes to a gold no, naming findings the gold answer lacks."
+"""The hallucination panel's metrics: saying yes too often, saying yes to a gold no, naming findings the gold answer
+lacks."""
 
 PROTOCOLS = {"strict": "medvqa (strict)", "medevalkit": "MedEvalKit (rule-based)", "llava_med": "LLaVA-Med (lenient)"}
 "Each scoring protocol's key and its column-group label, in display order."
@@ -34,18 +35,24 @@ def protocol(key: str) -> str:
     return g if g in PROTOCOLS and g != "strict" else "strict"
 
 def is_lenient(key: str) -> bool:
-    "True for the metrics of another protocol than medvqa's strict one (LLaVA-Med's substring scorer, MedEvalKit's rules)."
+    """True for the metrics of another protocol than medvqa's strict one (LLaVA-Med's substring scorer, MedEvalKit's
+    rules)."""
     return protocol(key) != "strict"
 
 def metric_label(key: str) -> str:
     "A short column label for a dotted metric name: 'closed.accuracy' -> 'closed accuracy'."
-    lab = key.replace("llava_med.", "LLaVA-Med ").replace("medevalkit.", "MedEvalKit ").replace("_", " ").replace(".", " ")
+    lab = (
+        key.replace("llava_med.", "LLaVA-Med ")
+        .replace("medevalkit.", "MedEvalKit ")
+        .replace("_", " ")
+        .replace(".", " ")
+    )
     return lab + (" (lenient)" if protocol(key) == "llava_med" else "")
-
 
 # %% ../nbs/13_results.ipynb #ff51ce1b
 def metric_keys(include_counts: bool = False) -> list[str]:
-    "Every metric of `medvqa.metrics.METRICS`, grouped by protocol (strict, MedEvalKit, LLaVA-Med); counts (`n`) only if asked."
+    """Every metric of `medvqa.metrics.METRICS`, grouped by protocol (strict, MedEvalKit, LLaVA-Med); counts (`n`) only
+    if asked."""
     from medvqa.metrics import METRICS
     keys = [k for k in METRICS if include_counts or not (k == "n" or k.endswith(".n"))]
     return [k for p in PROTOCOLS for k in keys if protocol(k) == p]
@@ -170,7 +177,9 @@ def training_method(e: dict) -> str:
     if not s: return "untrained" if e["metrics"] and not e["eval_summary"].get("adapter") and e["eval_summary"] else "—"
     if str(s.get("method") or "").lower() == "full": return "full fine-tuning"
     lora = s.get("lora") or {}
-    return f"LoRA r {lora['r']}, alpha {lora.get('lora_alpha', '?')}" if lora.get("r") else str(s.get("method") or "LoRA")
+    return (
+        f"LoRA r {lora['r']}, alpha {lora.get('lora_alpha', '?')}" if lora.get("r") else str(s.get("method") or "LoRA")
+    )
 
 # %% ../nbs/13_results.ipynb #e378fb36
 def _counts(n, opened=None, closed=None) -> str:
@@ -185,7 +194,11 @@ def run_context(e: dict) -> dict:
     trained = "—"
     if s:
         n = sum(int(p.get("samples") or 0) for p in plan) if plan else None
-        counts = _counts(n, sum(int(p.get("open") or 0) for p in plan), sum(int(p.get("closed") or 0) for p in plan)) if plan else ""
+        counts = (
+            _counts(n, sum(int(p.get("open") or 0) for p in plan), sum(int(p.get("closed") or 0) for p in plan))
+            if plan
+            else ""
+        )
         tsplit = params.get('train_split') or s.get('split') or 'train'
         trained = " · ".join(x for x in (f"{short_path(tdata)} [{tsplit}]" if tdata else "",
                                          counts, f"{s.get('steps', '?')} steps × {s.get('effective_batch', '?')}") if x)
@@ -193,14 +206,21 @@ def run_context(e: dict) -> dict:
     evaluated = "—"
     if m or ev:
         esplit = ev.get('split') or params.get('eval_split') or 'test'
-        evaluated = " · ".join(x for x in (f"{short_path(edata)} [{esplit}]" if edata else "",
-                                           _counts(m.get("n", ev.get("samples")), get_path(m, "open.n"), get_path(m, "closed.n"))) if x)
+        evaluated = " · ".join(
+            x
+            for x in (
+                f"{short_path(edata)} [{esplit}]" if edata else "",
+                _counts(m.get("n", ev.get("samples")), get_path(m, "open.n"), get_path(m, "closed.n")),
+            )
+            if x
+        )
     return {"kind": model_kind(e), "method": training_method(e), "trained_on": trained, "evaluated_on": evaluated,
             "train_data": tdata, "eval_data": edata}
 
 # %% ../nbs/13_results.ipynb #5ecc0ff6
 def is_demo_data(d) -> bool:
-    "Does a summary's `data` name the shipped demo data: marked so, or its folder (here, or `medvqa/fixtures/demo` of another install)?"
+    """Does a summary's `data` name the shipped demo data: marked so, or its folder (here, or `medvqa/fixtures/demo` of
+    another install)?"""
     if not d: return False
     s = str(d).strip()
     if s.endswith(DEMO_NOTE): return True
@@ -209,32 +229,41 @@ def is_demo_data(d) -> bool:
     return p.parts[-3:] == ("medvqa", "fixtures", "demo") or p == package_dir() / "fixtures" / "demo"
 
 def on_demo_data(e: dict) -> bool:
-    "Was the run trained and evaluated on the shipped demo data only (the data its train and eval summaries, or its parameters, name)?"
+    """Was the run trained and evaluated on the shipped demo data only (the data its train and eval summaries, or its
+    parameters, name)?"""
     s, ev, params = e.get("train_summary") or {}, e.get("eval_summary") or {}, (e.get("run") or {}).get("params") or {}
-    ds = [d for d in (params.get("train_data") or s.get("data"), ev.get("data") or params.get("eval_data")) if d]   # as run_context reads them
+    # as run_context reads them
+    ds = [d for d in (params.get("train_data") or s.get("data"), ev.get("data") or params.get("eval_data")) if d]
     return bool(ds) and all(is_demo_data(d) for d in ds)
 
 # %% ../nbs/13_results.ipynb #650f5407
 def eval_set(e: dict) -> tuple | None:
-    "The evaluation set of a run: (data, split, samples, digest of the sample ids, eval_summary's data_identity digest or None); None without an evaluation."
+    """The evaluation set of a run: (data, split, samples, digest of the sample ids, eval_summary's data_identity digest
+    or None); None without an evaluation."""
     if not e["metrics"]: return None
     ev, params = e["eval_summary"], e["run"].get("params") or {}
     ident = ev.get("data_identity") if isinstance(ev.get("data_identity"), dict) else {}
     ids = sorted(e["predictions"])
     digest = hashlib.sha1("\n".join(ids).encode()).hexdigest()[:8] if ids else None
-    return (str(ev.get("data") or ident.get("path") or params.get("eval_data") or "?"),
-            str(ev.get("split") or ident.get("split") or params.get("eval_split") or "?"), e["metrics"].get("n"), digest,
-            str(ident["digest"]) if ident.get("digest") else None)
+    return (
+        str(ev.get("data") or ident.get("path") or params.get("eval_data") or "?"),
+        str(ev.get("split") or ident.get("split") or params.get("eval_split") or "?"),
+        e["metrics"].get("n"),
+        digest,
+        str(ident["digest"]) if ident.get("digest") else None,
+    )
 
 def set_keys(entries: list[dict]) -> dict:
-    "{label: key} of the evaluated runs: equal keys, one evaluation set. By data_identity's digest when every run has one, else by data, split, size and sample ids."
+    """{label: key} of the evaluated runs: equal keys, one evaluation set. By data_identity's digest when every run has
+    one, else by data, split, size and sample ids."""
     sets = {e["label"]: s for e in entries if (s := eval_set(e)) is not None}
     by_digest = bool(sets) and all(s[4] for s in sets.values())
     return {lab: (("digest", s[4]) if by_digest else s[:4]) for lab, s in sets.items()}
 
 # %% ../nbs/13_results.ipynb #8cf6ba64
 def set_baseline(e: dict) -> dict | None:
-    "`medvqa.metrics.baselines` of a run's evaluation set (from its predictions' gold answers); None without predictions."
+    """`medvqa.metrics.baselines` of a run's evaluation set (from its predictions' gold answers); None without
+    predictions."""
     from medvqa.metrics import baselines
     rows = [r for r in e["predictions"].values() if "answer" in r]
     try: return baselines(rows) if rows else None
@@ -244,20 +273,28 @@ def bias_note(e: dict, threshold: float = 0.9) -> str | None:
     "A warning when a run gives the same closed label (yes/no/none) to at least `threshold` of the closed questions."
     from medvqa.metrics import answer_bias
     rows = [r for r in e["predictions"].values() if "prediction" in r and "question" in r and "answer" in r]
-    try: b = answer_bias(rows)
+    try:b = answer_bias(rows)
     except DataError: return None
     if not b["n"]: return None
     lab, share = max(((k, b[k]) for k in ("yes", "no", "none")), key=lambda t: t[1])
     if share < threshold: return None
     what = f"answers '{lab}'" if lab != "none" else "answers neither yes nor no"
-    return f"{e['label']} {what} to {share:.0%} of {b['n']} closed questions: its closed scores reflect that bias, not reading the image"
+    return (
+        f"{e['label']} {what} to {share:.0%} of {b['n']} closed questions: its closed scores reflect that bias, not"
+        " reading the image"
+    )
 
 # %% ../nbs/13_results.ipynb #27bc0bfe
 def _digests(e: dict) -> set[str]:
-    return {str(d) for s in (e["train_summary"], e["eval_summary"]) if isinstance(s, dict) and (d := s.get("environment_digest"))}
+    return {
+        str(d)
+        for s in (e["train_summary"], e["eval_summary"])
+        if isinstance(s, dict) and (d := s.get("environment_digest"))
+    }
 
 def environment_notes(entries: list[dict]) -> list[str]:
-    "Notices when the runs come from different environments (`environment_digest`), and, once, which runs have none (unknown)."
+    """Notices when the runs come from different environments (`environment_digest`), and, once, which runs have none
+    (unknown)."""
     known, unknown = {}, []
     for e in entries:
         if not (e["train_summary"] or e["eval_summary"]): continue
@@ -266,8 +303,11 @@ def environment_notes(entries: list[dict]) -> list[str]:
         for d in sorted(ds): known.setdefault(d, []).append(e["label"])
     out = []
     if len(known) > 1:
-        out.append("Runs come from different environments (installed package sets), so a difference between them may come from the packages, "
-                   "not the recipe: " + "; ".join(f"environment {d}: {', '.join(labs)}" for d, labs in known.items()))
+        out.append(
+            "Runs come from different environments (installed package sets), so a difference between them may come from"
+            " the packages, not the recipe: "
+            + "; ".join(f"environment {d}: {', '.join(labs)}" for d, labs in known.items())
+        )
     if known and unknown:
         out.append(f"Environment unknown (no environment_digest recorded) for: {', '.join(unknown)}")
     return out
@@ -279,25 +319,45 @@ def fmt_signed(v, digits: int = 2) -> str:
     return "—" if v is None else f"{v:+.{digits}f}".replace("-", "−")
 
 def blind_control(e: dict, n_boot: int = 1000, seed: int = 0) -> dict:
-    "{'images', 'blind', 'difference'} as text: closed accuracy with the images and with grey ones, and images − blind paired over the same ids; 'not run' without blind files."
+    """{'images', 'blind', 'difference'} as text: closed accuracy with the images and with grey ones, and images − blind
+    paired over the same ids; 'not run' without blind files."""
     m, b = e["metrics"] or {}, e["blind_metrics"]
     images = fmt_ci(get_path(m, "closed.accuracy"), (m.get("ci") or {}).get("closed.accuracy"))
     if not b: return {"images": images, "blind": "not run", "difference": "not run"}
     from medvqa.metrics import paired_difference
     blind = fmt_ci(get_path(b, "closed.accuracy"), (b.get("ci") or {}).get("closed.accuracy"))
-    try: d = paired_difference([list(e["predictions"].values())], [list(e["blind_predictions"].values())], n_boot, seed)
+    try:d = paired_difference([list(e["predictions"].values())], [list(e["blind_predictions"].values())], n_boot, seed)
     except DataError: d = None
-    if d is None: return {"images": images, "blind": blind, "difference": "— (no closed question in both prediction files)"}
+    if d is None:
+        return {"images": images, "blind": blind, "difference": "— (no closed question in both prediction files)"}
     ci = f" [{fmt_signed(d['ci'][0])}, {fmt_signed(d['ci'][1])}]" if d["ci"] else ""
-    return {"images": images, "blind": blind, "difference": f"{fmt_signed(d['difference'])}{ci} over {d['n']} closed questions"}
+    return {
+        "images": images,
+        "blind": blind,
+        "difference": f"{fmt_signed(d['difference'])}{ci} over {d['n']} closed questions",
+    }
 
 # %% ../nbs/13_results.ipynb #aad5b58b
-NOT_CATEGORIES = frozenset({"id", "question", "answer", "prediction", "output", "answer_type", "source", "image", "images",
-                            "explanation", "split"})
+NOT_CATEGORIES = frozenset(
+    {
+        "id",
+        "question",
+        "answer",
+        "prediction",
+        "output",
+        "answer_type",
+        "source",
+        "image",
+        "images",
+        "explanation",
+        "split",
+    }
+)
 "Prediction-row fields that are never categories (the source has its own breakdown; the answer type splits every table)."
 
 def category_columns(entries: list[dict], max_values: int = 12) -> list[str]:
-    "Columns of the runs' prediction rows to break results down by: text carried by at least half the rows, with 2 to `max_values` distinct values, each (on average) on 2 rows or more."
+    """Columns of the runs' prediction rows to break results down by: text carried by at least half the rows, with 2 to
+    `max_values` distinct values, each (on average) on 2 rows or more."""
     rows = [r for e in entries for r in (e.get("predictions") or {}).values() if isinstance(r, dict)]
     out = []
     for c in sorted({k for r in rows for k in r} - NOT_CATEGORIES):
@@ -308,9 +368,14 @@ def category_columns(entries: list[dict], max_values: int = 12) -> list[str]:
     return out
 
 def by_category(e: dict, column: str, n_boot: int = 1000) -> dict:
-    "`medvqa.metrics.score` of a run's predictions for each value of `column` ({value: metrics}; rows without one under '(none)')."
+    """`medvqa.metrics.score` of a run's predictions for each value of `column` ({value: metrics}; rows without one
+    under '(none)')."""
     from medvqa.metrics import score
     rows = [r for r in (e.get("predictions") or {}).values() if isinstance(r, dict)]
     if not rows: return {}
-    m = score([{**r, "source": str(r.get(column) or "").strip() or "(none)"} for r in rows], n_boot=n_boot, where=f"{e.get('label')} predictions")
+    m = score(
+        [{**r, "source": str(r.get(column) or "").strip() or "(none)"} for r in rows],
+        n_boot=n_boot,
+        where=f"{e.get('label')} predictions",
+    )
     return m["by_source"]

@@ -21,10 +21,13 @@ __all__ = ['log', 'HIDE_TAGS', 'quiet_datasets', 'kernel_start_failed', 'execute
 
 # %% ../nbs/21_run.ipynb #9274bda5
 def quiet_datasets() -> bool:
-    "Switch off the datasets library's progress bars (loading, map, filter) in this process, unless HF_DATASETS_DISABLE_PROGRESS_BARS says otherwise; True when they are off."
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")        # also read by datasets when it is first imported
+    """Switch off the datasets library's progress bars (loading, map, filter) in this process, unless
+    HF_DATASETS_DISABLE_PROGRESS_BARS says otherwise; True when they are off."""
+    # also read by datasets when it is first imported
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     import datasets
-    if os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"].upper() in ("1", "ON", "YES", "TRUE"): datasets.disable_progress_bars()
+    if os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"].upper() in ("1", "ON", "YES", "TRUE"):
+        datasets.disable_progress_bars()
     from datasets.utils.tqdm import are_progress_bars_disabled
     return are_progress_bars_disabled()
 
@@ -36,7 +39,8 @@ def kernel_start_failed(e: BaseException) -> bool:
     return (type(e).__name__ == "ZMQError" or isinstance(e, RuntimeError) and str(e).startswith(_KERNEL_START))
 
 def execute_with_retry(execute, label: str = "run", starts: int = 3, wait_s: float = 2.0):
-    "Call `execute()`, starting the kernel again (up to `starts` tries in all) when it failed to start; returns the tries used."
+    """Call `execute()`, starting the kernel again (up to `starts` tries in all) when it failed to start; returns the
+    tries used."""
     for i in range(1, starts + 1):
         try: execute(); return i
         except Exception as e:
@@ -58,12 +62,14 @@ def record_run(out_dir, **fields) -> dict:
 
 # %% ../nbs/21_run.ipynb #3770053b
 HIDE_TAGS = {"remove_cell_tags": {"parameters", "medvqa-hide"}, "remove_input_tags": {"medvqa-hide-input"}}
-"Cells the rendered notebook leaves out: papermill's defaults (the injected parameters stay) and bookkeeping; inputs it leaves out."
+"""Cells the rendered notebook leaves out: papermill's defaults (the injected parameters stay) and bookkeeping; inputs
+it leaves out."""
 
 _TABLE = re.compile(r"<table\b.*?</table>\s*", re.S | re.I)
 
 def drop_step_tables(nb) -> int:
-    "Remove the table of every logged step from transformers' notebook progress bar (an HTML output with a `<progress>` bar) in `nb`, keeping the bar; returns how many were removed."
+    """Remove the table of every logged step from transformers' notebook progress bar (an HTML output with a
+    `<progress>` bar) in `nb`, keeping the bar; returns how many were removed."""
     n = 0
     for c in nb.cells:
         for o in c.get("outputs", []):
@@ -75,7 +81,8 @@ def drop_step_tables(nb) -> int:
     return n
 
 def notebook_html(nb_path, html_path=None) -> Path:
-    "Render an (executed) notebook to HTML next to it: without the cells and inputs `HIDE_TAGS` names, training's step table, or superseded progress bar states."
+    """Render an (executed) notebook to HTML next to it: without the cells and inputs `HIDE_TAGS` names, training's step
+    table, or superseded progress bar states."""
     import nbformat
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import CoalesceStreamsPreprocessor, TagRemovePreprocessor
@@ -83,13 +90,15 @@ def notebook_html(nb_path, html_path=None) -> Path:
     nb = nbformat.read(str(nb_path), as_version=4); drop_step_tables(nb)
     exp = HTMLExporter()
     exp.register_preprocessor(TagRemovePreprocessor(**HIDE_TAGS), enabled=True)
-    exp.register_preprocessor(CoalesceStreamsPreprocessor(), enabled=True)    # a bar's updates ('\r') collapse to its last state
+    # a bar's updates ('\r') collapse to its last state
+    exp.register_preprocessor(CoalesceStreamsPreprocessor(), enabled=True)
     body, _ = exp.from_notebook_node(nb, resources={"metadata": {"name": nb_path.stem}})
     return atomic_write_text(html_path, body)
 
 # %% ../nbs/21_run.ipynb #baa94d65
 def encrypted_kernel_manager():
-    "A jupyter_client KernelManager class that gives each kernel its own CurveZMQ keys (the kernel's channels encrypted, so ipykernel does not warn of TCP in plain text); the default class where zmq lacks CURVE."
+    """A jupyter_client KernelManager class that gives each kernel its own CurveZMQ keys (the kernel's channels
+    encrypted, so ipykernel does not warn of TCP in plain text); the default class where zmq lacks CURVE."""
     import zmq
     from jupyter_client.manager import KernelManager
     if not zmq.has("curve") or "curve_secretkey" not in KernelManager.class_trait_names(): return KernelManager
@@ -108,7 +117,10 @@ def _error_fields(e: BaseException) -> dict:
     if isinstance(e, PapermillExecutionError):
         tb = _ANSI.sub("", "\n".join(e.traceback or []))
         return {"error": f"{e.ename}: {_ANSI.sub('', str(e.evalue))}", "traceback": tb, "failed_cell": e.cell_index}
-    return {"error": f"{type(e).__name__}: {e}", "traceback": "".join(_tb.format_exception(type(e), e, e.__traceback__))}
+    return {
+        "error": f"{type(e).__name__}: {e}",
+        "traceback": "".join(_tb.format_exception(type(e), e, e.__traceback__)),
+    }
 
 def run_notebook(params: dict, out_dir, notebook=None, label=None, kernel_name: str = "python3", cwd=None,
                  html: bool = True, log_output: bool = False, start_timeout: int = 120, gpu=None) -> dict:
@@ -159,7 +171,8 @@ def plan_jobs(models, out, curricula=None, seeds=None, params=None, long_labels=
                 jobs.append({"label": label, "out_dir": str(Path(out).resolve() / label),
                              "params": {**params, "model": m, "curriculum": c, "seed": s}})
     labels = [j["label"] for j in jobs]
-    if len(set(labels)) != len(labels): raise ConfigError(f"duplicate runs: {sorted({l for l in labels if labels.count(l) > 1})}")
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"duplicate runs: {sorted({l for l in labels if labels.count(l) > 1})}")
     return jobs
 
 _RUNTIME = ("output_dir", "resume")
@@ -177,7 +190,8 @@ def job_state(job: dict) -> str:
 
 # %% ../nbs/21_run.ipynb #eed291b6
 def _gpu_worker(job: dict, gpus, kw: dict, threads: int | None = None) -> dict:
-    "Run one job in a worker process on a free slot taken from the shared queue `gpus`: a GPU id, or None for a CPU share of `threads` threads."
+    """Run one job in a worker process on a free slot taken from the shared queue `gpus`: a GPU id, or None for a CPU
+    share of `threads` threads."""
     gpu = gpus.get()
     try:
         if gpu is not None: os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
@@ -194,7 +208,8 @@ def run_models(models: Iterable[str], out, curricula=None, seeds=None, params: d
                notebook=None, kernel_name: str = "python3", force: bool = False, check: bool | None = None,
                long_labels: bool | None = None, log_output: bool = False, progress: bool = True,
                parallel: int | None = None) -> list[dict]:
-    "Execute the run notebook per model (× curriculum × seed) into `out/<label>/`, one after another, one per GPU (`gpus`) or `parallel` at once on the CPU; returns each run's record."
+    """Execute the run notebook per model (× curriculum × seed) into `out/<label>/`, one after another, one per GPU
+    (`gpus`) or `parallel` at once on the CPU; returns each run's record."""
     from tqdm.auto import tqdm
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     jobs = plan_jobs(models, out, curricula, seeds, params, long_labels)

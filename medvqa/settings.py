@@ -21,7 +21,8 @@ __all__ = ['NOTEBOOK_NAMES', 'EVAL_NAMES', 'Param', 'base_type', 'setting', 'set
 
 # %% ../nbs/16_settings.ipynb #a696467c
 class Param(NamedTuple):
-    "One setting or parameter: its name where it is given, default, doc, type hint, the function (and argument) it feeds, the values it takes."
+    """One setting or parameter: its name where it is given, default, doc, type hint, the function (and argument) it
+    feeds, the values it takes."""
     name: str
     default: object
     doc: str
@@ -40,12 +41,14 @@ def base_type(hint) -> tuple:
     return hint, False
 
 def setting(default=None, choices=None, values: str = "positive", what: str = ""):
-    "A settings field whose value is one of `choices` (a tuple, or a mapping such as the model registry) or, a number, in the range `values`."
+    """A settings field whose value is one of `choices` (a tuple, or a mapping such as the model registry) or, a number,
+    in the range `values`."""
     return field(default=default, metadata={"choices": choices, "values": values, "what": what})
 
 # %% ../nbs/16_settings.ipynb #4184e837
 def settings_params(cls, names: dict | None = None, skip=(), fn: str | None = None) -> list[Param]:
-    "A `Param` per field of dataclass `cls` (default, type, the comment beside it), its own fields before inherited ones, renamed by `names`."
+    """A `Param` per field of dataclass `cls` (default, type, the comment beside it), its own fields before inherited
+    ones, renamed by `names`."""
     from fastcore.docments import docments
     docs, hints = docments(cls), typing.get_type_hints(cls)
     own = set(cls.__dict__.get("__annotations__", {}))
@@ -73,7 +76,8 @@ def _whole(v) -> int:
     raise ValueError
 
 def _one(t, v, values: str):
-    "One value `v` as type `t` in range `values`; ValueError when it cannot be. Text fields pass loaded objects (records, a `ModelSpec`) through."
+    """One value `v` as type `t` in range `values`; ValueError when it cannot be. Text fields pass loaded objects
+    (records, a `ModelSpec`) through."""
     if v is None: return None
     if t is bool:
         if isinstance(v, bool): return v
@@ -93,7 +97,8 @@ def _one(t, v, values: str):
     return v
 
 def convert(q: Param, v):
-    "`v` as `q`'s type: papermill and the command line pass what was typed ('3', 3.0, 'a,b'); ValueError when it cannot be."
+    """`v` as `q`'s type: papermill and the command line pass what was typed ('3', 3.0, 'a,b'); ValueError when it
+    cannot be."""
     t, opt = base_type(q.hint)
     if v is None:
         if opt or q.default is None: return None
@@ -107,21 +112,26 @@ def expected(q: Param) -> str:
     "What `q` takes, in words, for messages."
     t = base_type(q.hint)[0]
     if t is int: return "an integer" if q.values == "any" else "a positive integer"
-    if t is float: return "a number in [0, 1)" if q.values == "fraction" else "a number" if q.values == "any" else "a positive number"
+    if t is float:
+        return (
+            "a number in [0, 1)" if q.values == "fraction" else "a number" if q.values == "any" else "a positive number"
+        )
     if t is bool: return "true or false"
     if typing.get_origin(t) is list: return "a list (or comma-separated values)"
     return "text"
 
 # %% ../nbs/16_settings.ipynb #48bbc3d9
 def check_value(q: Param, v) -> tuple:
-    "(`v` converted to `q`'s type, None) or (`v`, the problem in the user's terms: the setting's name and the bad value)."
-    try: v = convert(q, v)
+    """(`v` converted to `q`'s type, None) or (`v`, the problem in the user's terms: the setting's name and the bad
+    value)."""
+    try:v = convert(q, v)
     except (ValueError, TypeError): return v, f"{q.name} must be {expected(q)}, got {v!r}"
     if q.choices is None or v is None: return v, None
     known, what = tuple(q.choices), q.what or q.name
     bad = [x for x in (v if isinstance(v, list) else [v]) if isinstance(x, str) and x not in known]
     if not bad: return v, None
-    if isinstance(v, list): return v, f"{q.name}: unknown {what} {', '.join(map(repr, bad))} (known: {', '.join(known)})"
+    if isinstance(v, list):
+        return v, f"{q.name}: unknown {what} {', '.join(map(repr, bad))} (known: {', '.join(known)})"
     return v, f"unknown {what} {v!r} (known: {', '.join(known)})"
 
 def problems_message(problems: list, where: str) -> str:
@@ -130,19 +140,23 @@ def problems_message(problems: list, where: str) -> str:
 
 # %% ../nbs/16_settings.ipynb #9d89e6f8
 def prepare_backend(backend: str = "auto") -> str | None:
-    "Import unsloth now if this process will train with it (`medvqa.sizing.pick_backend` decides); returns 'unsloth' or None."
+    """Import unsloth now if this process will train with it (`medvqa.sizing.pick_backend` decides); returns 'unsloth'
+    or None."""
     from medvqa.sizing import pick_backend         # light: imports neither transformers nor trl
     if pick_backend(backend) != "unsloth": return None
-    if "transformers" in sys.modules: get_logger().warning("transformers was imported before unsloth: unsloth cannot patch it fully")
+    if "transformers" in sys.modules:
+        get_logger().warning("transformers was imported before unsloth: unsloth cannot patch it fully")
     import unsloth  # noqa: F401
     return "unsloth"
 
 # %% ../nbs/16_settings.ipynb #3d70ee0c
 @dataclass(kw_only=True)
 class DataOptions:
-    "How a source is read besides its path and split (`medvqa.core.DATA_OPTIONS`): `train`, `evaluate` and every command that reads data take these."
+    """How a source is read besides its path and split (`medvqa.core.DATA_OPTIONS`): `train`, `evaluate` and every
+    command that reads data take these."""
     feeds = "reading data"                                     # where a bad value is reported (not a setting)
-    format: str | None = setting(None, FORMATS)                # the layout of the data, one of medvqa's formats (None: detected)
+    # the layout of the data, one of medvqa's formats (None: detected)
+    format: str | None = setting(None, FORMATS)
     lang: str = setting("en", LANGS)                           # SLAKE's question language: en, zh or all (both)
     # the column holding the image(s) in a table, imagefolder or hub dataset (None: guessed)
     image_column: str | None = None
@@ -152,23 +166,27 @@ class DataOptions:
     id_column: str | None = None                               # the column holding sample ids (None: numbered)
     # the column holding each sample's split (None: a column named split, else the file's)
     split_column: str | None = None
-    explanation_column: str | None = None                      # the column holding an explanation of the answer (None: none)
+    # the column holding an explanation of the answer (None: none)
+    explanation_column: str | None = None
 
     def __post_init__(self): self.validate()
 
     def validate(self):
-        "Convert every field to its type and check its value (type, range, choices); ConfigError naming every bad one, else self."
+        """Convert every field to its type and check its value (type, range, choices); ConfigError naming every bad one,
+        else self."""
         problems = []
         for q in settings_params(type(self)):
             v, problem = check_value(q, getattr(self, q.arg))
-            if problem: problems.append(problem)
+            if problem:problems.append(problem)
             else: setattr(self, q.arg, v)
         if problems: raise ConfigError(problems_message(problems, self.feeds))
         return self
 
     def data_options(self) -> dict:
         "The data options that are set: what `medvqa.data.load_vqa` takes besides the source and split."
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(DataOptions) if getattr(self, f.name) is not None}
+        return {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(DataOptions) if getattr(self, f.name) is not None
+        }
 
 # %% ../nbs/16_settings.ipynb #1b921f15
 @dataclass(kw_only=True)
@@ -179,20 +197,24 @@ class TrainSettings(DataOptions):
     # training data: a file or folder, or a hub id medvqa knows (None: the shipped demo data)
     data: str | None = None
     curriculum: str = setting(DEFAULT_CURRICULUM, STRATEGIES)  # the order of training samples
-    output_dir: str = "runs/train"                             # the run folder: weights, checkpoints, train_summary.json
+    # the run folder: weights, checkpoints, train_summary.json
+    output_dir: str = "runs/train"
     max_steps: int | None = None                               # optimizer steps (None: the model's own)
     backend: str = setting("auto", TRAIN_BACKENDS)             # auto: unsloth on a CUDA GPU when installed, else hf
     resume: bool = False                                       # continue the run in output_dir from its last checkpoint
     seed: int = setting(0, values="any")                       # seed of initialisation and data order
     # per-device batch (None: from the model's effective batch and the GPU's memory)
     batch_size: int | None = None
-    grad_accum: int | None = None                              # gradient accumulation steps (None: effective batch / batch_size)
-    save_steps: int | None = None                              # write a checkpoint every N steps (None: a quarter of the steps)
+    # gradient accumulation steps (None: effective batch / batch_size)
+    grad_accum: int | None = None
+    # write a checkpoint every N steps (None: a quarter of the steps)
+    save_steps: int | None = None
     # a local folder with the model's weights (None: $MEDVQA_MODEL_PATH_<KEY>, then the hub)
     model_path: str | None = None
     # one data source per stage, in stage order or named by stage (None: split data)
     stage_data: list[str] | None = None
-    shares: list[float] | None = None                          # share of the step budget per stage, e.g. 0.3,0.7 (None: by stage size)
+    # share of the step budget per stage, e.g. 0.3,0.7 (None: by stage size)
+    shares: list[float] | None = None
     tensorboard: bool = False                                  # also log to TensorBoard in output_dir
     split: str = "train"                                       # the split of the training data to train on
     learning_rate: float | None = None                         # peak learning rate (None: the model's own)
@@ -203,10 +225,12 @@ class TrainSettings(DataOptions):
     optim: str | None = None
     # load 4-bit weights (None: the model's own choice on a GPU, never on a CPU)
     load_in_4bit: bool | None = None
-    memory_bound_gib: float | None = None                      # GPU memory the per-device batch may use (None: what the GPU has)
+    # GPU memory the per-device batch may use (None: what the GPU has)
+    memory_bound_gib: float | None = None
     # recompute activations in the backward pass (None: only where keeping them would not fit)
     gradient_checkpointing: bool | None = None
-    modules_to_save: list[str] | None = None                   # modules trained in full beside the LoRA adapter (hf backend)
+    # modules trained in full beside the LoRA adapter (hf backend)
+    modules_to_save: list[str] | None = None
     # lora: an adapter over frozen weights; full: every weight (None: the model's own)
     method: str | None = setting(None, METHODS)
     # model parts kept as loaded, of vision, merger, language (None: the model's own)
@@ -225,11 +249,14 @@ class TrainSettings(DataOptions):
     # score eval_data every N steps while training (a learning curve, curve.json)
     eval_every: int | None = None
     eval_split: str = "test"                                   # the split of eval_data to score
-    overwrite: bool = False                                    # replace a run already in output_dir (its checkpoints are deleted)
+    # replace a run already in output_dir (its checkpoints are deleted)
+    overwrite: bool = False
     # keep the last checkpoint (with optimiser state) once the run has finished
     keep_checkpoints: bool = False
-    # how the hf backend computes the loss: answer_only (the labelled positions' logits only), chunked_nll (TRL's chunks)
-    # or full (logits at every position, transformers' own) (None: answer_only; the unsloth backend: its own chunked_nll)
+    # how the hf backend computes the loss: answer_only (the labelled positions' logits only), chunked_nll (TRL's
+    # chunks)
+    # or full (logits at every position, transformers' own) (None: answer_only; the unsloth backend: its own
+    # chunked_nll)
     loss: str | None = setting(None, ("answer_only", "chunked_nll", "full"), what="loss")
     # on a CPU, keep freed memory in the process (no page faults at every step); False: the C library's own settings
     keep_freed_memory: bool = True
@@ -238,7 +265,8 @@ TrainSettings.__delwrap__ = DataOptions    # fastcore's docments reads the data 
 
 # %% ../nbs/16_settings.ipynb #567ce5c0
 def train_settings(settings=None, /, **kw) -> TrainSettings:
-    "The `TrainSettings` of a call `train(settings, **kw)`: `settings` with `kw` replaced, or, `settings` being the model (a key or a `ModelSpec`) or None, made from `kw`."
+    """The `TrainSettings` of a call `train(settings, **kw)`: `settings` with `kw` replaced, or, `settings` being the
+    model (a key or a `ModelSpec`) or None, made from `kw`."""
     names = {f.name for f in dataclasses.fields(TrainSettings)}
     bad = [k for k in kw if k not in names]
     if bad: raise ConfigError(f"unknown setting {', '.join(map(repr, bad))} for train (see medvqa train --help)")
@@ -261,20 +289,26 @@ def train_notebook() -> Path:
     "The run notebook: `nbs/train.ipynb` of a source checkout, else the copy shipped in the package."
     for p in (package_dir().parent / "nbs" / "train.ipynb", package_dir() / "templates" / "train.ipynb"):
         if p.exists(): return p
-    raise ConfigError("the run notebook train.ipynb is missing (neither nbs/train.ipynb nor medvqa/templates/train.ipynb)")
+    raise ConfigError(
+        "the run notebook train.ipynb is missing (neither nbs/train.ipynb nor medvqa/templates/train.ipynb)"
+    )
 
 # %% ../nbs/16_settings.ipynb #14f405c3
 NOTEBOOK_NAMES = {"data": "train_data", "split": "train_split"}        # a training setting -> the run notebook's name
 EVAL_NAMES = {"batch_size": "eval_batch_size", "max_new_tokens": "max_new_tokens", "max_samples": "max_eval_samples"}
-_TRAIN_SKIP = ("output_dir", "resume", "overwrite")                    # the notebook's own (below) or not for a notebook
-_NOTEBOOK_OWN = (("n_gallery", 8, "samples with thumbnails for the report", int),
-                 ("blind_control", True, "also answer the evaluation set with mid-grey images (blind_metrics.json)", bool),
-                 ("output_dir", None, "the run folder (None: reports/notebook/<model>)", str | None),
-                 ("resume", False, "continue an interrupted run in output_dir", bool),
-                 ("offline", None, "None: offline for the tiny models (built locally); True/False to force", bool | None))
+# the notebook's own (below) or not for a notebook
+_TRAIN_SKIP = ("output_dir", "resume", "overwrite")
+_NOTEBOOK_OWN = (
+    ("n_gallery", 8, "samples with thumbnails for the report", int),
+    ("blind_control", True, "also answer the evaluation set with mid-grey images (blind_metrics.json)", bool),
+    ("output_dir", None, "the run folder (None: reports/notebook/<model>)", str | None),
+    ("resume", False, "continue an interrupted run in output_dir", bool),
+    ("offline", None, "None: offline for the tiny models (built locally); True/False to force", bool | None),
+)
 
 def notebook_parameters() -> list[Param]:
-    "The run notebook's parameters, in order: `TrainSettings`' fields, `evaluate`'s arguments (EVAL_NAMES), the notebook's own."
+    """The run notebook's parameters, in order: `TrainSettings`' fields, `evaluate`'s arguments (EVAL_NAMES), the
+    notebook's own."""
     from medvqa.evaluate import evaluate
     ev = [p for p in signature_params(evaluate, EVAL_NAMES) if p.arg in EVAL_NAMES]
     own = [Param(n, d, doc, h, "notebook", n) for n, d, doc, h in _NOTEBOOK_OWN]
@@ -287,7 +321,8 @@ def parameters_source() -> str:
     return "\n".join(f"{a.ljust(w)}  # {doc}".rstrip() for a, doc in rows)
 
 def sync_parameters(path=None) -> bool:
-    "Rewrite the parameters cell of the run notebook (`path`, default nbs/train.ipynb) from the settings; True if it changed (`make export` runs it)."
+    """Rewrite the parameters cell of the run notebook (`path`, default nbs/train.ipynb) from the settings; True if it
+    changed (`make export` runs it)."""
     path = Path(path or train_notebook())
     nb = json.loads(path.read_text())
     cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
@@ -309,18 +344,26 @@ def _data_path(v, name, problems):
     problems.append(f"{name} {s!r}: no such file or folder"); return s
 
 def _check_sources(p: dict, options: dict, known: dict):
-    "Each source of the run read as it will be (`medvqa.data.check_data`: columns, split, images), before anything is launched."
+    """Each source of the run read as it will be (`medvqa.data.check_data`: columns, split, images), before anything is
+    launched."""
     from medvqa.core import MedVQAError
     from medvqa.data import check_data
     from medvqa.curriculum import stage_ref
-    stages = [(f"stage_data {n or i}", s, "train_split") for i, (n, s) in enumerate(map(stage_ref, p.get("stage_data") or [])) if s]
-    for k, src, s in [(k, p.get(k), s) for k, s in (("train_data", "train_split"), ("eval_data", "eval_split"))] + stages:
+    stages = [
+        (f"stage_data {n or i}", s, "train_split")
+        for i, (n, s) in enumerate(map(stage_ref, p.get("stage_data") or []))
+        if s
+    ]
+    for k, src, s in [
+        (k, p.get(k), s) for k, s in (("train_data", "train_split"), ("eval_data", "eval_split"))
+    ] + stages:
         if not src: continue
-        try: check_data(src, split=p.get(s, known[s].default), **options)
+        try:check_data(src, split=p.get(s, known[s].default), **options)
         except MedVQAError as e: raise ConfigError(f"bad parameter for train.ipynb: {k}: {e}") from None
 
 def check_params(p: dict) -> dict:
-    "Validate the run notebook's parameters (those given) as the settings do, and its data paths; ConfigError listing every problem, else the cleaned parameters."
+    """Validate the run notebook's parameters (those given) as the settings do, and its data paths; ConfigError listing
+    every problem, else the cleaned parameters."""
     p, problems = dict(p), []
     known = {q.name: q for q in notebook_parameters()}
     for k in [k for k in p if k in known]:
@@ -335,11 +378,13 @@ def check_params(p: dict) -> dict:
     if p.get("stage_data") and isinstance(p["stage_data"], list):       # paths, in stage order or as stage=path
         from medvqa.curriculum import stage_ref
         refs = [stage_ref(s) for s in p["stage_data"]]
-        p["stage_data"] = [f"{n}={_data_path(s, f'stage_data {n}', problems)}" if n else _data_path(s, f"stage_data[{i}]", problems)
-                           for i, (n, s) in enumerate(refs)]
+        p["stage_data"] = [
+            f"{n}={_data_path(s, f'stage_data {n}', problems)}" if n else _data_path(s, f"stage_data[{i}]", problems)
+            for i, (n, s) in enumerate(refs)
+        ]
     if p.get("model_path"):
         mp = Path(str(p["model_path"])).expanduser()
-        if not mp.exists(): problems.append(f"model_path {str(p['model_path'])!r}: no such folder")
+        if not mp.exists():problems.append(f"model_path {str(p['model_path'])!r}: no such folder")
         else: p["model_path"] = str(mp.resolve())
     if problems: raise ConfigError(problems_message(problems, "train.ipynb"))
     if "train_data" in p:
@@ -352,6 +397,7 @@ def check_params(p: dict) -> dict:
 _DATA_FIELDS = tuple(f.name for f in dataclasses.fields(DataOptions))
 
 def arguments(p: dict, fn: str) -> dict:
-    "The checked notebook parameters `p` that feed `fn` ('train' or 'evaluate'; the data options feed both, 'data' gives them alone), under fn's own argument names."
+    """The checked notebook parameters `p` that feed `fn` ('train' or 'evaluate'; the data options feed both, 'data'
+    gives them alone), under fn's own argument names."""
     return {q.arg: p[q.name] for q in notebook_parameters()
             if q.name in p and (q.fn == fn or q.arg in _DATA_FIELDS and fn in ("evaluate", "data"))}

@@ -22,19 +22,29 @@ def pick_backend(backend: str = "auto") -> str:
     has_cuda = cuda_available()
     if backend == "auto": return "unsloth" if has_cuda and importlib.util.find_spec("unsloth") else "hf"
     if backend == "unsloth":
-        if not has_cuda: raise ConfigError("backend 'unsloth' needs a CUDA GPU and none is available; use backend='hf' (--backend hf) on this machine")
-        if not importlib.util.find_spec("unsloth"): raise ConfigError("backend 'unsloth' needs the unsloth package (pip install unsloth); or use backend='hf' (--backend hf)")
+        if not has_cuda:
+            raise ConfigError(
+                "backend 'unsloth' needs a CUDA GPU and none is available; use backend='hf' (--backend hf) on this"
+                " machine"
+            )
+        if not importlib.util.find_spec("unsloth"):
+            raise ConfigError(
+                "backend 'unsloth' needs the unsloth package (pip install unsloth); or use backend='hf' (--backend hf)"
+            )
     return backend
 
 # %% ../nbs/12_sizing.ipynb #7417849d
 def pick_optimizer(optim: str, has_cuda: bool | None = None, method: str = "lora", asked: bool = False) -> str:
-    "The optimiser to use: fused AdamW for a LoRA adapter on a GPU unless one was `asked` for; 8-bit ones need bitsandbytes' GPU kernels."
+    """The optimiser to use: fused AdamW for a LoRA adapter on a GPU unless one was `asked` for; 8-bit ones need
+    bitsandbytes' GPU kernels."""
     has_cuda = cuda_available() if has_cuda is None else has_cuda
     from transformers.training_args import OptimizerNames
     known = [o.value for o in OptimizerNames]
     if optim not in known:
-        raise ConfigError(f"optim {optim!r} is not an optimiser transformers knows; for example adamw_torch_fused, adamw_torch, "
-                          f"adamw_8bit ({len(known)} in all: transformers.training_args.OptimizerNames)")
+        raise ConfigError(
+            f"optim {optim!r} is not an optimiser transformers knows; for example adamw_torch_fused, adamw_torch, "
+            f"adamw_8bit ({len(known)} in all: transformers.training_args.OptimizerNames)"
+        )
     if has_cuda and method == "lora" and not asked and "8bit" in optim: return "adamw_torch_fused"
     if "8bit" in optim and not (has_cuda and importlib.util.find_spec("bitsandbytes")):
         get_logger().warning(f"optimizer {optim} needs bitsandbytes with a CUDA GPU; using adamw_torch instead")
@@ -68,18 +78,27 @@ def pick_batch(effective: int, has_cuda: bool, params_b: float = 2.0, seq_len: i
 
 # %% ../nbs/12_sizing.ipynb #d40a9381
 def activation_gib(batch: int, seq_len: int, hidden: int = 2048, layers: int = 28) -> float:
-    "GiB of activations a 16-bit decoder keeps for its backward pass without checkpointing: ~34 x hidden bytes a token a layer."
+    """GiB of activations a 16-bit decoder keeps for its backward pass without checkpointing: ~34 x hidden bytes a token
+    a layer."""
     return batch * seq_len * hidden * layers * 34 / 2**30
 
-def pick_checkpointing(spec, batch: int, has_cuda: bool, load_in_4bit: bool = False, memory_bound_gib: float | None = None,
-                       seq_len: int = 512) -> bool:
+
+def pick_checkpointing(
+    spec,
+    batch: int,
+    has_cuda: bool,
+    load_in_4bit: bool = False,
+    memory_bound_gib: float | None = None,
+    seq_len: int = 512,
+) -> bool:
     "Recompute activations only when keeping them would not fit the memory bound; never on a CPU or for a tiny model."
     if not has_cuda or spec.tiny: return False
     dims = FULL_CONFIGS.get(spec.key, {}).get("text_config", {})
     hidden, layers = dims.get("hidden_size", 4096), dims.get("num_hidden_layers", 36)
     bound = 0.8 * torch_total_memory_gib() if memory_bound_gib is None else memory_bound_gib
-    need = (estimate_memory_gib(spec.params_b or 8.8, batch, seq_len, hidden=hidden, layers=layers, load_in_4bit=load_in_4bit)
-            + activation_gib(batch, seq_len, hidden, layers))
+    need = estimate_memory_gib(
+        spec.params_b or 8.8, batch, seq_len, hidden=hidden, layers=layers, load_in_4bit=load_in_4bit
+    ) + activation_gib(batch, seq_len, hidden, layers)
     return need > bound
 
 # %% ../nbs/12_sizing.ipynb #6079048c
@@ -110,7 +129,8 @@ def loader_settings(has_cuda: bool, cpus: int | None = None, procs: int | None =
 
 # %% ../nbs/12_sizing.ipynb #361ec050
 def keep_freed_memory() -> bool:
-    "Keep freed memory in this process (glibc: no mmap for large blocks, no trimming of the heap); False where the C library has no `mallopt`."
+    """Keep freed memory in this process (glibc: no mmap for large blocks, no trimming of the heap); False where the C
+    library has no `mallopt`."""
     import ctypes, ctypes.util
     try: libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     except OSError: return False

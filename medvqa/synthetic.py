@@ -8,7 +8,8 @@ import hashlib, io, os, tempfile, zlib
 from pathlib import Path
 import numpy as np
 from PIL import Image
-from .core import DataError, ConfigError, atomic_write_bytes, atomic_write_text, to_json, infer_answer_type, package_dir, get_logger
+from .core import (DataError, ConfigError, atomic_write_bytes, atomic_write_text, to_json, infer_answer_type,
+                         package_dir, get_logger)
 
 # %% auto #0
 __all__ = ['ANSWERS', 'DEMO_DICOM', 'DEMO_README', 'DEMO_QUESTIONS', 'synthetic_scan', 'make_synthetic', 'text_only_ceiling',
@@ -74,10 +75,15 @@ def _explanation(info: dict) -> str:
 
 def make_synthetic(n: int, seed: int = 0, size: int = 64, split: str = "train", explain: float = 0.5,
                    questions=None) -> list[dict]:
-    "`n` image-dependent lesion VQA records (PIL images), balanced per question text (only `questions`, if given); deterministic for (seed, split)."
+    """`n` image-dependent lesion VQA records (PIL images), balanced per question text (only `questions`, if given);
+    deterministic for (seed, split)."""
     if n < 0 or size < 16: raise ConfigError(f"make_synthetic: need n >= 0 and size >= 16, got n={n}, size={size}")
     pool = [s for s in _SLOTS if questions is None or s[0] in questions]
-    if not pool: raise ConfigError(f"make_synthetic: none of {list(questions)} is a synthetic question; known: {sorted({s[0] for s in _SLOTS})}")
+    if not pool:
+        raise ConfigError(
+            f"make_synthetic: none of {list(questions)} is a synthetic question; known:"
+            f" {sorted({s[0] for s in _SLOTS})}"
+        )
     rng = _rng(seed, split)
     slots = [pool[i % len(pool)] for i in range(n)]
     out = []
@@ -104,7 +110,8 @@ def _write_png(img: Image.Image, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 def write_records(out_dir, split: str, records: list[dict]) -> Path:
-    "Write `records` (PIL images) as `out_dir/<split>.jsonl` + `out_dir/images/<id>.png` (each distinct image once); returns the jsonl path."
+    """Write `records` (PIL images) as `out_dir/<split>.jsonl` + `out_dir/images/<id>.png` (each distinct image once);
+    returns the jsonl path."""
     out_dir = Path(out_dir); (out_dir / "images").mkdir(parents=True, exist_ok=True)
     lines, seen = [], {}                              # identical images are written once
     for r in records:
@@ -128,11 +135,14 @@ def write_synthetic(out_dir, n_train: int, n_test: int, seed: int = 0, size: int
 DEMO_DICOM = (("CT_small.dcm", ("orig", "flip", "rot90", "rot270"), ("rot270",)),
               ("MR_small.dcm", ("orig", "flip", "rot90"), ("flip",)),
               ("examples_overlay.dcm", ("orig", "flip"), ()))
-_MODALITY = {"CT": ("ct", "A computed tomography slice: bone is bright because it attenuates X-rays strongly, air is black."),
-             "MR": ("mr", "A magnetic resonance image: contrast comes from tissue relaxation times, not X-ray attenuation.")}
+_MODALITY = {
+    "CT": ("ct", "A computed tomography slice: bone is bright because it attenuates X-rays strongly, air is black."),
+    "MR": ("mr", "A magnetic resonance image: contrast comes from tissue relaxation times, not X-ray attenuation."),
+}
 
 def dicom_to_png_array(path, max_side: int = 128) -> tuple[np.ndarray, str]:
-    "A DICOM file as medvqa reads every DICOM (`data.open_image`: rescaled, windowed, 8-bit), at most `max_side`; returns (array, Modality)."
+    """A DICOM file as medvqa reads every DICOM (`data.open_image`: rescaled, windowed, 8-bit), at most `max_side`;
+    returns (array, Modality)."""
     import pydicom
     from medvqa.images import open_image
     img = open_image(path)
@@ -214,12 +224,15 @@ def build_demo_fixtures(out_dir=None, n_train: int = 768, n_test: int = 96, seed
         for p in (out_dir / "images").glob("*.png"): p.unlink()      # no stale images from an older build
     real = dicom_records()
     for split, n in (("train", n_train), ("test", n_test)):
-        write_records(out_dir, split, real[split] + make_synthetic(n, seed=seed, size=size, split=split, questions=DEMO_QUESTIONS))
+        write_records(
+            out_dir, split, real[split] + make_synthetic(n, seed=seed, size=size, split=split, questions=DEMO_QUESTIONS)
+        )
     atomic_write_text(out_dir / "README.txt", DEMO_README)
     get_logger().info(f"demo fixtures written to {out_dir}")
     return out_dir
 
 # %% ../nbs/03_synthetic.ipynb #6ba1119d
 def data_or_demo(data):
-    "`data` as given, or the shipped demo folder (`default_data`) when it is None: the data every command uses when none is named."
+    """`data` as given, or the shipped demo folder (`default_data`) when it is None: the data every command uses when
+    none is named."""
     return default_data() if data is None else data

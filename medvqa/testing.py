@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .core import DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atomic_write_json, atomic_write_text, infer_answer_type
+from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atomic_write_json, atomic_write_text,
+                         infer_answer_type)
 from .images import image_bytes, open_image
 
 # %% auto #0
@@ -51,7 +52,17 @@ def sixteen_bit_png(seed: int = 0, size: int = 32) -> bytes:
     return image_bytes(Image.fromarray(a.astype(np.uint16)))
 
 # %% ../nbs/23_testing.ipynb #6c191a5a
-FIXTURE_KINDS = ("medvqa", "vqa-rad-hf", "vqa-rad-json", "slake", "pathvqa", "imageclef2019", "pubmedvision", "imagefolder", "generic")
+FIXTURE_KINDS = (
+    "medvqa",
+    "vqa-rad-hf",
+    "vqa-rad-json",
+    "slake",
+    "pathvqa",
+    "imageclef2019",
+    "pubmedvision",
+    "imagefolder",
+    "generic",
+)
 
 def _fixture_images(d: Path, n: int = 6, fmt: str = "png") -> list[Path]:
     "Write CT, MR (from pydicom's files) and n-2 synthetic images into d; returns their paths."
@@ -85,71 +96,221 @@ def write_layout_fixture(kind: str, dir) -> Path:
     if kind == "medvqa":
         im = _fixture_images(d/"images", 4); shutil.copy(dicom_test_file("MR_small.dcm"), d/"images"/"mr.dcm")
         rel = [f"images/{p.name}" for p in im]
-        train = [{"id": "f-0", "images": [rel[0]], "question": "Is there an abnormality?", "answer": "yes", "source": "fixture-ct"},
-                 {"id": "f-1", "images": ["images/mr.dcm"], "question": "What modality is this?", "answer": "MRI", "source": "fixture-mr"},
-                 {"id": "f-2", "images": [rel[2], rel[3]], "question": "Do the two images differ?", "answer": "yes", "answer_type": "closed", "source": "synthetic"},
-                 {"id": "f-3", "images": [rel[0]], "question": "Which side is the finding on?", "answer": "left",
-                  "explanation": "The bright region lies on the image's left.", "source": "fixture-ct"}]
-        test = [{"id": "f-4", "images": [rel[1]], "question": "Is this an MRI?", "answer": "yes", "source": "fixture-mr"},
-                {"id": "f-5", "images": [rel[2]], "question": "How many blobs are there?", "answer": "3", "source": "synthetic"}]
+        train = [
+            {
+                "id": "f-0",
+                "images": [rel[0]],
+                "question": "Is there an abnormality?",
+                "answer": "yes",
+                "source": "fixture-ct",
+            },
+            {
+                "id": "f-1",
+                "images": ["images/mr.dcm"],
+                "question": "What modality is this?",
+                "answer": "MRI",
+                "source": "fixture-mr",
+            },
+            {
+                "id": "f-2",
+                "images": [rel[2], rel[3]],
+                "question": "Do the two images differ?",
+                "answer": "yes",
+                "answer_type": "closed",
+                "source": "synthetic",
+            },
+            {
+                "id": "f-3",
+                "images": [rel[0]],
+                "question": "Which side is the finding on?",
+                "answer": "left",
+                "explanation": "The bright region lies on the image's left.",
+                "source": "fixture-ct",
+            },
+        ]
+        test = [
+            {"id": "f-4", "images": [rel[1]], "question": "Is this an MRI?", "answer": "yes", "source": "fixture-mr"},
+            {
+                "id": "f-5",
+                "images": [rel[2]],
+                "question": "How many blobs are there?",
+                "answer": "3",
+                "source": "synthetic",
+            },
+        ]
         for name, rows in (("train", train), ("test", test)):
             atomic_write_text(d/f"{name}.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
         return d
     if kind in ("vqa-rad-hf", "pathvqa"):
         im = _fixture_images(d/"_src", 6, "jpg")
-        splits = {"train": [0, 1, 2, 3, 4], "test": [0, 5]} if kind == "vqa-rad-hf" else {"train": [0, 1, 2], "validation": [3], "test": [4, 5]}
+        splits = (
+            {"train": [0, 1, 2, 3, 4], "test": [0, 5]}
+            if kind == "vqa-rad-hf"
+            else {"train": [0, 1, 2], "validation": [3], "test": [4, 5]}
+        )
         for s, idx in splits.items():
-            _hf_parquet(d/"data"/f"{s}-00000-of-00001.parquet", [im[i] for i in idx], [_qa(i + (s == "test")) for i in idx])
+            _hf_parquet(
+                d / "data" / f"{s}-00000-of-00001.parquet", [im[i] for i in idx], [_qa(i + (s == "test")) for i in idx]
+            )
         shutil.rmtree(d/"_src")
         pretty = "VQA-RAD" if kind == "vqa-rad-hf" else "PathVQA"
-        atomic_write_text(d/"README.md", f"---\npretty_name: {pretty}\nlicense: cc0-1.0\n---\n# {pretty} (medvqa fixture)\n")
+        atomic_write_text(
+            d / "README.md", f"---\npretty_name: {pretty}\nlicense: cc0-1.0\n---\n# {pretty} (medvqa fixture)\n"
+        )
         return d
     if kind == "vqa-rad-json":
         im = _fixture_images(d/"VQA_RAD Image Folder", 4, "jpg")
         names = [f"synpic{1000 + i}.jpg" for i in range(len(im))]
         for p, n in zip(im, names): p.rename(p.parent/n)
-        recs = [dict(qid=1, image_name=names[0], question="Is there a mass?", answer="Yes", answer_type="CLOSED", question_type="PRES", phrase_type="freeform"),
-                dict(qid=2, image_name=names[0], question="Where is the mass?", answer="left lobe", answer_type="OPEN", question_type="POS", phrase_type="freeform"),
-                dict(qid=3, image_name=names[1], question="How many lesions are there?", answer=2, answer_type="CLOSED", question_type="COUNT", phrase_type="para"),
-                dict(qid=4, image_name=names[2], question="What organ is this?", answer="brain", answer_type="OPEN", question_type="ORGAN", phrase_type="freeform"),
-                dict(qid=5, image_name=names[0], question="Is there a mass?", answer="Yes", answer_type="CLOSED", question_type="PRES", phrase_type="test_freeform"),
-                dict(qid=6, image_name=names[3], question="Is this normal?", answer="no", answer_type="CLOSED", question_type="ABN", phrase_type="test_para")]
+        recs = [
+            dict(
+                qid=1,
+                image_name=names[0],
+                question="Is there a mass?",
+                answer="Yes",
+                answer_type="CLOSED",
+                question_type="PRES",
+                phrase_type="freeform",
+            ),
+            dict(
+                qid=2,
+                image_name=names[0],
+                question="Where is the mass?",
+                answer="left lobe",
+                answer_type="OPEN",
+                question_type="POS",
+                phrase_type="freeform",
+            ),
+            dict(
+                qid=3,
+                image_name=names[1],
+                question="How many lesions are there?",
+                answer=2,
+                answer_type="CLOSED",
+                question_type="COUNT",
+                phrase_type="para",
+            ),
+            dict(
+                qid=4,
+                image_name=names[2],
+                question="What organ is this?",
+                answer="brain",
+                answer_type="OPEN",
+                question_type="ORGAN",
+                phrase_type="freeform",
+            ),
+            dict(
+                qid=5,
+                image_name=names[0],
+                question="Is there a mass?",
+                answer="Yes",
+                answer_type="CLOSED",
+                question_type="PRES",
+                phrase_type="test_freeform",
+            ),
+            dict(
+                qid=6,
+                image_name=names[3],
+                question="Is this normal?",
+                answer="no",
+                answer_type="CLOSED",
+                question_type="ABN",
+                phrase_type="test_para",
+            ),
+        ]
         for r in recs: r.update(image_case_url="https://medpix.example/case", image_organ="HEAD")
         atomic_write_text(d/"VQA_RAD Dataset Public.json", json.dumps(recs, indent=1))
         return d
     if kind == "slake":
         im = _fixture_images(d/"_src", 4, "jpg")
-        for i, p in enumerate(im): (d/"imgs"/f"xmlab{i}").mkdir(parents=True, exist_ok=True); p.rename(d/"imgs"/f"xmlab{i}"/"source.jpg")
+        for i, p in enumerate(im):
+            (d / "imgs" / f"xmlab{i}").mkdir(parents=True, exist_ok=True)
+            p.rename(d / "imgs" / f"xmlab{i}" / "source.jpg")
         shutil.rmtree(d/"_src")
         def rec(qid, i, lang="en"):
             q, a = _qa(qid)
             if lang == "zh": q, a = "这是什么器官?", "脑"
-            return dict(img_id=i, img_name=f"xmlab{i}/source.jpg", question=q, answer=a, q_lang=lang, location="Brain", modality="MRI",
-                        answer_type="CLOSED" if infer_answer_type(q, a) == "closed" else "OPEN", base_type="vqa", content_type="Organ", triple=["vhead", "_", "_"], qid=qid)
-        for name, rows in (("train", [rec(0, 0), rec(1, 1), rec(2, 1), rec(3, 1, "zh")]), ("validate", [rec(4, 2)]), ("test", [rec(5, 3), rec(6, 0, "zh")])):
+            return dict(
+                img_id=i,
+                img_name=f"xmlab{i}/source.jpg",
+                question=q,
+                answer=a,
+                q_lang=lang,
+                location="Brain",
+                modality="MRI",
+                answer_type="CLOSED" if infer_answer_type(q, a) == "closed" else "OPEN",
+                base_type="vqa",
+                content_type="Organ",
+                triple=["vhead", "_", "_"],
+                qid=qid,
+            )
+        for name, rows in (
+            ("train", [rec(0, 0), rec(1, 1), rec(2, 1), rec(3, 1, "zh")]),
+            ("validate", [rec(4, 2)]),
+            ("test", [rec(5, 3), rec(6, 0, "zh")]),
+        ):
             atomic_write_text(d/f"{name}.json", json.dumps(rows, ensure_ascii=False, indent=1))
         return d
     if kind == "imageclef2019":
-        for split, folder, imgdir, fname, n in (("train", "Train", "Train_images", "All_QA_Pairs_train.txt", 3),
-                                                ("val", "Val", "Val_images", "All_QA_Pairs_val.txt", 1),
-                                                ("test", "Test", "VQAMed2019_Test_Images", "VQAMed2019_Test_Questions_w_Ref_Answers.txt", 2)):
+        for split, folder, imgdir, fname, n in (
+            ("train", "Train", "Train_images", "All_QA_Pairs_train.txt", 3),
+            ("val", "Val", "Val_images", "All_QA_Pairs_val.txt", 1),
+            ("test", "Test", "VQAMed2019_Test_Images", "VQAMed2019_Test_Questions_w_Ref_Answers.txt", 2),
+        ):
             im = _fixture_images(d/folder/imgdir, 6, "jpg")
             start = {"train": 0, "val": 3, "test": 4}[split]
             lines = []
             for i in range(start, start + n):
                 p = im[i].rename(im[i].parent/f"synpic{5000 + i}.jpg"); q, a = _qa(i)
-                lines.append(f"{p.stem}|{'modality' if i % 2 else 'abnormality'}|{q.lower()}|{str(a).lower()}" if split == "test" else f"{p.stem}|{q.lower()}|{str(a).lower()}")
+                lines.append(
+                    f"{p.stem}|{'modality' if i % 2 else 'abnormality'}|{q.lower()}|{str(a).lower()}"
+                    if split == "test"
+                    else f"{p.stem}|{q.lower()}|{str(a).lower()}"
+                )
             for p in (d/folder/imgdir).glob("img*.jpg"): p.unlink()
             atomic_write_text(d/folder/fname, "\n".join(lines) + "\n")
         return d
     if kind == "pubmedvision":
         im = _fixture_images(d/"images", 4, "jpg")
         rel = [f"images/{p.name}" for p in im]
-        recs = [{"id": "pmc-1", "image": [rel[0]], "conversations": [{"from": "human", "value": "<image>\nWhat does this CT show?"},
-                 {"from": "gpt", "value": "The axial CT image shows the abdomen with no acute abnormality. The liver and kidneys appear unremarkable."}]},
-                {"id": "pmc-2", "image": [rel[1], rel[2]], "conversations": [{"from": "human", "value": "<image>\n<image>\nCompare the two images."},
-                 {"from": "gpt", "value": "The first image is a brain MRI; the second shows a bright rounded region suggestive of a lesion."}]},
-                {"id": "pmc-3", "image": [rel[3]], "conversations": [{"from": "human", "value": "Is there a lesion?\n<image>"}, {"from": "gpt", "value": "Yes."}]}]
+        recs = [
+            {
+                "id": "pmc-1",
+                "image": [rel[0]],
+                "conversations": [
+                    {"from": "human", "value": "<image>\nWhat does this CT show?"},
+                    {
+                        "from": "gpt",
+                        "value": (
+                            "The axial CT image shows the abdomen with no acute abnormality. The liver and kidneys"
+                            " appear unremarkable."
+                        ),
+                    },
+                ],
+            },
+            {
+                "id": "pmc-2",
+                "image": [rel[1], rel[2]],
+                "conversations": [
+                    {"from": "human", "value": "<image>\n<image>\nCompare the two images."},
+                    {
+                        "from": "gpt",
+                        "value": (
+                            "The first image is a brain MRI; the second shows a bright rounded region suggestive of a"
+                            " lesion."
+                        ),
+                    },
+                ],
+            },
+            {
+                "id": "pmc-3",
+                "image": [rel[3]],
+                "conversations": [
+                    {"from": "human", "value": "Is there a lesion?\n<image>"},
+                    {"from": "gpt", "value": "Yes."},
+                ],
+            },
+        ]
         atomic_write_text(d/"PubMedVision_Alignment_VQA.json", json.dumps(recs, indent=1))
         return d
     if kind == "imagefolder": return write_imagefolder_fixture(d)
@@ -157,13 +318,16 @@ def write_layout_fixture(kind: str, dir) -> Path:
         im = _fixture_images(d/"images", 4)
         with open(d/"data.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f); w.writerow(["image", "question", "answer", "split"])
-            for i, p in enumerate(im): q, a = _qa(i); w.writerow([f"images/{p.name}", q, a, "test" if i == 3 else "train"])
+            for i, p in enumerate(im):
+                q, a = _qa(i)
+                w.writerow([f"images/{p.name}", q, a, "test" if i == 3 else "train"])
         return d
     raise ConfigError(f"unknown fixture kind {kind!r}; known: {', '.join(FIXTURE_KINDS)}")
 
 # %% ../nbs/23_testing.ipynb #a931056e
 def write_imagefolder_fixture(dir, top_level: bool = False) -> Path:
-    "Hugging Face's imagefolder layout under `dir`: train/ and test/ with their images, and metadata.jsonl (file_name, question, answer) in each, or one at the top whose file_name includes the split folder (`top_level`)."
+    """Hugging Face's imagefolder layout under `dir`: train/ and test/ with their images, and metadata.jsonl (file_name,
+    question, answer) in each, or one at the top whose file_name includes the split folder (`top_level`)."""
     d = Path(dir); (d/"test").mkdir(parents=True, exist_ok=True)
     imgs = {"train": _fixture_images(d/"train", 4), "test": []}
     for i in range(2):
@@ -217,10 +381,16 @@ def example_run(out, models=("tiny-a", "tiny-b", "tiny-x"), failed=("tiny-fail",
     from medvqa.metrics import score
     from medvqa.figures import thumbnail_uri
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    samples = [{"id": f"s{i}", "question": q, "answer": a, "answer_type": t, "source": "synthetic" if i % 3 else "fixture-ct"}
-               for i, (q, a, t) in enumerate(_DEMO_Q)]
+    samples = [
+        {"id": f"s{i}", "question": q, "answer": a, "answer_type": t, "source": "synthetic" if i % 3 else "fixture-ct"}
+        for i, (q, a, t) in enumerate(_DEMO_Q)
+    ]
     gallery = [{**s, "image": thumbnail_uri(_demo_image(i))} for i, s in enumerate(samples)]
-    jobs = [(m, None, 0) for m in models] if not curricula else [(m, c, s) for m in models for c in curricula for s in seeds]
+    jobs = (
+        [(m, None, 0) for m in models]
+        if not curricula
+        else [(m, c, s) for m in models for c in curricula for s in seeds]
+    )
     for j, (m, c, seed) in enumerate(jobs):
         label = m if not curricula else f"{m}.{c}.s{seed}"
         d = out / label; d.mkdir(exist_ok=True); rng = random.Random(j)
@@ -231,21 +401,71 @@ def example_run(out, models=("tiny-a", "tiny-b", "tiny-x"), failed=("tiny-fail",
             preds.append({**{k: s[k] for k in ("id", "question", "answer", "answer_type", "source")}, "prediction": p})
         (d / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in preds))
         atomic_write_json(d / "metrics.json", score(preds, n_boot=200, seed=0))
-        stages = [{"stage": "open", "first_step": 1, "last_step": 10}, {"stage": "closed", "first_step": 11, "last_step": 20}]
-        atomic_write_json(d / "log_history.json", [{"step": i, "loss": 3 * 0.9 ** i + rng.random() * 0.2, "learning_rate": 2e-4,
-                                                   "stage": "open" if i <= 10 else "closed"} for i in range(1, 21)])
-        atomic_write_json(d / "train_summary.json", {
-            "model": m, "hub_id": "tiny", "backend": "hf", "curriculum": c or DEFAULT_CURRICULUM, "stages": stages,
-            "max_steps": 20, "steps": 20, "batch_size": 2, "grad_accum": 4, "effective_batch": 8, "optimizer": "adamw_torch",
-            "samples_per_s": 11.2, "tokens_per_s": 1530.0, "peak_memory_gib": 0.41, "wall_s": 95.0, "load_s": 9.0,
-            "first_loss": 3.0, "final_loss": 0.4, "seed": seed, "device": "cpu",
-            "versions": {"python": "3.11.9", "torch": "2.13.0", "transformers": "5.17.0", "trl": "1.14.2", "unsloth": None}})
+        stages = [
+            {"stage": "open", "first_step": 1, "last_step": 10},
+            {"stage": "closed", "first_step": 11, "last_step": 20},
+        ]
+        atomic_write_json(
+            d / "log_history.json",
+            [
+                {
+                    "step": i,
+                    "loss": 3 * 0.9**i + rng.random() * 0.2,
+                    "learning_rate": 2e-4,
+                    "stage": "open" if i <= 10 else "closed",
+                }
+                for i in range(1, 21)
+            ],
+        )
+        atomic_write_json(
+            d / "train_summary.json",
+            {
+                "model": m,
+                "hub_id": "tiny",
+                "backend": "hf",
+                "curriculum": c or DEFAULT_CURRICULUM,
+                "stages": stages,
+                "max_steps": 20,
+                "steps": 20,
+                "batch_size": 2,
+                "grad_accum": 4,
+                "effective_batch": 8,
+                "optimizer": "adamw_torch",
+                "samples_per_s": 11.2,
+                "tokens_per_s": 1530.0,
+                "peak_memory_gib": 0.41,
+                "wall_s": 95.0,
+                "load_s": 9.0,
+                "first_loss": 3.0,
+                "final_loss": 0.4,
+                "seed": seed,
+                "device": "cpu",
+                "versions": {
+                    "python": "3.11.9",
+                    "torch": "2.13.0",
+                    "transformers": "5.17.0",
+                    "trl": "1.14.2",
+                    "unsloth": None,
+                },
+            },
+        )
         atomic_write_json(d / "gallery.json", gallery)
         (d / "train.html").write_text("<html><body>executed notebook</body></html>")
         (d / "train.ipynb").write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
-        atomic_write_json(d / "run.json", {"model": m, "curriculum": c or DEFAULT_CURRICULUM, "seed": seed, "status": "ok",
-                                           "error": None, "traceback": None, "notebook": "train.ipynb", "html": "train.html",
-                                           "params": {"model": m, "max_steps": 20}})
+        atomic_write_json(
+            d / "run.json",
+            {
+                "model": m,
+                "curriculum": c or DEFAULT_CURRICULUM,
+                "seed": seed,
+                "status": "ok",
+                "error": None,
+                "traceback": None,
+                "notebook": "train.ipynb",
+                "html": "train.html",
+                "params": {"model": m, "max_steps": 20},
+            },
+        )
     for m in failed:
         d = out / m; d.mkdir(exist_ok=True)
         atomic_write_json(d / "run.json", {"model": m, "curriculum": DEFAULT_CURRICULUM, "seed": 0, "status": "failed",
@@ -271,7 +491,8 @@ def stub_notebook(path) -> Path:
 # %% ../nbs/23_testing.ipynb #3c9c9e39
 def kill_and_resume(workdir, key="tiny-qwen2vl", max_steps=8, save_steps=2, kill_after=4, timeout=600, method=None,
                     batch_size=4, grad_accum=1, reference=False) -> dict:
-    "Start a training run in a subprocess, SIGKILL it once checkpoint `kill_after` is complete, resume it; report both (and, `reference`, an uninterrupted run's log)."
+    """Start a training run in a subprocess, SIGKILL it once checkpoint `kill_after` is complete, resume it; report both
+    (and, `reference`, an uninterrupted run's log)."""
     import signal, subprocess
     from medvqa.checkpoints import last_checkpoint
     from medvqa.train import train
@@ -287,7 +508,8 @@ def kill_and_resume(workdir, key="tiny-qwen2vl", max_steps=8, save_steps=2, kill
         while True:
             ck = last_checkpoint(out)
             if ck is not None and int(ck.name.split("-")[1]) >= kill_after: break
-            if proc.poll() is not None: raise MedVQAError(f"training subprocess ended (rc {proc.returncode}) before checkpoint {kill_after}")
+            if proc.poll() is not None:
+                raise MedVQAError(f"training subprocess ended (rc {proc.returncode}) before checkpoint {kill_after}")
             if time.time() - t0 > timeout: raise MedVQAError("timed out waiting for a checkpoint")
             time.sleep(0.2)
     finally:

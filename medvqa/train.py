@@ -9,8 +9,8 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atomic_write_json, environment_digest, get_logger,
-                         library_versions)
+from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atomic_write_json, environment_digest,
+                         get_logger, library_versions)
 from .chat import completion_messages, load_processor, prompt_messages
 from .models import get_spec, spec_with, load_model, resolve_model_path, cuda_available
 from .monitor import (count_4bit, count_params, counting_trainer, counts, curve_callback, loss_impl, mfu,
@@ -32,8 +32,11 @@ __all__ = ['FAKE_IMAGE_SIZE', 'usable', 'to_conversation', 'conversation_stream'
 # %% ../nbs/18_train.ipynb #d91e472b
 def usable(ds, name="data"):
     "Drop samples without a question or an answer; DataError when none is left."
-    keep = [i for i, (q, a) in enumerate(zip(ds["question"], ds["answer"])) if str(q or "").strip() and str(a or "").strip()]
-    if not keep: raise DataError(f"{name}: no usable sample (every record lacks a question or an answer; {len(ds)} records)")
+    keep = [
+        i for i, (q, a) in enumerate(zip(ds["question"], ds["answer"])) if str(q or "").strip() and str(a or "").strip()
+    ]
+    if not keep:
+        raise DataError(f"{name}: no usable sample (every record lacks a question or an answer; {len(ds)} records)")
     return ds if len(keep) == len(ds) else ds.select(keep)
 
 # %% ../nbs/18_train.ipynb #96fa4d86
@@ -98,7 +101,8 @@ def trainable_params(model) -> int:
 
 # %% ../nbs/18_train.ipynb #571ce437
 def freeze_parts(model, parts=()) -> list[str]:
-    "Stop every weight of the model parts named in `parts` (of `medvqa.models.PARTS`) from training; returns the parts frozen."
+    """Stop every weight of the model parts named in `parts` (of `medvqa.models.PARTS`) from training; returns the parts
+    frozen."""
     from medvqa.models import PARTS, model_part
     bad = [p for p in parts if p not in PARTS]
     if bad: raise ConfigError(f"unknown model part {', '.join(map(repr, bad))} to freeze; parts: {', '.join(PARTS)}")
@@ -116,41 +120,53 @@ def trainable_by_part(model) -> dict:
 
 # %% ../nbs/18_train.ipynb #a52999e6
 def check_part_settings(frozen, backend: str, method: str, vision_lr=None, merger_lr=None) -> tuple:
-    "The parts to freeze (of `medvqa.models.PARTS`), checked with the per-part learning rates against what `backend` can do for `method`; ConfigError names the option to change."
+    """The parts to freeze (of `medvqa.models.PARTS`), checked with the per-part learning rates against what `backend`
+    can do for `method`; ConfigError names the option to change."""
     from medvqa.models import PARTS
     frozen = tuple(frozen or ())
     bad = [p for p in frozen if p not in PARTS]
     if bad: raise ConfigError(f"unknown model part {', '.join(map(repr, bad))} in --freeze; parts: {', '.join(PARTS)}")
-    if set(PARTS) <= set(frozen): raise ConfigError(f"--freeze names every part ({', '.join(PARTS)}): nothing would train")
+    if set(PARTS) <= set(frozen):
+        raise ConfigError(f"--freeze names every part ({', '.join(PARTS)}): nothing would train")
     for part, lr in (("vision", vision_lr), ("merger", merger_lr)):
         if lr is not None and part in frozen:
-            raise ConfigError(f"--{part}-lr {lr:g} for the {part} part, which --freeze keeps as loaded: drop one of the two")
+            raise ConfigError(
+                f"--{part}-lr {lr:g} for the {part} part, which --freeze keeps as loaded: drop one of the two"
+            )
     if backend == "unsloth":
         if vision_lr is not None or merger_lr is not None:
             raise ConfigError("per-part learning rates (--vision-lr, --merger-lr) need the hf backend (--backend hf): "
                               "Unsloth's trainer takes one learning rate")
         if method == "full" and frozen:
-            raise ConfigError("freezing parts of a full fine-tuning (--freeze with --method full) needs the hf backend (--backend hf)")
+            raise ConfigError(
+                "freezing parts of a full fine-tuning (--freeze with --method full) needs the hf backend (--backend hf)"
+            )
         if ("vision" in frozen) != ("merger" in frozen):
-            raise ConfigError("Unsloth's LoRA covers the vision tower and the merger together (finetune_vision_layers): "
-                              "freeze both or neither, or use --backend hf")
+            raise ConfigError(
+                "Unsloth's LoRA covers the vision tower and the merger together (finetune_vision_layers): "
+                "freeze both or neither, or use --backend hf"
+            )
     return frozen
-
 
 # %% ../nbs/18_train.ipynb #5e15a2d1
 def part_rates(model, learning_rate: float, vision_lr=None, merger_lr=None) -> dict:
-    "The learning rate of each model part (`medvqa.models.PARTS`) with a trainable parameter in `model`, None for the others, as the summary records them; ConfigError for a rate given to a part with nothing to train."
+    """The learning rate of each model part (`medvqa.models.PARTS`) with a trainable parameter in `model`, None for the
+    others, as the summary records them; ConfigError for a rate given to a part with nothing to train."""
     from medvqa.models import PARTS
     n, asked = trainable_by_part(model), {"vision": vision_lr, "merger": merger_lr}
     if not any(n.values()):
         raise ConfigError("nothing to train: every part is frozen (--freeze) or outside LoRA's target_modules")
     empty = [f"--{k}-lr" for k, v in asked.items() if v is not None and not n[k]]
-    if empty: raise ConfigError(f"{', '.join(empty)} given, but the {' and '.join(e[2:-3] for e in empty)} part has no trainable "
-                                "parameter (frozen, or outside LoRA's target_modules)")
+    if empty:
+        raise ConfigError(
+            f"{', '.join(empty)} given, but the {' and '.join(e[2:-3] for e in empty)} part has no trainable "
+            "parameter (frozen, or outside LoRA's target_modules)"
+        )
     return {p: (learning_rate if asked.get(p) is None else asked[p]) if n[p] else None for p in PARTS}
 
 def part_param_groups(model, decay_names, weight_decay: float, rates: dict) -> list[dict]:
-    "The optimizer's parameter groups: per model part, its weights with weight decay and those without (as transformers splits them), at the part's rate `rates[part]`."
+    """The optimizer's parameter groups: per model part, its weights with weight decay and those without (as
+    transformers splits them), at the part's rate `rates[part]`."""
     from medvqa.models import PARTS, model_part
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = [{"params": [p for n, p in named if model_part(n) == part and (n in decay_names) == decay],
@@ -159,40 +175,52 @@ def part_param_groups(model, decay_names, weight_decay: float, rates: dict) -> l
     return [g for g in groups if g["params"]]
 
 def part_rates_trainer(trainer_cls, rates: dict):
-    "A subclass of the transformers Trainer `trainer_cls` whose optimizer gives each model part its learning rate (`rates`); the schedule scales every rate alike."
+    """A subclass of the transformers Trainer `trainer_cls` whose optimizer gives each model part its learning rate
+    (`rates`); the schedule scales every rate alike."""
     class PartRates(trainer_cls):
         def create_optimizer(self, model=None):
             if self.optimizer is None:
                 import torch.nn as nn
                 m = self.model if model is None else model
-                cls, kw = getattr(self, "optimizer_cls_and_kwargs", None) or self.get_optimizer_cls_and_kwargs(self.args, m)
+                cls, kw = getattr(self, "optimizer_cls_and_kwargs", None) or self.get_optimizer_cls_and_kwargs(
+                    self.args, m
+                )
                 if {"params", "model", "optimizer_dict"} & set(kw):
-                    raise ConfigError(f"per-part learning rates (--vision-lr, --merger-lr) do not work with --optim {self.args.optim}")
-                self.optimizer = cls(part_param_groups(m, self.get_decay_parameter_names(m), self.args.weight_decay, rates), **kw)
-                if "bitsandbytes" in str(cls) and kw.get("optim_bits") == 8:       # as transformers does: embeddings in 32-bit
+                    raise ConfigError(
+                        f"per-part learning rates (--vision-lr, --merger-lr) do not work with --optim {self.args.optim}"
+                    )
+                self.optimizer = cls(
+                    part_param_groups(m, self.get_decay_parameter_names(m), self.args.weight_decay, rates), **kw
+                )
+                # as transformers does: embeddings in 32-bit
+                if "bitsandbytes" in str(cls) and kw.get("optim_bits") == 8:
                     import bitsandbytes
                     manager = bitsandbytes.optim.GlobalOptimManager.get_instance()
                     for mod in m.modules():
-                        if isinstance(mod, nn.Embedding): manager.register_module_override(mod, "weight", {"optim_bits": 32})
+                        if isinstance(mod, nn.Embedding):
+                            manager.register_module_override(mod, "weight", {"optim_bits": 32})
             return super().create_optimizer(model)
     PartRates.__name__ = PartRates.__qualname__ = f"PartRates{trainer_cls.__name__}"
     return PartRates
-
 
 # %% ../nbs/18_train.ipynb #d22e8c73
 def check_method(method: str, load_in_4bit: bool = False) -> str:
     "A known training method; full fine-tuning refuses 4-bit weights (they cannot be updated)."
     from medvqa.models import METHODS
-    if method not in METHODS: raise ConfigError(f"unknown method {method!r}; known methods: {', '.join(METHODS)} (--method)")
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; known methods: {', '.join(METHODS)} (--method)")
     if method == "full" and load_in_4bit:
-        raise ConfigError("full fine-tuning needs 16/32-bit weights, not 4-bit ones: use --method lora for a 4-bit model, "
-                          "or load it unquantised (load_in_4bit=False)")
+        raise ConfigError(
+            "full fine-tuning needs 16/32-bit weights, not 4-bit ones: use --method lora for a 4-bit model, "
+            "or load it unquantised (load_in_4bit=False)"
+        )
     return method
 
 # %% ../nbs/18_train.ipynb #df930098
 def trainable_model(spec, backend, method="lora", model_path=None, load_in_4bit=None, seed=0, gradient_checkpointing=None,
                     modules_to_save=None):
-    "(model ready to train, processor, load seconds): a LoRA adapter over frozen weights, or every weight (`method='full'`)."
+    """(model ready to train, processor, load seconds): a LoRA adapter over frozen weights, or every weight
+    (`method='full'`)."""
     import torch
     if modules_to_save and (backend == "unsloth" or method == "full"):
         raise ConfigError("modules_to_save needs the hf backend and method 'lora'")
@@ -201,7 +229,8 @@ def trainable_model(spec, backend, method="lora", model_path=None, load_in_4bit=
     torch.manual_seed(seed)
     if torch.cuda.is_available() and "LOCAL_RANK" in os.environ:     # torchrun / accelerate launch: this process's GPU
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-    unsloth_gc = "unsloth" if gradient_checkpointing or gradient_checkpointing is None else False   # Unsloth: its offloaded kind
+    # Unsloth: its offloaded kind
+    unsloth_gc = "unsloth" if gradient_checkpointing or gradient_checkpointing is None else False
     model, processor = load_model(spec, model_path=model_path, backend=backend, for_training=True, load_in_4bit=load_in_4bit,
                                   full_finetuning=method == "full", gradient_checkpointing=unsloth_gc if backend == "unsloth" else None)
     if method == "full": model = _full(model, backend, gradient_checkpointing)
@@ -213,27 +242,54 @@ def trainable_model(spec, backend, method="lora", model_path=None, load_in_4bit=
 
 # %% ../nbs/18_train.ipynb #c158d1fe
 def _sft_config(spec, run: TrainSettings, has_cuda: bool):
-    "TRL's settings for a run whose `TrainSettings` are `run`, every choice left open resolved: batches, schedule, checkpoints, DataLoader, precision and loss."
+    """TRL's settings for a run whose `TrainSettings` are `run`, every choice left open resolved: batches, schedule,
+    checkpoints, DataLoader, precision and loss."""
     from trl import SFTConfig
     import torch
-    kw = dict(output_dir=str(run.output_dir), max_steps=run.max_steps, per_device_train_batch_size=run.batch_size,
-              gradient_accumulation_steps=run.grad_accum, learning_rate=run.learning_rate, warmup_steps=spec.warmup_steps,
-              logging_steps=spec.logging_steps, optim=run.optim, lr_scheduler_type=spec.lr_scheduler, adam_beta2=spec.adam_beta2,
-              weight_decay=0.001, seed=run.seed, data_seed=run.seed, save_strategy="steps", save_steps=run.save_steps,
-              save_total_limit=1, report_to=["tensorboard"] if run.tensorboard else "none", remove_unused_columns=False,
-              dataset_kwargs={"skip_prepare_dataset": True}, max_length=None, **loader_settings(has_cuda),
-              bf16=has_cuda and not spec.tiny and torch.cuda.is_bf16_supported(), use_cpu=not has_cuda,
-              ddp_find_unused_parameters=False, gradient_checkpointing=bool(run.gradient_checkpointing) and run.backend == "hf",
-              gradient_checkpointing_kwargs={"use_reentrant": False}, disable_tqdm=False)
-    if spec.lr_scheduler == "warmup_stable_decay":            # constant after warm-up, then down to 0 over the last steps
-        kw["lr_scheduler_kwargs"] = {"num_decay_steps": max(1, round(spec.lr_decay * run.max_steps)), "decay_type": "linear"}
+    kw = dict(
+        output_dir=str(run.output_dir),
+        max_steps=run.max_steps,
+        per_device_train_batch_size=run.batch_size,
+        gradient_accumulation_steps=run.grad_accum,
+        learning_rate=run.learning_rate,
+        warmup_steps=spec.warmup_steps,
+        logging_steps=spec.logging_steps,
+        optim=run.optim,
+        lr_scheduler_type=spec.lr_scheduler,
+        adam_beta2=spec.adam_beta2,
+        weight_decay=0.001,
+        seed=run.seed,
+        data_seed=run.seed,
+        save_strategy="steps",
+        save_steps=run.save_steps,
+        save_total_limit=1,
+        report_to=["tensorboard"] if run.tensorboard else "none",
+        remove_unused_columns=False,
+        dataset_kwargs={"skip_prepare_dataset": True},
+        max_length=None,
+        **loader_settings(has_cuda),
+        bf16=has_cuda and not spec.tiny and torch.cuda.is_bf16_supported(),
+        use_cpu=not has_cuda,
+        ddp_find_unused_parameters=False,
+        gradient_checkpointing=bool(run.gradient_checkpointing) and run.backend == "hf",
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        disable_tqdm=False,
+    )
+    # constant after warm-up, then down to 0 over the last steps
+    if spec.lr_scheduler == "warmup_stable_decay":
+        kw["lr_scheduler_kwargs"] = {
+            "num_decay_steps": max(1, round(spec.lr_decay * run.max_steps)),
+            "decay_type": "linear",
+        }
     if run.backend == "unsloth": kw["dataset_text_field"] = ""
-    # answer_only: medvqa's loss (`patch_answer_only_loss`) on TRL's plain path; chunked_nll: TRL's (Unsloth's) chunked loss
+    # answer_only: medvqa's loss (`patch_answer_only_loss`) on TRL's plain path; chunked_nll: TRL's (Unsloth's) chunked
+    # loss
     kw["loss_type"] = "chunked_nll" if run.loss == "chunked_nll" else "nll"
     return SFTConfig(**kw)
 
 def _loss(loss, backend: str) -> str:
-    "How the loss is computed (`TrainSettings.loss`): answer_only on the hf backend unless asked otherwise; Unsloth's own chunked_nll."
+    """How the loss is computed (`TrainSettings.loss`): answer_only on the hf backend unless asked otherwise; Unsloth's
+    own chunked_nll."""
     if backend != "unsloth": return loss or "answer_only"
     if loss not in (None, "chunked_nll"):
         raise ConfigError(f"loss {loss!r} needs the hf backend (--backend hf): Unsloth computes its own chunked_nll")
@@ -241,7 +297,8 @@ def _loss(loss, backend: str) -> str:
 
 # %% ../nbs/18_train.ipynb #aa82e106
 def answer_only_loss(hidden, labels, head, num_items_in_batch=None):
-    "Next-token cross-entropy of `head(hidden)` over the labelled positions only (sum / `num_items_in_batch`, else mean)."
+    """Next-token cross-entropy of `head(hidden)` over the labelled positions only (sum / `num_items_in_batch`, else
+    mean)."""
     import torch.nn.functional as F
     keep = labels[:, 1:] != -100
     logits = head(hidden[:, :-1][keep]).float()
@@ -346,7 +403,8 @@ def fit_stages(stages: list, processor, max_length: int, max_pixels: int) -> tup
 
 # %% ../nbs/18_train.ipynb #f532b632
 def _trainer(backend, model, processor, args, train_ds, callbacks, rates=None, loss: str = "answer_only"):
-    "TRL's `SFTTrainer` for `backend`, the loss computed as `loss` says (`TrainSettings.loss`): counting what it trains on, keeping the stream's order (`medvqa.monitor`), resuming every weight or none (`medvqa.checkpoints`)."
+    """TRL's `SFTTrainer` for `backend`, the loss computed as `loss` says (`TrainSettings.loss`): counting what it
+    trains on, keeping the stream's order (`medvqa.monitor`), resuming every weight or none (`medvqa.checkpoints`)."""
     if backend == "unsloth":
         from unsloth.trainer import UnslothVisionDataCollator
         collator = UnslothVisionDataCollator(model, processor, resize="max", completion_only_loss=True)
@@ -360,13 +418,15 @@ def _trainer(backend, model, processor, args, train_ds, callbacks, rates=None, l
     trainer_cls = counting_trainer(ordered_trainer(strict_resume_trainer(base), answer_only=loss == "answer_only"))
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, processing_class=processor,
                           data_collator=collator, callbacks=callbacks)
-    if backend == "hf" and loss == "answer_only":       # text-only samples: a fake image the patched loss multiplies by 0
+    # text-only samples: a fake image the patched loss multiplies by 0
+    if backend == "hf" and loss == "answer_only":
         trainer.data_collator = FakeImageCollator(trainer.data_collator, processor)
     return trainer
 
 # %% ../nbs/18_train.ipynb #9e3c5821
 def _run_folder(spec, output_dir, resume: bool, overwrite: bool) -> Path:
-    "The run folder, created: refused when it holds a run (unless `resume` or `overwrite`) or, resuming, another model's run."
+    """The run folder, created: refused when it holds a run (unless `resume` or `overwrite`) or, resuming, another
+    model's run."""
     out = Path(output_dir)
     check_output_dir(out, resume, overwrite)                    # never trains over a run unasked
     if resume: check_trained_for(out, spec.key)
@@ -376,15 +436,20 @@ def _run_folder(spec, output_dir, resume: bool, overwrite: bool) -> Path:
 # %% ../nbs/18_train.ipynb #8693772f
 def _machine_settings(spec, has_cuda: bool, load_in_4bit=None, gradient_checkpointing=None, batch: int = 8,
                       memory_bound_gib=None) -> tuple[bool, str, bool]:
-    "(4-bit weights, training method, gradient checkpointing) for `spec` at per-device `batch` on this machine; explicit choices win."
+    """(4-bit weights, training method, gradient checkpointing) for `spec` at per-device `batch` on this machine;
+    explicit choices win."""
     q4 = bool(spec.load_in_4bit and has_cuda if load_in_4bit is None else load_in_4bit)
     method = check_method(spec.method, q4)
-    if gradient_checkpointing is None: gradient_checkpointing = pick_checkpointing(spec, batch, has_cuda, q4, memory_bound_gib)
+    if gradient_checkpointing is None:
+        gradient_checkpointing = pick_checkpointing(spec, batch, has_cuda, q4, memory_bound_gib)
     return q4, method, gradient_checkpointing
 
 # %% ../nbs/18_train.ipynb #1fd9f843
-def _train_stages(data, split: str, curriculum: str, stage_data, shares, seed: int, skipped: list, dropped=None, options=None) -> list:
-    "The curriculum's ordered stages of usable samples from `data` (or one source per stage, `stage_data`) read with `options`; unreadable records go to `skipped`, every record left out to the Counter `dropped` by reason."
+def _train_stages(
+    data, split: str, curriculum: str, stage_data, shares, seed: int, skipped: list, dropped=None, options=None
+) -> list:
+    """The curriculum's ordered stages of usable samples from `data` (or one source per stage, `stage_data`) read with
+    `options`; unreadable records go to `skipped`, every record left out to the Counter `dropped` by reason."""
     from medvqa.curriculum import make_stages, stage_sources
     from medvqa.data import as_dataset, load_info
     def load(src, name):
@@ -401,7 +466,8 @@ def _train_stages(data, split: str, curriculum: str, stage_data, shares, seed: i
 
 # %% ../nbs/18_train.ipynb #291b992d
 def _held_out(data, eval_data, eval_split: str, options=None):
-    "The usable held-out set of a learning curve: `eval_data`, else the `eval_split` of the source `data` (a path or None), read with `options`."
+    """The usable held-out set of a learning curve: `eval_data`, else the `eval_split` of the source `data` (a path or
+    None), read with `options`."""
     from medvqa.data import as_dataset
     if eval_data is None and not (data is None or isinstance(data, (str, Path))):
         raise ConfigError("eval_every needs eval_data when data is loaded records (--eval-data)")
@@ -426,7 +492,9 @@ def _resume_checkpoint(out: Path, resume: bool) -> Path | None:
     if not resume: return None
     ckpt = last_checkpoint(out)
     agreed(ckpt.name if ckpt else None, f"the last complete checkpoint in {out}")
-    get_logger().info(f"resuming from {ckpt}" if ckpt else f"resume: no complete checkpoint in {out} yet, starting fresh")
+    get_logger().info(
+        f"resuming from {ckpt}" if ckpt else f"resume: no complete checkpoint in {out} yet, starting fresh"
+    )
     return ckpt
 
 # %% ../nbs/18_train.ipynb #4171e3bc
@@ -442,7 +510,8 @@ def _fit(trainer, ckpt, key: str, batch_size: int, grad_accum: int) -> None:
 
 # %% ../nbs/18_train.ipynb #3ca4b738
 def stop_loader_workers(trainer) -> float:
-    "Stop the training DataLoader's worker processes now that training is done; the seconds it took (0 without workers)."
+    """Stop the training DataLoader's worker processes now that training is done; the seconds it took (0 without
+    workers)."""
     t0 = time.time()
     dl = getattr(getattr(trainer, "callback_handler", None), "train_dataloader", None)
     it = getattr(dl, "_iterator", None)
@@ -458,7 +527,8 @@ def stop_loader_workers(trainer) -> float:
 
 # %% ../nbs/18_train.ipynb #8c77c795
 def _speed(cn: dict, train_s: float, params: int, has_cuda: bool, gpus: int = 1) -> dict:
-    "The summary's throughput: samples and tokens per second over the run and steady, what was seen, and the steady share of peak FLOPs."
+    """The summary's throughput: samples and tokens per second over the run and steady, what was seen, and the steady
+    share of peak FLOPs."""
     tps = cn["tokens"] / train_s if train_s > 0 else 0.0
     return {"samples_per_s": round(cn["samples"] / train_s, 4), "tokens_per_s": round(tps, 2),
             "samples_seen": cn["samples"], "tokens_seen": cn["tokens"], "max_seq_len": cn["max_len"],
@@ -485,26 +555,40 @@ def device_name(has_cuda: bool) -> str:
 
 # %% ../nbs/18_train.ipynb #105b0a6d
 def train(settings: TrainSettings | str | None = None, /, **kw) -> dict:
-    "Train on `settings.data` (a source, or loaded records) in curriculum order: a LoRA adapter or, `method='full'`, every weight; returns the summary. `settings`: a `TrainSettings`, or the model (a registry key or a `ModelSpec`); any setting may also be given by name."
+    """Train on `settings.data` (a source, or loaded records) in curriculum order: a LoRA adapter or, `method='full'`,
+    every weight; returns the summary. `settings`: a `TrainSettings`, or the model (a registry key or a `ModelSpec`);
+    any setting may also be given by name."""
     t_start = time.time()
     log = get_logger()
     s = train_settings(settings, **kw)                            # checked: a bad setting stops here, named
-    spec = spec_with(s.model, max_steps=s.max_steps, learning_rate=s.learning_rate, method=s.method, lora_r=s.lora_r,
-                     lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout, frozen=None if s.freeze is None else tuple(s.freeze))
+    spec = spec_with(
+        s.model,
+        max_steps=s.max_steps,
+        learning_rate=s.learning_rate,
+        method=s.method,
+        lora_r=s.lora_r,
+        lora_alpha=s.lora_alpha,
+        lora_dropout=s.lora_dropout,
+        frozen=None if s.freeze is None else tuple(s.freeze),
+    )
     spec = with_image_sizes(spec, max_pixels=s.max_pixels, min_pixels=s.min_pixels)
     backend = pick_backend(s.backend)
     if backend == "unsloth": import unsloth  # noqa: F401  (must patch transformers/trl before they are imported)
     has_cuda = cuda_available()
     if not has_cuda and s.keep_freed_memory: keep_freed_memory()    # see above: page faults at every step otherwise
     max_steps = int(spec.max_steps)
-    batch_size, grad_accum = resolve_batch(spec, s.batch_size, s.grad_accum, has_cuda, s.load_in_4bit, s.memory_bound_gib)
-    q4, method, gradient_checkpointing = _machine_settings(spec, has_cuda, s.load_in_4bit, s.gradient_checkpointing, batch_size,
-                                                           s.memory_bound_gib)
+    batch_size, grad_accum = resolve_batch(
+        spec, s.batch_size, s.grad_accum, has_cuda, s.load_in_4bit, s.memory_bound_gib
+    )
+    q4, method, gradient_checkpointing = _machine_settings(
+        spec, has_cuda, s.load_in_4bit, s.gradient_checkpointing, batch_size, s.memory_bound_gib
+    )
     check_part_settings(spec.frozen, backend, method, s.vision_lr, s.merger_lr)
     optim = pick_optimizer(s.optim or spec.optim, has_cuda, method, asked=s.optim is not None)
     run = replace(s, backend=backend, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, optim=optim,
                   learning_rate=spec.learning_rate, method=method, gradient_checkpointing=gradient_checkpointing,
-                  save_steps=s.save_steps or max(1, max_steps // 4), loss=_loss(s.loss, backend))   # every choice resolved
+                  # every choice resolved
+                  save_steps=s.save_steps or max(1, max_steps // 4), loss=_loss(s.loss, backend))
     out = _run_folder(spec, s.output_dir, s.resume, s.overwrite)
     if s.resume and (done := finished_run(out, max_steps)):
         log.info(f"{out} already holds a finished run of {done['steps']} steps: nothing to resume"); return done
@@ -531,10 +615,19 @@ def train(settings: TrainSettings | str | None = None, /, **kw) -> dict:
     args = _sft_config(spec, replace(run, output_dir=str(out)), has_cuda)
     cb, curve = stage_callback(bounds, out), None
     if s.eval_every:           # first in line, so that its evaluations stay out of the stage callback's step timing
-        curve = curve_callback(spec, processor, _held_out(s.data, s.eval_data, s.eval_split, options), s.eval_every, max_steps, out)
-    trainer = _trainer(backend, peft_model, processor, args, conversation_stream(stream, spec.max_pixels),
-                       [c for c in (curve, cb) if c is not None], rates if (s.vision_lr, s.merger_lr) != (None, None) else None,
-                       run.loss)
+        curve = curve_callback(
+            spec, processor, _held_out(s.data, s.eval_data, s.eval_split, options), s.eval_every, max_steps, out
+        )
+    trainer = _trainer(
+        backend,
+        peft_model,
+        processor,
+        args,
+        conversation_stream(stream, spec.max_pixels),
+        [c for c in (curve, cb) if c is not None],
+        rates if (s.vision_lr, s.merger_lr) != (None, None) else None,
+        run.loss,
+    )
     ckpt = _resume_checkpoint(out, s.resume)
     if has_cuda:
         import torch; torch.cuda.reset_peak_memory_stats()
@@ -549,34 +642,71 @@ def train(settings: TrainSettings | str | None = None, /, **kw) -> dict:
         trainer.accelerator.wait_for_everyone()
         return {"rank": int(os.environ.get("RANK", 0)), "steps": trainer.state.global_step}
     trainer.model.save_pretrained(str(out), safe_serialization=True)
-    if method == "full":                                             # a complete model folder: loadable as model_path, and by transformers alone
+    # a complete model folder: loadable as model_path, and by transformers alone
+    if method == "full":
         from medvqa.chat import save_model_folder; save_model_folder(trainer.model, processor, out)
     rows = write_log_history(trainer.state.log_history, bounds, out)
     params = count_params(peft_model)
     tps = cn["tokens"] / train_s if train_s > 0 else 0.0
-    summary = {"model": spec.key, "hub_id": spec.hub_id, "model_path": resolve_model_path(spec.key, s.model_path) if (s.model_path or spec.tiny) else None,
-               "backend": backend, "curriculum": s.curriculum, "data": describe_data(s.data), "split": s.split, "output_dir": str(out), "stages": bounds, "plan": plan(stages),
-               "max_steps": max_steps, "steps": trainer.state.global_step, "resumed_from": str(ckpt) if ckpt else None,
-               "batch_size": batch_size, "grad_accum": grad_accum, "world_size": world, "effective_batch": effective,
-               "optimizer": optim, "learning_rate": spec.learning_rate, "lr_scheduler": spec.lr_scheduler,
-               "method": method, "trainable_params": trainable_params(peft_model), "load_in_4bit": q4,
-               "frozen": list(spec.frozen), "trainable_by_part": trainable_by_part(peft_model),
-               "learning_rate_by_part": rates, "max_pixels": spec.max_pixels, "min_pixels": spec.min_pixels,
-               **_speed(cn, train_s, params, has_cuda, world), "loss": loss_impl(peft_model, args),
-               "dataloader_workers": args.dataloader_num_workers, "loader_stop_s": loader_stop_s,
-               "peak_memory_gib": round(peak_memory_gib(has_cuda), 3), "wall_s": round(time.time() - t_start, 2),
-               "load_s": round(load_s, 2), "train_s": round(train_s, 2), "curve_s": round(curve_s, 2),
-               "first_step_s": round(cb.first_step_s, 2) if cb.first_step_s is not None else None,
-               **_loss_summary(rows), "params": params, "linear4bit": count_4bit(peft_model), "mfu": mfu(params, tps, has_cuda, world),
-               "skipped": len(skipped), "dropped": dict(dropped),
-               "max_length": s.max_length, "too_long": too_long, "seed": s.seed, "device": device_name(has_cuda),
-               "lora": dict(lora_settings(spec), modules_to_save=list(s.modules_to_save or ())) if method == "lora" else None,
-               "gradient_checkpointing": bool(gradient_checkpointing),
-               "versions": library_versions(), "environment_digest": environment_digest()}
+    summary = {
+        "model": spec.key,
+        "hub_id": spec.hub_id,
+        "model_path": resolve_model_path(spec.key, s.model_path) if (s.model_path or spec.tiny) else None,
+        "backend": backend,
+        "curriculum": s.curriculum,
+        "data": describe_data(s.data),
+        "split": s.split,
+        "output_dir": str(out),
+        "stages": bounds,
+        "plan": plan(stages),
+        "max_steps": max_steps,
+        "steps": trainer.state.global_step,
+        "resumed_from": str(ckpt) if ckpt else None,
+        "batch_size": batch_size,
+        "grad_accum": grad_accum,
+        "world_size": world,
+        "effective_batch": effective,
+        "optimizer": optim,
+        "learning_rate": spec.learning_rate,
+        "lr_scheduler": spec.lr_scheduler,
+        "method": method,
+        "trainable_params": trainable_params(peft_model),
+        "load_in_4bit": q4,
+        "frozen": list(spec.frozen),
+        "trainable_by_part": trainable_by_part(peft_model),
+        "learning_rate_by_part": rates,
+        "max_pixels": spec.max_pixels,
+        "min_pixels": spec.min_pixels,
+        **_speed(cn, train_s, params, has_cuda, world),
+        "loss": loss_impl(peft_model, args),
+        "dataloader_workers": args.dataloader_num_workers,
+        "loader_stop_s": loader_stop_s,
+        "peak_memory_gib": round(peak_memory_gib(has_cuda), 3),
+        "wall_s": round(time.time() - t_start, 2),
+        "load_s": round(load_s, 2),
+        "train_s": round(train_s, 2),
+        "curve_s": round(curve_s, 2),
+        "first_step_s": round(cb.first_step_s, 2) if cb.first_step_s is not None else None,
+        **_loss_summary(rows),
+        "params": params,
+        "linear4bit": count_4bit(peft_model),
+        "mfu": mfu(params, tps, has_cuda, world),
+        "skipped": len(skipped),
+        "dropped": dict(dropped),
+        "max_length": s.max_length,
+        "too_long": too_long,
+        "seed": s.seed,
+        "device": device_name(has_cuda),
+        "lora": dict(lora_settings(spec), modules_to_save=list(s.modules_to_save or ())) if method == "lora" else None,
+        "gradient_checkpointing": bool(gradient_checkpointing),
+        "versions": library_versions(),
+        "environment_digest": environment_digest(),
+    }
     atomic_write_json(out / "train_summary.json", summary)
     from medvqa.card import write_model_card
     write_model_card(out)                                        # README.md: this run, not PEFT's empty template
-    if not s.keep_checkpoints: drop_checkpoints(out)               # finished: the final weights are all evaluation needs
+    # finished: the final weights are all evaluation needs
+    if not s.keep_checkpoints: drop_checkpoints(out)
     trainer.accelerator.wait_for_everyone()                      # the other processes return now (one process: no-op)
     log.info(f"trained {spec.key}: {summary['steps']} steps, loss {summary['first_loss']} -> {summary['final_loss']}, "
              f"{summary['samples_per_s']} samples/s; {'adapter' if method == 'lora' else 'model'} in {out}")
@@ -596,7 +726,8 @@ def _probe_batch(processor, spec):
 
 # %% ../nbs/18_train.ipynb #9bf53f4e
 def export_merged(model_key, adapter_dir, out_dir, model_path=None, dtype=None, atol=1e-3, overwrite=False) -> dict:
-    "Merge the LoRA adapter in `adapter_dir` into `model_key`'s weights; save the model (`dtype`, None: float32 for the tiny models, as medvqa evaluates them, else bfloat16) + processor + greedy generation config to `out_dir`."
+    """Merge the LoRA adapter in `adapter_dir` into `model_key`'s weights; save the model (`dtype`, None: float32 for
+    the tiny models, as medvqa evaluates them, else bfloat16) + processor + greedy generation config to `out_dir`."""
     import torch
     from peft import PeftModel
     from medvqa.chat import save_model_folder
@@ -616,10 +747,14 @@ def export_merged(model_key, adapter_dir, out_dir, model_path=None, dtype=None, 
     merge_error = float((merged_logits - peft_logits).abs().max())
     merged_change = float((merged_logits - base_logits).abs().max())
     if merge_error > atol or (adapter_effect > atol and merged_change <= atol / 10):
-        raise MedVQAError(f"merged export of {adapter_dir} does not reproduce base + adapter (max logit error {merge_error:.3g}, "
-                          f"adapter effect {adapter_effect:.3g}, merged change {merged_change:.3g}); nothing written")
+        raise MedVQAError(
+            f"merged export of {adapter_dir} does not reproduce base + adapter (max logit error {merge_error:.3g}, "
+            f"adapter effect {adapter_effect:.3g}, merged change {merged_change:.3g}); nothing written"
+        )
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    merged.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype).save_pretrained(str(out), safe_serialization=True)
+    merged.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype).save_pretrained(
+        str(out), safe_serialization=True
+    )
     save_model_folder(merged, processor, out)
     info = {"model": spec.key, "adapter": str(adapter_dir), "dtype": str(dtype), "adapter_effect": adapter_effect,
             "merge_error": merge_error, "merged_change": merged_change}
