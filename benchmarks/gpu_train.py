@@ -2,7 +2,7 @@
 """GPU training benchmark (issue 13): medvqa's `train` on full-size random-weight models, steady state and end to end.
 
 Runs, by plan (Unsloth patches transformers for a whole process, so each model and backend has a process of its own):
-  recipe    the seed's literal recipe (Unsloth, batch 2 x 4) against medvqa's default (Unsloth, automatic batch: 8 x 1),
+  recipe    the original work's literal recipe (Unsloth, batch 2 x 4) against medvqa's default (Unsloth, automatic batch: 8 x 1),
             same model, same effective batch of 8: qwen3vl2b (bf16) and qwen2vl2b-4bit (4-bit)
   backends  the hf backend at medvqa's default batch, bf16 and 4-bit (the Unsloth side is the recipe plan's default run)
   sweep     Unsloth at batch 16, 32, 64 (qwen3vl2b bf16), 32, 64 (qwen8b 4-bit; 8 is the e2e run) and 8, 32, 64
@@ -11,7 +11,7 @@ Runs, by plan (Unsloth patches transformers for a whole process, so each model a
             hf-workers0 the same for the hf backend
   profile   medvqa's default, Unsloth, qwen3vl2b, with the torch profiler over steps 6-8 (MEDVQA_PROFILE)
   variants  against medvqa's default (plan recipe: checkpointing off where the activations fit, fused AdamW for LoRA on a
-            GPU): the seed's 8-bit AdamW (adamw-8bit) and medvqa's earlier default (baseline: Unsloth's offloaded
+            GPU): the original work's 8-bit AdamW (adamw-8bit) and medvqa's earlier default (baseline: Unsloth's offloaded
             checkpointing, 8-bit AdamW)
   e2e       qwen8b end to end: train (4-bit Unsloth, default batch), evaluate a few samples, merged export verified
 Runs of one model and backend share a process, after a short warm-up run (--warmup) that pays the imports and

@@ -39,7 +39,8 @@ class _CallableModule(_ModuleType):
 class _Package(_ModuleType):
     "The package: its submodules `train` and `evaluate` become callable as the import system attaches them."
     def __setattr__(self, name, value):
-        if name in _CALLABLE and isinstance(value, _ModuleType) and type(value) is _ModuleType: value.__class__ = _CallableModule
+        if name in _CALLABLE and isinstance(value, _ModuleType) and type(value) is _ModuleType:
+            value.__class__ = _CallableModule
         super().__setattr__(name, value)
 
 

@@ -12,8 +12,8 @@ from .models import get_spec
 
 # %% auto #0
 __all__ = ['IMAGE_SIZES', 'DEMO_NOTE', 'last_checkpoint', 'CheckpointError', 'load_full_checkpoint', 'check_adapter_loaded',
-           'cpu_index_locations', 'strict_resume_trainer', 'drop_checkpoints', 'finished_run', 'holds_run',
-           'check_output_dir', 'trained_for', 'check_trained_for', 'run_image_sizes', 'with_image_sizes',
+           'restore_cpu_index', 'cpu_index_locations', 'strict_resume_trainer', 'drop_checkpoints', 'finished_run',
+           'holds_run', 'check_output_dir', 'trained_for', 'check_trained_for', 'run_image_sizes', 'with_image_sizes',
            'check_export', 'describe_data']
 
 # %% ../nbs/11_checkpoints.ipynb #e443fe3a
@@ -70,15 +70,18 @@ def check_adapter_loaded(model, ckpt) -> None:
     if problems:
         raise CheckpointError(f"{ckpt} does not restore the LoRA adapter: {problems}; refusing to resume from it")
 
-# %% ../nbs/11_checkpoints.ipynb #5d46f40d
-_CPU_INDEX: list = []
+# %% ../nbs/11_checkpoints.ipynb #77ff9f64
+def restore_cpu_index(obj, location: str):
+    "`torch.load`'s deserializer for storages placed on `cpu:N`: the CPU (an index means nothing there)."
+    return obj if location.startswith("cpu:") else None
 
 def cpu_index_locations() -> None:
-    "Let `torch.load` map storages onto `cpu:N` (the CPU: an index means nothing there); registered once per process."
+    """Let `torch.load` map storages onto `cpu:N`; registered once per process, however many copies of this module
+    (or notebooks defining it) run in it: torch's registry, not a flag of ours, says whether it is there."""
     import torch
-    if _CPU_INDEX: return
-    torch.serialization.register_package(30, lambda obj: None, lambda obj, loc: obj if loc.startswith("cpu:") else None)
-    _CPU_INDEX.append(True)
+    registry = getattr(torch.serialization, "_package_registry", [])
+    if any(getattr(entry[2], "__name__", "") == "restore_cpu_index" for entry in registry): return
+    torch.serialization.register_package(30, lambda obj: None, restore_cpu_index)
 
 # %% ../nbs/11_checkpoints.ipynb #258b63f7
 def strict_resume_trainer(trainer_cls):

@@ -264,7 +264,8 @@ def _list_of(el):
     "An argparse type: comma-separated values, each converted by `el`."
     def conv(s):
         try: return [el(x) for x in _csv(s)]
-        except ValueError: raise argparse.ArgumentTypeError(f"expected comma-separated {el.__name__} values, got {s!r}") from None
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {el.__name__} values, got {s!r}") from None
     conv.__name__ = f"{el.__name__} list"
     return conv
 
@@ -280,7 +281,8 @@ def add_options(p, params, required=(), suppress: bool = False):
     import typing
     for q in params:
         t = base_type(q.hint)[0]
-        kw = dict(dest=q.name, help=_cli_doc(q.doc, params) + (f"; e.g. {_EXAMPLES[q.name]}" if q.name in _EXAMPLES else ""))
+        example = f"; e.g. {_EXAMPLES[q.name]}" if q.name in _EXAMPLES else ""
+        kw = dict(dest=q.name, help=_cli_doc(q.doc, params) + example)
         if q.name in required: kw["required"] = True
         else: kw["default"] = argparse.SUPPRESS if suppress else q.default
         if suppress and not any(q.default is x for x in (None, False)): kw["help"] += f" (default: {q.default})"
@@ -289,7 +291,8 @@ def add_options(p, params, required=(), suppress: bool = False):
         elif t is int: kw.update(type=_positive if q.values == "positive" else int, metavar="N")
         elif t is float: kw.update(type=float, metavar="X")
         else: kw["metavar"] = "DIR" if q.name.endswith(("_dir", "_path")) else "PATH" if "data" in q.name else "TEXT"
-        if q.choices is not None and typing.get_origin(t) is not list: kw.update(choices=list(q.choices), metavar="NAME")
+        if q.choices is not None and typing.get_origin(t) is not list:
+            kw.update(choices=list(q.choices), metavar="NAME")
         if q.name == "format" and q.choices is not None: kw["help"] += f"; one of: {', '.join(q.choices)}"
         p.add_argument(_flag(q), **kw)
 

@@ -136,7 +136,8 @@ _ON_ERROR = ("raise", "skip", "keep")
 def _check_policy(on_error: str, choices=_ON_ERROR):
     if on_error not in choices: raise ConfigError(f"on_error must be one of {', '.join(choices)}, got {on_error!r}")
 
-def iter_jsonl(path, required: Iterable[str] = (), on_error: str = "raise", problems: list | None = None) -> Iterator[tuple[int, Any]]:
+def iter_jsonl(path, required: Iterable[str] = (), on_error: str = "raise",
+               problems: list | None = None) -> Iterator[tuple[int, Any]]:
     """(line number, object) for each non-empty line; a bad line (bad JSON, not an object, a `required` field missing)
     raises `DataError` ('raise'), is counted in `problems` ('skip') or comes as (line, `DataError`) ('keep')."""
     _check_policy(on_error)

@@ -121,7 +121,8 @@ def plan(stages: list[Stage]) -> list[dict]:
 # %% ../nbs/06_curriculum.ipynb #241c947e
 def allocate_steps(shares: list[float], max_steps: int) -> list[int]:
     "Split `max_steps` by `shares` (largest remainder), giving every stage at least one step."
-    if max_steps < len(shares): raise ConfigError(f"max_steps={max_steps} is fewer than the {len(shares)} curriculum stages")
+    if max_steps < len(shares):
+        raise ConfigError(f"max_steps={max_steps} is fewer than the {len(shares)} curriculum stages")
     raw = np.asarray(shares, float) / sum(shares) * max_steps
     steps = np.floor(raw).astype(int)
     for i in np.argsort(-(raw - steps), kind="stable")[: max_steps - steps.sum()]: steps[i] += 1
@@ -142,11 +143,13 @@ def _cycled(n: int, rows: int, rng: np.random.Generator) -> list[int]:
     while len(out) < rows: out.extend(rng.permutation(n).tolist())
     return out[:rows]
 
-def build_stream(stages: list[Stage], max_steps: int, samples_per_step: int, seed: int = 0) -> tuple[Dataset, list[dict]]:
+def build_stream(stages: list[Stage], max_steps: int, samples_per_step: int,
+                 seed: int = 0) -> tuple[Dataset, list[dict]]:
     "An ordered dataset of exactly max_steps*samples_per_step rows (with a 'stage' column) and 1-based step boundaries."
     if not stages: raise ConfigError("build_stream: no stages")
-    if int(max_steps) != max_steps or max_steps < 1 or int(samples_per_step) != samples_per_step or samples_per_step < 1:
-        raise ConfigError(f"build_stream: max_steps and samples_per_step must be positive integers, got {max_steps}, {samples_per_step}")
+    if not all(int(v) == v and v >= 1 for v in (max_steps, samples_per_step)):
+        raise ConfigError("build_stream: max_steps and samples_per_step must be positive integers, "
+                          f"got {max_steps}, {samples_per_step}")
     steps = allocate_steps([s.share for s in stages], int(max_steps))
     parts, bounds, first = [], [], 1
     for i, (s, k) in enumerate(zip(stages, steps)):
@@ -156,10 +159,12 @@ def build_stream(stages: list[Stage], max_steps: int, samples_per_step: int, see
         with _quiet():
             tagged = s.data.add_column("stage", [s.name] * len(s.data))
         parts.append(tagged.select(idx))
-        bounds.append({"stage": s.name, "first_step": first, "last_step": first + k - 1, "epochs": round(rows / len(s.data), 3)})
+        bounds.append({"stage": s.name, "first_step": first, "last_step": first + k - 1,
+                       "epochs": round(rows / len(s.data), 3)})
         first += k
     try: stream = concatenate_datasets(parts)
     except ValueError as e:
-        raise ConfigError(f"build_stream: the stages' datasets have different features; load them with the same schema ({e})") from None
+        raise ConfigError("build_stream: the stages' datasets have different features; "
+                          f"load them with the same schema ({e})") from None
     get_logger().debug(f"curriculum stream: {bounds}")
     return stream, bounds

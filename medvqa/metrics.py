@@ -303,7 +303,8 @@ def _none_metrics(group: str) -> dict:
 def _score_cols(cols: dict, mask: np.ndarray, n_boot: int, seed: int) -> dict:
     flat, ci = {"n": int(mask.sum())}, {}
     for g in _COLS:
-        sel = mask if g in ("all", "medevalkit") else mask[cols["type"] == "closed" if g == "closed" else cols["type"] == "open"]
+        kind = cols["type"] == ("closed" if g == "closed" else "open")
+        sel = mask if g in ("all", "medevalkit") else mask[kind]
         X = cols[g][sel]
         if g in ("closed", "open"): flat[f"{g}.n"] = len(X)
         if len(X) == 0: m, c = _none_metrics(g), ({k: None for k in _none_metrics(g)} if n_boot > 0 else {})
@@ -318,7 +319,8 @@ def _score_cols(cols: dict, mask: np.ndarray, n_boot: int, seed: int) -> dict:
     out["ci"] = {k: ci[k] for k in METRICS if k in ci}
     return out
 
-def score(rows: Iterable[dict], n_boot: int = 1000, seed: int = 0, where: str = "rows", vocabulary: Iterable[Any] | None = None) -> dict:
+def score(rows: Iterable[dict], n_boot: int = 1000, seed: int = 0, where: str = "rows",
+          vocabulary: Iterable[Any] | None = None) -> dict:
     """Score predictions: every metric in `METRICS`, a 95% bootstrap CI for each (`n_boot` resamples, seeded), and a
     per-source breakdown; `vocabulary`: the answers whose findings `open.unsupported_rate` looks for (default: the rows'
     open answers)."""
@@ -326,7 +328,8 @@ def score(rows: Iterable[dict], n_boot: int = 1000, seed: int = 0, where: str = 
     if not rows: raise DataError(f"{where}: no predictions to score (empty)")
     cols = _sample_columns(rows, where, vocabulary)
     out = _score_cols(cols, np.ones(len(rows), bool), n_boot, seed)
-    out["by_source"] = {s: _score_cols(cols, cols["source"] == s, n_boot, seed) for s in sorted(set(cols["source"].tolist()))}
+    sources = sorted(set(cols["source"].tolist()))
+    out["by_source"] = {s: _score_cols(cols, cols["source"] == s, n_boot, seed) for s in sources}
     return out
 
 def flatten(metrics: dict) -> dict:

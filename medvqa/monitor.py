@@ -279,8 +279,9 @@ def write_profile(prof, wall_s: float, steps: int, out_dir) -> dict:
     agg = {}
     for n, d in top: agg[n] = agg.get(n, 0.0) + d / 1e6
     summary = {"steps": steps, "wall_s": round(wall_s, 4), "wall_s_per_step": round(wall_s / steps, 4),
-               "gpu_busy_s": round(busy, 4), "gpu_busy_fraction": round(busy / wall_s, 4) if kern and wall_s > 0 else None,
-               "kernels": len(kern), "kernel_s_by_kind": {k: round(v, 4) for k, v in sorted(by_kind.items(), key=lambda x: -x[1])},
+               "gpu_busy_s": round(busy, 4),
+               "gpu_busy_fraction": round(busy / wall_s, 4) if kern and wall_s > 0 else None, "kernels": len(kern),
+               "kernel_s_by_kind": {k: round(v, 4) for k, v in sorted(by_kind.items(), key=lambda x: -x[1])},
                "top_kernels_s": {n[:120]: round(d, 4) for n, d in sorted(agg.items(), key=lambda x: -x[1])[:15]}}
     atomic_write_json(out / "profile.json", summary)
     return summary

@@ -215,12 +215,14 @@ def run_models(models: Iterable[str], out, curricula=None, seeds=None, params: d
     jobs = plan_jobs(models, out, curricula, seeds, params, long_labels)
     if check if check is not None else notebook is None:
         for j in jobs: check_params(j["params"])
-    kw = dict(notebook=str(notebook) if notebook else None, kernel_name=kernel_name, log_output=log_output, cwd=os.getcwd())
+    kw = dict(notebook=str(notebook) if notebook else None, kernel_name=kernel_name, log_output=log_output,
+              cwd=os.getcwd())
     results, todo, changed = {}, [], []
     for j in jobs:
         state = "new" if force else job_state(j)
         if state == "done":
-            log.info("%s: finished before, skipped", j["label"]); results[j["label"]] = {**read_run(j["out_dir"]), "skipped": True}
+            log.info("%s: finished before, skipped", j["label"])
+            results[j["label"]] = {**read_run(j["out_dir"]), "skipped": True}
             continue
         if state == "changed": changed.append(j["label"])
         if state == "resume": j["params"] = {**j["params"], "resume": True}
@@ -256,7 +258,8 @@ def run_models(models: Iterable[str], out, curricula=None, seeds=None, params: d
     bar.close()
     recs = [results[j["label"]] for j in jobs]
     bad = [r["label"] for r in recs if r.get("status") != "ok"]
-    log.info("%d run(s): %d ok, %d failed%s", len(recs), len(recs) - len(bad), len(bad), f" ({', '.join(bad)})" if bad else "")
+    log.info("%d run(s): %d ok, %d failed%s", len(recs), len(recs) - len(bad), len(bad),
+             f" ({', '.join(bad)})" if bad else "")
     return recs
 
 def ablate(model: str, curricula=None, data=None, out="reports/ablation", seeds=(0,), params: dict | None = None,

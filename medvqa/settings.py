@@ -155,6 +155,7 @@ class DataOptions:
     """How a source is read besides its path and split (`medvqa.core.DATA_OPTIONS`): `train`, `evaluate` and every
     command that reads data take these."""
     feeds = "reading data"                                     # where a bad value is reported (not a setting)
+
     # the layout of the data, one of medvqa's formats (None: detected)
     format: str | None = setting(None, FORMATS)
     lang: str = setting("en", LANGS)                           # SLAKE's question language: en, zh or all (both)
@@ -193,6 +194,7 @@ class DataOptions:
 class TrainSettings(DataOptions):
     "Every setting of a training run (`medvqa.train.train`), with its default and doc; checked when made (`validate`)."
     feeds = "train"                                            # where a bad value is reported (not a setting)
+
     model: str = setting("tiny-qwen2vl", REGISTRY)             # a registry model (see `medvqa models`)
     # training data: a file or folder, or a hub id medvqa knows (None: the shipped demo data)
     data: str | None = None

@@ -356,10 +356,12 @@ def write_input_fixture(case: str, dir) -> Path:
     elif case == "bomb": img.write_bytes(bomb_png())
     elif case == "16bit": img.write_bytes(sixteen_bit_png(9))
     elif case == "grayscale": synthetic_image(10).save(img)
-    elif case == "dicom": shutil.copy(dicom_test_file("CT_small.dcm"), d/"images"/"ct.dcm"); bad["images"] = ["images/ct.dcm"]
+    elif case == "dicom":
+        shutil.copy(dicom_test_file("CT_small.dcm"), d/"images"/"ct.dcm"); bad["images"] = ["images/ct.dcm"]
     elif case == "empty_question": synthetic_image(11).save(img); bad["question"] = "  "
     elif case == "empty_answer": synthetic_image(12).save(img); bad["answer"] = ""
-    lines = [json.dumps(good), '{"id": "malformed", "images": ["images/good.png"], "question": ' if case == "malformed" else json.dumps(bad)]
+    torn = '{"id": "malformed", "images": ["images/good.png"], "question": '       # a line cut short
+    lines = [json.dumps(good), torn if case == "malformed" else json.dumps(bad)]
     atomic_write_text(d/"train.jsonl", "\n".join(lines) + "\n")
     return d
 

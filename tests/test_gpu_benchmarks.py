@@ -16,7 +16,7 @@ def test_gpu_train_plans():
     runs = g.plan_runs(["recipe", "backends", "sweep", "e2e"])
     seed = [r for r in runs if r["recipe"] == "seed"]
     assert {(r["model"], r["batch"], r["grad_accum"]) for r in seed} == {("qwen3vl2b", 2, 4), ("qwen2vl2b-4bit", 2, 4)}
-    assert all(r["backend"] == "unsloth" and r["optim"] == "adamw_8bit" for r in seed)      # the seed's literal optimiser
+    assert all(r["backend"] == "unsloth" and r["optim"] == "adamw_8bit" for r in seed)      # the original work's literal optimiser
     assert {r["quant"] for r in runs if r["backend"] == "hf"} == {"bf16", "4bit"}
     assert sorted(r["batch"] for r in runs if r["model"] == "qwen8b" and r["quant"] == "bf16") == [8, 32, 64]
     assert [r["kind"] for r in runs if r.get("kind")] == ["e2e"]
@@ -40,8 +40,8 @@ def test_gpu_train_groups():
     groups = g.group_runs(cfgs)
     assert all(len({(c["model"], c["backend"]) for c in grp}) == 1 for grp in groups)      # one model and backend a process
     assert sum(map(len, groups)) == len(cfgs) and len(groups) == 5
-    first = groups[0]                                     # plan order kept: the seed's recipe first, so it pays the compile
+    first = groups[0]                                     # plan order kept: the original work's recipe first, so it pays the compile
     assert [c.get("variant") or c["recipe"] for c in first] == ["seed", "default", "adamw-8bit", "baseline"]
-    assert [bool(c.get("gradient_checkpointing")) for c in first] == [True, False, False, True]   # offloaded: the seed, the earlier default
+    assert [bool(c.get("gradient_checkpointing")) for c in first] == [True, False, False, True]   # offloaded: the original work, the earlier default
     assert [c["kind"] for c in groups[-1]] == ["e2e"]                                    # e2e alone: its own process
     assert len(g.group_runs(cfgs, share=False)) == len(cfgs)

@@ -195,3 +195,16 @@ def test_notebook_order_check_finds_problems(tmp_path):
     (tmp_path / "pkg" / "a.py").write_text("from .b import f\n")
     (tmp_path / "pkg" / "b.py").write_text("")
     assert _notebook_order_problems(tmp_path / "nbs", tmp_path / "pkg") == ["00_a (a.py:1) imports b from the later notebook 01_b"]
+
+
+def test_exported_lines_fit():
+    "Exported code lines are at most 120 characters (nbdev's generated docstring line, `__all__` and cell markers aside)."
+    long = []
+    for p in sorted((ROOT / "medvqa").glob("*.py")):
+        if p.name in ("_modidx.py", "__init__.py"): continue
+        in_all = False
+        for i, l in enumerate(p.read_text().splitlines(), 1):
+            in_all = in_all or l.startswith("__all__")
+            if len(l) > 120 and not in_all and not l.startswith("# %%") and i > 1: long.append(f"{p.name}:{i}: {len(l)}")
+            if in_all and l.rstrip().endswith("]"): in_all = False
+    assert long == [], long
