@@ -4,16 +4,18 @@
 
 # %% ../nbs/04_data.ipynb #e626e283
 from __future__ import annotations
-import json, os
-from collections import Counter
+import hashlib, json, os, tempfile
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable
 
+import pyarrow as pa
 from datasets import Dataset, Features, List, Value
 from datasets import Image as ImageFeature
 
-from .core import DataError, ConfigError, DATA_OPTIONS, FORMATS, LANGS, infer_answer_type, get_logger, thread_map
-from .images import ImageError, ImageHashes, check_image, image_ref_key
+from .core import DataError, ConfigError, DATA_OPTIONS, FORMATS, LANGS, infer_answer_type, get_logger, cache_dir
+from .images import ImageChecks, ImageError, ImageHashes, check_image
 from .formats import ANSWER_TYPES, canonical_split, detect_format, dropped_record, locate_data, read_records
 
 # %% auto #0
@@ -71,7 +73,55 @@ def _all_missing(recs: list, origin: str) -> str:
         + "; check that the images are where the data says, or the layout (--format)"
     )
 
+# %% ../nbs/04_data.ipynb #b59f1b86
+_BATCH = 10_000          # rows a record batch holds
+
+def _ref_key(ref) -> tuple:
+    "Key of an image reference within one load: ('p', path as given), ('b', digest of its bytes) or ('o', repr)."
+    if isinstance(ref, dict):
+        if ref.get("bytes") is not None: return ("b", hashlib.blake2b(ref["bytes"], digest_size=16).hexdigest())
+        ref = ref.get("path")
+    if isinstance(ref, (bytes, bytearray)): return ("b", hashlib.blake2b(ref, digest_size=16).hexdigest())
+    return ("p", os.fspath(ref)) if isinstance(ref, (str, os.PathLike)) and str(ref) else ("o", repr(ref))
+
+class _RowWriter:
+    """`FEATURES` rows written batch by batch to an Arrow file in `folder` (default `cache_dir()/datasets`), named by
+    its content's digest; `done` opens it memory-mapped."""
+    def __init__(self, folder=None):
+        self.folder = Path(folder or cache_dir() / "datasets"); self.folder.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(dir=self.folder, prefix=".rows-", suffix=".tmp"); os.close(fd)
+        self.schema, self.sink = FEATURES.arrow_schema, pa.OSFile(self.tmp, "wb")
+        self.out, self.cols, self.n = pa.ipc.new_stream(self.sink, self.schema), {k: [] for k in FEATURES}, 0
+
+    def add(self, row: dict):
+        for k, v in row.items(): self.cols[k].append(v)
+        self.n += 1
+        if len(self.cols["id"]) >= _BATCH: self._write()
+
+    def _write(self):
+        if self.cols["id"]: self.out.write_batch(pa.RecordBatch.from_pydict(self.cols, schema=self.schema))
+        self.cols = {k: [] for k in FEATURES}
+
+    def done(self) -> Dataset:
+        "The rows as a Dataset; the same rows written before (by any process) are read from the file they made then."
+        self._write(); self.out.close(); self.sink.close()
+        h = hashlib.blake2b(digest_size=16)
+        with open(self.tmp, "rb") as f:
+            for b in iter(lambda: f.read(1 << 22), b""): h.update(b)
+        final = self.folder / f"{h.hexdigest()}.arrow"
+        if final.exists(): os.unlink(self.tmp)
+        else: os.replace(self.tmp, final)
+        return Dataset.from_file(str(final))
+
+    def abort(self):
+        try: self.out.close(); self.sink.close()
+        except Exception: pass
+        if os.path.exists(self.tmp): os.unlink(self.tmp)
+
 # %% ../nbs/04_data.ipynb #abc8fbf8
+_WINDOW = 4096           # records waiting at most for their images' checks
+_IMAGE = ImageFeature()
+
 def build_dataset(
     records: Iterable[dict],
     on_error: str = "skip",
@@ -81,61 +131,96 @@ def build_dataset(
     origin: str = "",
     workers: int | None = None,
     hashes: ImageHashes | None = None,
+    checks: ImageChecks | bool = True,
 ) -> Dataset:
-    "Validate raw records (fields, then each distinct image once) and build a `FEATURES` dataset; see the prose above."
+    """Validate raw records (fields, then each distinct image once, `checks` remembering results across loads) and build
+    a `FEATURES` dataset streamed to disk; see the prose above."""
     if on_error not in ("skip", "raise"): raise ConfigError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
     if check_images not in ("decode", "header", "none"):
         raise ConfigError(f"check_images must be decode, header or none, got {check_images!r}")
-    skipped, ok, dropped = [], [], Counter()
-    def reject(r, kind, reason):
-        if on_error == "raise": raise DataError(f"{_where(r)}: {reason}")
-        skipped.append(
+    bad_fields, bad_images, dropped, deferred, n, with_images, missing = [], [], Counter(), [], 0, 0, 0
+    unfound = []                                    # the images of each record, while not one image was found
+    def skip(r, kind, reason, to):
+        to.append(
             {"file": str(r.get("_file", "?")), "record": str(r.get("_record", "?")), "reason": reason, "kind": kind}
         )
-    n = 0
-    for r in records:
-        n += 1
-        if "_drop" in r: dropped[r["_drop"]] += 1; continue
-        p = _record_problem(r)
-        if p:reject(r, *p)
-        else: ok.append(r)
-    refs = {}
-    for r in ok:
-        r["images"] = r.get("images") or []                  # a text-only question: no image
-        for ref in r["images"]: refs.setdefault(image_ref_key(ref) or ("missing", str(ref)), ref)
-    def work(item):
-        key, ref = item
-        try:
-            new, h, sha = check_image(ref, check_images, max_image_pixels)
-            if h is not None and hashes is not None:
-                hashes.add(ref, h, sha)
-                if new is not None: hashes.add(new, h, sha)        # DICOM stored as PNG bytes
-            return key, (new, None)
-        except ImageError as e:
-            return key, (None, e)
-    results = dict(thread_map(work, refs.items(), "checking images", workers))
-    rows, missing = [], 0
-    for r in ok:
-        keys = [image_ref_key(ref) or ("missing", str(ref)) for ref in r["images"]]
+    store = None if check_images == "none" or not checks else ImageChecks() if checks is True else checks
+    how, results, running, pending = ImageChecks.how(check_images, max_image_pixels), {}, {}, deque()
+    def check(ref):
+        try: return check_image(ref, check_images, max_image_pixels) + (None,)
+        except ImageError as e: return None, None, None, e
+    def start(k, ref):
+        st = None
+        if store is not None and k[0] == "p":
+            st, hit = store.get(k[1], how)
+            if hit is not None:
+                h, sha, kind, reason = hit
+                results[k] = (None, ImageError(k[1], reason, kind) if kind else None)
+                if h is not None and hashes is not None: hashes.add(ref, int(h, 16), sha)
+                return
+        running[k] = (ex.submit(check, ref), st, ref)
+    def finish(k):
+        fut, st, ref = running.pop(k)
+        new, h, sha, err = fut.result(); results[k] = (new, err)
+        if h is not None and hashes is not None:
+            hashes.add(ref, h, sha)
+            if new is not None: hashes.add(new, h, sha)        # DICOM stored as PNG bytes
+        if st is not None and new is None and (err is None or err.kind != "missing image"):
+            store.put(st, how, None if h is None else f"{h:064x}", sha, err and err.kind, err and err.reason)
+    def emit(r, keys):
+        nonlocal with_images, missing
+        for k in keys:
+            if k in running: finish(k)
+        with_images += bool(keys)
         err = next((results[k][1] for k in keys if results[k][1] is not None), None)
-        if err is not None: missing += err.kind == "missing image"; reject(r, err.kind, str(err)); continue
+        if err is not None:
+            missing += err.kind == "missing image"
+            if missing == with_images: unfound.append({"images": r["images"]})
+            if on_error == "raise": deferred.append(DataError(f"{_where(r)}: {err}"))
+            else: skip(r, err.kind, str(err), bad_images)
+            return
+        if keys: unfound.clear()
         imgs = [results[k][0] or (str(ref) if not isinstance(ref, dict) else ref) for k, ref in zip(keys, r["images"])]
         at = str(r.get("answer_type") or "").strip().lower() or infer_answer_type(r["question"], r["answer"])
-        rows.append(
-            {
-                "id": str(r.get("id") or f"{r.get('source', 'sample')}-{len(rows)}"),
-                "images": imgs,
-                "question": str(r["question"]).strip(),
-                "answer": str(r["answer"]).strip(),
-                "answer_type": at,
-                "source": str(r.get("source") or "unknown"),
-                "split": canonical_split(r.get("split") or "train"),
-                "explanation": str(r.get("explanation") or "").strip(),
-                "categories": _categories(r.get("categories")),
-            }
-        )
-    with_images = [r for r in ok if r["images"]]
-    if with_images and missing == len(with_images): raise DataError(_all_missing(with_images, origin))
+        writer.add({
+            "id": str(r.get("id") or f"{r.get('source', 'sample')}-{writer.n}"),
+            "images": [{"bytes": None, "path": x} if isinstance(x, str) else _IMAGE.encode_example(x) for x in imgs],
+            "question": str(r["question"]).strip(),
+            "answer": str(r["answer"]).strip(),
+            "answer_type": at,
+            "source": str(r.get("source") or "unknown"),
+            "split": canonical_split(r.get("split") or "train"),
+            "explanation": str(r.get("explanation") or "").strip(),
+            "categories": _categories(r.get("categories")),
+        })
+    writer, ex = _RowWriter(), ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 2) * 2))
+    try:
+        for r in records:
+            n += 1
+            if "_drop" in r: dropped[r["_drop"]] += 1; continue
+            p = _record_problem(r)
+            if p:
+                if on_error == "raise": raise DataError(f"{_where(r)}: {p[1]}")
+                skip(r, *p, bad_fields); continue
+            r["images"] = r.get("images") or []                  # a text-only question: no image
+            keys = [_ref_key(ref) for ref in r["images"]]
+            for k, ref in zip(keys, r["images"]):
+                if k not in results and k not in running: start(k, ref)
+            pending.append((r, keys))
+            while pending and (len(pending) > _WINDOW or all(k not in running or running[k][0].done()
+                                                             for k in pending[0][1])):
+                emit(*pending.popleft())
+        while pending: emit(*pending.popleft())
+        if deferred: raise deferred[0]
+        if with_images and missing == with_images: raise DataError(_all_missing(unfound, origin))
+        ds = writer.done()
+    except BaseException:
+        writer.abort(); raise
+    finally:
+        ex.shutdown(cancel_futures=True)
+        if store is not None and checks is True: store.close()
+        elif store is not None: store.flush()
+    skipped = bad_fields + bad_images
     if report is not None: report.extend(skipped)
     if skipped:
         first = "; ".join(f"{s['file']}: record {s['record']}: {s['reason']}" for s in skipped[:3])
@@ -145,11 +230,6 @@ def build_dataset(
         )
     if dropped:
         _log.info(f"{origin or 'load'}: left out {sum(dropped.values())} of {n} record(s) on purpose ({dict(dropped)})")
-    ds = (
-        Dataset.from_list(rows, features=FEATURES)
-        if rows
-        else Dataset.from_dict({k: [] for k in FEATURES}, features=FEATURES)
-    )
     ds.info.description = json.dumps({_INFO_KEY: {"origin": str(origin), "records": n, "skipped": len(skipped),
         "skip_reasons": dict(Counter(s["kind"] for s in skipped)), "skipped_first": skipped[:20],
         "dropped": dict(Counter(s["kind"] for s in skipped) + dropped)}})
@@ -190,9 +270,10 @@ def check_options(format=None, lang="en", columns: dict | None = None) -> None:
 
 def load_vqa(source, format: str | None = None, split=None, on_error: str = "skip", report: list | None = None,
              check_images: str = "decode", lang: str | None = "en", name: str | None = None,
-             max_image_pixels: int | None = None, hashes: ImageHashes | None = None, **columns) -> Dataset:
+             max_image_pixels: int | None = None, hashes: ImageHashes | None = None, checks: ImageChecks | bool = True,
+             **columns) -> Dataset:
     """Load a VQA set (local folder/file or hub id) as a `FEATURES` dataset; bad records skipped (listed) or raised;
-    `hashes` collects image hashes."""
+    `hashes` collects image hashes, `checks` keeps image checks across loads (True: in `cache_dir()`)."""
     check_options(format, lang, columns)
     fmt = format or detect_format(source)
     want = None if split is None else {canonical_split(s) for s in ([split] if isinstance(split, str) else split)}
@@ -219,6 +300,7 @@ def load_vqa(source, format: str | None = None, split=None, on_error: str = "ski
         max_image_pixels=max_image_pixels,
         origin=f"{source} ({fmt})",
         hashes=hashes,
+        checks=checks,
     )
     lost = load_info(ds)["dropped"].get("language", 0)
     if len(ds) == 0 and lost:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_formats.ipynb #3e5173cb
 from __future__ import annotations
-import re
+import json, re
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterator
@@ -268,6 +268,40 @@ def _read_imageclef(path: Path, **_) -> Iterator[dict]:
                 "_record": f"line {i} ({img_id})",
             }
 
+# %% ../nbs/02_formats.ipynb #41874abb
+_SPACE = re.compile(r"\s*")
+
+def _iter_json_list(f: Path, chunk: int = 1 << 20) -> Iterator[tuple[int, object]]:
+    """(index, item) of a file holding one JSON list, read `chunk` characters at a time (memory: a chunk and an item);
+    a file that is not one JSON list fails as `_read_json_list` fails on it."""
+    dec, i, buf, pos, eof = json.JSONDecoder(), 0, "", 0, False
+    try:
+        with open(f, encoding="utf-8") as fh:
+            def more():                                  # keep what is not parsed yet, read the next chunk
+                nonlocal buf, pos, eof
+                got = fh.read(chunk); eof = not got; buf, pos = buf[pos:] + got, 0
+            while not eof and not buf.strip(): more()
+            pos = _SPACE.match(buf).end() + 1
+            if buf[pos - 1:pos] != "[": raise ValueError
+            while True:
+                q = _SPACE.match(buf, pos).end()
+                if q == len(buf) and not eof: more(); continue
+                if buf[q:q + 1] == "]":
+                    if (buf[q + 1:] + fh.read()).strip(): raise ValueError
+                    return
+                if i:
+                    if buf[q:q + 1] != ",": raise ValueError
+                    q = _SPACE.match(buf, q + 1).end()
+                try: item, end = dec.raw_decode(buf, q)
+                except json.JSONDecodeError:
+                    if eof: raise ValueError from None
+                    more(); continue
+                if end == len(buf) and not eof: more(); continue      # a number may go on in the next chunk
+                yield i, item; i += 1; pos = end
+    except (ValueError, UnicodeDecodeError, OSError):
+        _read_json_list(f)                                             # raises the error a whole read gives
+        raise DataError(f"{f}: cannot read JSON") from None
+
 # %% ../nbs/02_formats.ipynb #a101d146
 _IMAGE_TAG = re.compile(r"<image>\s*")
 
@@ -275,7 +309,7 @@ def _read_pubmedvision(path: Path, **_) -> Iterator[dict]:
     files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix in (".json", ".jsonl"))
     if not files: raise DataError(f"{path}: no .json / .jsonl files")
     for f in files:
-        rows = iter_jsonl(f, on_error="keep") if f.suffix == ".jsonl" else enumerate(_read_json_list(f))
+        rows = iter_jsonl(f, on_error="keep") if f.suffix == ".jsonl" else _iter_json_list(f)
         for i, r in rows:
             if not isinstance(r, dict):
                 yield _malformed(f, f"#{i}", str(r) if isinstance(r, DataError) else "expected an object")

@@ -4,19 +4,19 @@
 
 # %% ../nbs/01_images.ipynb #568cd756
 from __future__ import annotations
-import hashlib, io, math, os, warnings
+import hashlib, io, math, os, sqlite3, time, warnings
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from .core import DataError, thread_map
+from .core import DataError, cache_dir, thread_map
 
 # %% auto #0
-__all__ = ['DEFAULT_MAX_PIXELS', 'MAX_IMAGE_PIXELS', 'MIN_SIDE', 'HASH_SIZE', 'NEAR_BITS', 'ImageError', 'to_8bit', 'is_dicom',
-           'open_image', 'prepare_image', 'image_bytes', 'image_hash', 'hamming', 'image_ref_key', 'ImageHashes',
-           'check_image']
+__all__ = ['DEFAULT_MAX_PIXELS', 'MAX_IMAGE_PIXELS', 'MIN_SIDE', 'HASH_SIZE', 'NEAR_BITS', 'RACY_S', 'ImageError', 'to_8bit',
+           'is_dicom', 'open_image', 'prepare_image', 'image_bytes', 'image_hash', 'hamming', 'image_ref_key',
+           'ImageHashes', 'check_image', 'file_stamp', 'ImageChecks']
 
 # %% ../nbs/01_images.ipynb #2265bfb3
 DEFAULT_MAX_PIXELS = 448 * 448     # what a model sees at most (prepare_image)
@@ -26,7 +26,7 @@ MIN_SIDE = 28                      # Qwen-VL's patch merger needs at least 28 pi
 class ImageError(DataError):
     "An image that cannot be used; `kind` is 'missing image', 'unreadable image' or 'too many pixels'."
     def __init__(self, name, msg, kind="unreadable image"):
-        super().__init__(f"{name}: {msg}"); self.kind = kind
+        super().__init__(f"{name}: {msg}"); self.kind, self.reason = kind, msg
 
 # %% ../nbs/01_images.ipynb #b4d9bbff
 def _image_source(src) -> tuple[str, Any]:
@@ -233,3 +233,65 @@ def check_image(ref, check: str = "decode", max_image_pixels: int | None = None)
     # datasets keeps only the path when it names an existing file, so the PNG copy gets a name that is not one
     new = {"bytes": image_bytes(img), "path": f"{name}#png"} if dicom else None
     return new, image_hash(img), hashlib.sha1(data).hexdigest()
+
+# %% ../nbs/01_images.ipynb #e285c40c
+RACY_S = 2.0     # a file changed this recently may change again within one timestamp tick: its check is not kept
+
+def file_stamp(path) -> tuple | None:
+    """(absolute path, stamp, last change in ns, when stamped in ns) of a file; the stamp is device, inode, size, mtime
+    and ctime in ns. None when it cannot be stat'ed."""
+    try: st, now = os.stat(path), time.time_ns()
+    except (OSError, TypeError, ValueError): return None
+    stamp = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+    return os.path.abspath(path), stamp, max(st.st_mtime_ns, st.st_ctime_ns), now
+
+class ImageChecks:
+    """`check_image` results kept across loads and processes in sqlite (`cache_dir()/image_checks.sqlite` by default),
+    by absolute path, trusted only while the file's stamp is the one checked."""
+    VERSION = 1
+    def __init__(self, path=None, racy_s: float = RACY_S):
+        self.path = Path(path) if path else cache_dir() / "image_checks.sqlite"
+        self.racy_ns, self.hits, self.misses, self._todo, self._db = int(racy_s * 1e9), 0, 0, [], None
+
+    @classmethod
+    def how(cls, check: str, max_image_pixels: int | None = None) -> str:
+        "What a result depends on besides the file: the check, the pixel bound, Pillow's version."
+        import PIL
+        return f"{check}:{max_image_pixels or MAX_IMAGE_PIXELS}:{PIL.__version__}:{cls.VERSION}"
+
+    def _conn(self):
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS checks (path TEXT, how TEXT, stamp TEXT, hash TEXT, sha1 TEXT,"
+                             " kind TEXT, reason TEXT, PRIMARY KEY (path, how))")
+        return self._db
+
+    def get(self, path, how: str) -> tuple:
+        """(file_stamp, (hash, sha1, kind, reason)) when this file, as it is now, was checked `how`; (file_stamp, None)
+        when not; (None, None) for a file that cannot be stat'ed."""
+        st = file_stamp(path)
+        if st is None: return None, None
+        row = self._conn().execute("SELECT stamp, hash, sha1, kind, reason FROM checks WHERE path=? AND how=?",
+                                   (st[0], how)).fetchone()
+        if row is not None and row[0] == st[1]: self.hits += 1; return st, tuple(row[1:])
+        self.misses += 1; return st, None
+
+    def put(self, st: tuple, how: str, hash: str | None, sha1: str | None, kind=None, reason=None):
+        "Keep a check of the file stamped `st`, unless it had changed less than `racy_s` before; `flush` writes."
+        if st is not None and st[3] - st[2] > self.racy_ns:
+            self._todo.append((st[0], how, st[1], hash, sha1, kind, reason))
+        if len(self._todo) >= 10_000: self.flush()
+
+    def flush(self):
+        "Write the kept checks in one transaction (another process loading at once waits for it)."
+        if not self._todo: return
+        db = self._conn(); db.execute("BEGIN IMMEDIATE")
+        try: db.executemany("INSERT OR REPLACE INTO checks VALUES (?, ?, ?, ?, ?, ?, ?)", self._todo)
+        except BaseException: db.execute("ROLLBACK"); raise
+        db.execute("COMMIT"); self._todo = []
+
+    def close(self):
+        self.flush()
+        if self._db is not None: self._db.close(); self._db = None
