@@ -86,11 +86,14 @@ _ANSWER_COLS = ("answer", "answers", "response", "label", "output", "target")
 
 def _pick(cols, given, candidates, what, where):
     if given:
-        if given not in cols: raise ConfigError(f"{where}: no column {given!r} for the {what} (--{what.replace('_', '-')}-column); columns: {', '.join(cols)}")
+        if given not in cols:
+            raise ConfigError(f"{where}: no column {given!r} for the {what} (--{what.replace('_', '-')}-column); "
+                              f"columns: {', '.join(cols)}")
         return given
     found = next((c for c in candidates if c in cols), None)
     if found is None:
-        raise ConfigError(f"{where}: cannot tell which column holds the {what}; name it with --{what.replace('_', '-')}-column "
+        raise ConfigError(f"{where}: cannot tell which column holds the {what}; "
+                          f"name it with --{what.replace('_', '-')}-column "
                           f"({what}_column= in Python); columns: {', '.join(cols)}")
     return found
 
@@ -107,8 +110,9 @@ def _as_refs(v, base: Path | None) -> list | None:
         return [str(p if p.is_absolute() or base is None else base/p)]
     return None
 
-def _read_table(dsd, source: str, base: Path | None, where: str, image_column=None, question_column=None, answer_column=None,
-                answer_type_column=None, id_column=None, split_column=None, explanation_column=None, **_) -> Iterator[dict]:
+def _read_table(dsd, source: str, base: Path | None, where: str, image_column=None, question_column=None,
+                answer_column=None, answer_type_column=None, id_column=None, split_column=None,
+                explanation_column=None, **_) -> Iterator[dict]:
     "Raw records from a datasets.DatasetDict of any table (parquet, csv, json, hub)."
     for split, ds in dsd.items():
         cols = ds.column_names
@@ -125,11 +129,15 @@ def _read_table(dsd, source: str, base: Path | None, where: str, image_column=No
         for i, r in enumerate(ds):
             refs = _as_refs(r[ic], base)
             rec = f"row {i}" + (f" (id {r[id_column]})" if id_column else "")
-            if refs is None: yield _malformed(f"{where} [{split}]", rec, f"cannot read column {ic!r} as image(s): {type(r[ic]).__name__}"); continue
+            if refs is None:
+                why = f"cannot read column {ic!r} as image(s): {type(r[ic]).__name__}"
+                yield _malformed(f"{where} [{split}]", rec, why)
+                continue
             # the split the row belongs to names its id
             own = canonical_split(r[sc] or split) if sc else split
             tag = own if own == split or len(dsd) == 1 else f"{split}-{own}"
-            yield {"id": str(r[id_column]) if id_column else f"{source}-{tag}-{i:05d}", "images": refs, "question": r[qc], "answer": r[ac],
+            yield {"id": str(r[id_column]) if id_column else f"{source}-{tag}-{i:05d}", "images": refs,
+                   "question": r[qc], "answer": r[ac],
                    "answer_type": r[answer_type_column] if answer_type_column else None, "source": source,
                    "split": r[sc] if sc else split, "explanation": r[explanation_column] if explanation_column else "",
                    "_file": f"{where} [{split}]", "_record": rec}
@@ -402,9 +410,11 @@ def is_hub_dataset(source) -> bool:
 def _read_hub(hub_id: str, name: str | None = None, split=None, **columns) -> Iterator[dict]:
     try: dsd = datasets.load_dataset(hub_id)                           # online only
     except Exception as e:
-        raise DataError(f"{hub_id}: cannot load it from the Hugging Face hub ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+        first = str(e).splitlines()[0][:200]
+        raise DataError(f"{hub_id}: cannot load it from the Hugging Face hub ({type(e).__name__}: {first}); "
                         "without hub access, download the dataset and pass its local folder") from None
-    yield from _read_table(dsd, name or _HUB_SOURCES.get(hub_id.lower(), hub_id.split("/")[-1].lower()), None, hub_id, **columns)
+    source = name or _HUB_SOURCES.get(hub_id.lower(), hub_id.split("/")[-1].lower())
+    yield from _read_table(dsd, source, None, hub_id, **columns)
 
 # %% ../nbs/02_formats.ipynb #d52d6b48
 _READERS = {

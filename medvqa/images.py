@@ -120,10 +120,12 @@ def open_image(src, max_image_pixels: int | None = None) -> Image.Image:
             img = Image.open(io.BytesIO(data))
             w, h = img.size
             if w * h > bound:
-                raise ImageError(name, f"{w}x{h} = {w*h:,} pixels exceeds the bound of {bound:,} (decompression bomb?)", "too many pixels")
+                raise ImageError(name, f"{w}x{h} = {w*h:,} pixels exceeds the bound of {bound:,} (decompression bomb?)",
+                                 "too many pixels")
             img.load()
     except ImageError: raise
-    except Image.DecompressionBombError as e: raise ImageError(name, f"too many pixels ({e})", "too many pixels") from None
+    except Image.DecompressionBombError as e:
+        raise ImageError(name, f"too many pixels ({e})", "too many pixels") from None
     except Exception as e: raise ImageError(name, f"cannot decode image ({type(e).__name__}: {e})") from None
     if img.getexif().get(0x0112) is not None: img = ImageOps.exif_transpose(img)   # as datasets does
     return to_8bit(img)

@@ -66,7 +66,8 @@ METRICS: dict[str, str] = {
     ),
     "medevalkit.accuracy": "MedEvalKit's overall accuracy: its right answers of both kinds over all questions",
 }
-"Every metric `score` returns (dotted name -> one-line description), in display order: the one table the report labels its columns from."
+"""Every metric `score` returns (dotted name -> one-line description), in display order: the one table the report
+labels its columns from."""
 
 # %% ../nbs/10_metrics.ipynb #f019b0e6
 def closed_label(prediction: Any) -> str:

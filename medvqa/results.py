@@ -353,7 +353,8 @@ NOT_CATEGORIES = frozenset(
         "split",
     }
 )
-"Prediction-row fields that are never categories (the source has its own breakdown; the answer type splits every table)."
+"""Prediction-row fields that are never categories (the source has its own breakdown; the answer type splits every
+table)."""
 
 def category_columns(entries: list[dict], max_values: int = 12) -> list[str]:
     """Columns of the runs' prediction rows to break results down by: text carried by at least half the rows, with 2 to

@@ -217,7 +217,8 @@ def check_method(method: str, load_in_4bit: bool = False) -> str:
     return method
 
 # %% ../nbs/18_train.ipynb #df930098
-def trainable_model(spec, backend, method="lora", model_path=None, load_in_4bit=None, seed=0, gradient_checkpointing=None,
+def trainable_model(spec, backend, method="lora", model_path=None, load_in_4bit=None, seed=0,
+                    gradient_checkpointing=None,
                     modules_to_save=None):
     """(model ready to train, processor, load seconds): a LoRA adapter over frozen weights, or every weight
     (`method='full'`)."""
@@ -231,8 +232,9 @@ def trainable_model(spec, backend, method="lora", model_path=None, load_in_4bit=
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     # Unsloth: its offloaded kind
     unsloth_gc = "unsloth" if gradient_checkpointing or gradient_checkpointing is None else False
-    model, processor = load_model(spec, model_path=model_path, backend=backend, for_training=True, load_in_4bit=load_in_4bit,
-                                  full_finetuning=method == "full", gradient_checkpointing=unsloth_gc if backend == "unsloth" else None)
+    model, processor = load_model(spec, model_path=model_path, backend=backend, for_training=True,
+                                  load_in_4bit=load_in_4bit, full_finetuning=method == "full",
+                                  gradient_checkpointing=unsloth_gc if backend == "unsloth" else None)
     if method == "full": model = _full(model, backend, gradient_checkpointing)
     else:
         model = (_peft_unsloth(spec, model, seed, unsloth_gc) if backend == "unsloth"
