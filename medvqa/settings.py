@@ -155,8 +155,7 @@ class DataOptions:
     """How a source is read besides its path and split (`medvqa.core.DATA_OPTIONS`): `train`, `evaluate` and every
     command that reads data take these."""
     feeds = "reading data"                                     # where a bad value is reported (not a setting)
-    # the layout of the data, one of medvqa's formats (None: detected)
-    format: str | None = setting(None, FORMATS)
+    format: str | None = setting(None, FORMATS)  # the layout of the data, one of medvqa's formats (None: detected)
     lang: str = setting("en", LANGS)                           # SLAKE's question language: en, zh or all (both)
     # the column holding the image(s) in a table, imagefolder or hub dataset (None: guessed)
     image_column: str | None = None
@@ -244,6 +243,9 @@ class TrainSettings(DataOptions):
     # smallest image area in pixels, smaller images scaled up (None: the model's own)
     min_pixels: int | None = None
     max_length: int | None = None                             # tokens a sample may have, images kept whole (None: any)
+    # several samples in one row, each with its own M-RoPE positions and attention; the same samples per step (hf
+    # backend; rows of up to max_length tokens when set, else one row per batch)
+    packing: bool = False
     # held-out data for eval_every (None: the eval_split of the training data)
     eval_data: str | None = None
     # score eval_data every N steps while training (a learning curve, curve.json)
