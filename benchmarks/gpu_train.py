@@ -22,6 +22,10 @@ One JSON object per run is printed and appended to OUT/gpu_train.jsonl (OUT: --o
   python benchmarks/gpu_train.py --plans recipe,backends --steps 12
   python benchmarks/gpu_train.py --plans sweep,e2e --gpus 0,1,2,3
   python benchmarks/gpu_train.py --tiny --plans recipe --steps 4        # CPU smoke test (tiny models, hf backend)
+  python benchmarks/gpu_train.py --plans backends --packing             # the hf runs with packed batches
+With --packing the hf runs pack their batches (several samples a row, medvqa's `packing`; Unsloth's runs stay as they
+are: it cannot pack); every row records "packing" and the batches' "padding_fraction" (padding tokens / all tokens),
+so a packed and an unpacked call compare.
 """
 from __future__ import annotations
 import argparse, json, os, queue, subprocess, sys, threading, time
@@ -33,7 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TINY = {"qwen2vl2b-4bit": "tiny-qwen2vl", "qwen3vl2b": "tiny-qwen3vl", "qwen8b": "tiny-qwen3vl"}
 FIELDS = ("model", "backend", "quant", "batch", "grad_accum", "recipe", "steady_samples_per_s", "steady_tokens_per_s",
-          "mfu", "peak_gib", "first_step_s", "wall_s", "device", "status")
+          "mfu", "peak_gib", "first_step_s", "wall_s", "device", "status", "packing", "padding_fraction")
 
 
 def plan_runs(plans: list[str]) -> list[dict]:
@@ -103,7 +107,8 @@ def run_one(cfg: dict) -> dict:
     try: s = train(key, data=records(cfg["samples"], cfg["image_size"]), curriculum="open_then_closed", output_dir=run_dir,
               max_steps=cfg["steps"], backend=cfg["backend"], batch_size=cfg["batch"], grad_accum=cfg["grad_accum"],
               model_path=str(model_dir), save_steps=10**6, load_in_4bit=cfg["quant"] == "4bit", seed=0, overwrite=True, method="lora",
-              optim=cfg.get("optim"), gradient_checkpointing=cfg.get("gradient_checkpointing"))
+              optim=cfg.get("optim"), gradient_checkpointing=cfg.get("gradient_checkpointing"),
+              packing=bool(cfg.get("packing")))
     finally:
         os.environ.clear(); os.environ.update(saved_env)
     row = {k: cfg[k] for k in ("model", "backend", "quant", "recipe")}
@@ -118,7 +123,8 @@ def run_one(cfg: dict) -> dict:
                model_ready_s=round(t_model, 2), dataloader_workers=s["dataloader_workers"], loss=s["loss"],
                loader_stop_s=s.get("loader_stop_s"), first_loss=s["first_loss"], final_loss=s["final_loss"], loss_finite=s["loss_finite"], params=s["params"],
                linear4bit=s["linear4bit"], max_seq_len=s["max_seq_len"], image_size=cfg["image_size"], optimizer=s["optimizer"],
-               variant=cfg.get("variant"), kind=cfg.get("kind", "train"), versions=s["versions"])
+               variant=cfg.get("variant"), kind=cfg.get("kind", "train"), versions=s["versions"],
+               packing=s.get("packing", False), padding_fraction=s.get("padding_fraction"))
     row["e2e_samples_per_s"] = round(s["samples_seen"] / row["wall_s"], 4)
     prof = run_dir / "profile" / "profile.json"
     if prof.exists():
@@ -148,7 +154,7 @@ def run_one(cfg: dict) -> dict:
 
 
 def _failed(cfg, err):
-    return {k: cfg.get(k) for k in ("model", "backend", "quant", "batch", "grad_accum", "recipe", "variant")} | {
+    return {k: cfg.get(k) for k in ("model", "backend", "quant", "batch", "grad_accum", "recipe", "variant", "packing")} | {
         "status": "failed", "error": err[-1500:]}
 
 
@@ -211,6 +217,8 @@ def main(argv=None):
     ap.add_argument("--process-per-run", action="store_true",
                     help="each run in its own process (default: the runs of one model and backend share one, in plan order)")
     ap.add_argument("--warmup", type=int, default=4, help="steps of an unmeasured first run in each process (0: none)")
+    ap.add_argument("--packing", action="store_true",
+                    help="pack each batch's samples into rows (medvqa's packing; hf backend): rows record padding_fraction")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.one:                              # child: the runs of one group, in order, in this process
@@ -242,6 +250,7 @@ def main(argv=None):
         key = TINY[r["model"]] if a.tiny else r["model"]
         if a.tiny: r.update(backend="hf", quant="fp32")
         tag = f"{i:02d}.{r['model']}.{r['backend']}.{r['quant']}.{r['recipe']}.{r['batch']}x{r['grad_accum']}.{r.get('variant') or ''}"
+        if a.packing and r["backend"] == "hf": r["packing"] = True; tag += ".packed"
         cfgs.append(dict(r, key=key, tiny=a.tiny, steps=a.steps, image_size=a.image_size, samples=a.samples, work=a.work, out=str(out),
                          run_dir=str(Path(a.work) / "runs" / tag)))
     groups = group_runs(cfgs, not a.process_per_run)

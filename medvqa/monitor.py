@@ -105,12 +105,17 @@ def curve_callback(spec, processor, data, every: int, max_steps: int, out_dir, m
 
 # %% ../nbs/17_monitor.ipynb #53df7e5a
 class BatchCounter:
-    "Samples, non-padding tokens and the longest sequence of the batches trained on, and when each batch arrived."
-    def __init__(self): self.samples, self.max_len, self._tok, self.marks, self.t_end = 0, 0, [], [], None
+    """Samples, non-padding tokens, all token slots (padding included) and the longest row of the batches trained on,
+    and when each batch arrived; a packed batch (`packed_lengths`: its samples' lengths) counts its samples."""
+    def __init__(self):
+        self.samples, self.max_len, self.slots, self._tok, self.marks, self.t_end = 0, 0, 0, [], [], None
     def add(self, batch):
         am = batch.get("attention_mask"); ref = am if am is not None else batch["input_ids"]
-        n = int(ref.shape[0]); self.samples += n; self.max_len = max(self.max_len, int(ref.shape[-1]))
-        self._tok.append(am.sum() if am is not None else ref.numel())       # a device scalar: read once, at the end
+        lens = batch.get("packed_lengths")
+        n = int(ref.shape[0]) if lens is None else len(lens)
+        self.samples += n; self.max_len = max(self.max_len, int(ref.shape[-1])); self.slots += ref.numel()
+        # a device scalar: read once, at the end
+        self._tok.append(lens.sum() if lens is not None else am.sum() if am is not None else ref.numel())
         self.marks.append((time.perf_counter(), n))
     def stop(self): self.t_end = time.perf_counter()
     def batch_tokens(self) -> list[int]:
@@ -162,7 +167,7 @@ def counts(counter: BatchCounter, skip: int, world: int = 1) -> dict:
     """The counter's totals and steady rates, summed over every process of a data-parallel run (a collective: all ranks
     call it)."""
     s_rate, t_rate = counter.steady(skip)
-    vals = [counter.samples, counter.tokens, s_rate or 0.0, t_rate or 0.0]
+    vals = [counter.samples, counter.tokens, s_rate or 0.0, t_rate or 0.0, counter.slots]
     max_len = counter.max_len
     import torch
     if world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -172,7 +177,8 @@ def counts(counter: BatchCounter, skip: int, world: int = 1) -> dict:
         vals, max_len = t.tolist(), int(m.item())
     return {"samples": int(vals[0]), "tokens": int(vals[1]), "max_len": max_len,
             "steady_samples_per_s": round(vals[2], 4) if s_rate is not None else None,
-            "steady_tokens_per_s": round(vals[3], 2) if t_rate is not None else None}
+            "steady_tokens_per_s": round(vals[3], 2) if t_rate is not None else None,
+            "padding_fraction": round(1 - vals[1] / vals[4], 4) if vals[4] else None}       # padding / all token slots
 
 
 # %% ../nbs/17_monitor.ipynb #01892721

@@ -246,6 +246,9 @@ class TrainSettings(DataOptions):
     # smallest image area in pixels, smaller images scaled up (None: the model's own)
     min_pixels: int | None = None
     max_length: int | None = None                             # tokens a sample may have, images kept whole (None: any)
+    # several samples in one row, each with its own M-RoPE positions and attention; the same samples per step (hf
+    # backend; rows of up to max_length tokens when set, else one row per batch)
+    packing: bool = False
     # held-out data for eval_every (None: the eval_split of the training data)
     eval_data: str | None = None
     # score eval_data every N steps while training (a learning curve, curve.json)

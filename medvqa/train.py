@@ -26,8 +26,10 @@ from .settings import TrainSettings, keyword_signature, train_settings
 __all__ = ['FAKE_IMAGE_SIZE', 'usable', 'to_conversation', 'conversation_stream', 'lora_settings', 'trainable_params',
            'freeze_parts', 'trainable_by_part', 'check_part_settings', 'part_rates', 'part_param_groups',
            'part_rates_trainer', 'check_method', 'trainable_model', 'answer_only_loss', 'patch_answer_only_loss',
-           'fake_image_inputs', 'FakeImageCollator', 'vision_zero', 'sample_lengths', 'fit_length', 'fit_stages',
-           'agreed', 'stop_loader_workers', 'world_size', 'device_name', 'train', 'export_merged']
+           'fake_image_inputs', 'FakeImageCollator', 'vision_zero', 'first_fit', 'RopeIndex', 'pack_batch',
+           'uses_flash', 'varlen_kwargs', 'patch_packed_forward', 'PackingCollator', 'check_packing', 'sample_lengths',
+           'fit_length', 'fit_stages', 'agreed', 'stop_loader_workers', 'world_size', 'device_name', 'train',
+           'export_merged']
 
 # %% ../nbs/18_train.ipynb #d91e472b
 def usable(ds, name="data"):
@@ -354,6 +356,130 @@ def vision_zero(model, pixel_values, image_grid_thw):
     return 0.0 * sum(t.float().sum() for t in tensors(model.get_image_features(pixel_values, image_grid_thw)))
 
 
+# %% ../nbs/18_train.ipynb #599bb719
+def first_fit(lengths: list[int], budget: int | None = None) -> list[list[int]]:
+    """Sample indices in rows of at most `budget` tokens (None: all in one row): each sample, in order, goes whole into
+    the first row with room for it, else starts a row."""
+    if budget is None: return [list(range(len(lengths)))] if lengths else []
+    if lengths and max(lengths) > budget:
+        raise ConfigError(f"a sample of {max(lengths)} tokens does not fit a packed row of {budget} tokens "
+                          "(--max-length): a sample is never split")
+    rows, room = [], []
+    for i, n in enumerate(lengths):
+        j = next((j for j, r in enumerate(room) if r >= n), None)
+        if j is None: rows.append([i]); room.append(budget - n)
+        else: rows[j].append(i); room[j] -= n
+    return rows
+
+# %% ../nbs/18_train.ipynb #6450a3b1
+class RopeIndex:
+    """Qwen-VL's own `get_rope_index` of `model` (PEFT-wrapped or not) held without its weights: the 3-D M-RoPE
+    positions of a padded batch, each row (one sample) computed on its own; a collator (or its worker) calls it."""
+    def __init__(self, model):
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        inner = getattr(inner, "model", inner)
+        if not hasattr(inner, "get_rope_index"):
+            raise ConfigError(
+                f"packing (--packing) needs a Qwen-VL model (M-RoPE positions), not {type(inner).__name__}"
+            )
+        self.cls, self.config = type(inner), inner.config
+    def get_vision_position_ids(self, *args, **kwargs): return self.cls.get_vision_position_ids(self, *args, **kwargs)
+    def __call__(self, batch: dict):
+        import torch
+        ids, mm = batch["input_ids"], batch.get("mm_token_type_ids")
+        return self.cls.get_rope_index(self, ids, torch.zeros_like(ids) if mm is None else mm,
+                                       image_grid_thw=batch.get("image_grid_thw"),
+                                       attention_mask=batch["attention_mask"])[0]
+
+def pack_batch(batch: dict, rope_index, budget: int | None = None, pad_id: int = 0) -> dict:
+    """The padded batch `batch` (TRL's vision collator: one sample a row, padding on the right) as rows of whole samples
+    of at most `budget` tokens (`first_fit`; None: one row): position_ids (4, rows, length) hold a text position
+    restarting at 0 in each sample, then its M-RoPE positions (`rope_index`); images follow their samples; no attention
+    mask (transformers confines attention to each sample from the restarts); `packed_lengths`: the samples' lengths."""
+    import torch
+    am = batch["attention_mask"].bool()
+    lengths = am.sum(1).tolist()
+    pos, rows = rope_index(batch), first_fit(lengths, budget)
+    order, width = [i for r in rows for i in r], max(sum(lengths[i] for i in r) for r in rows)
+    mm = batch.get("mm_token_type_ids")
+    mm = torch.zeros_like(batch["input_ids"]) if mm is None else mm
+    shape = (len(rows), width)
+    out = {"input_ids": torch.full(shape, pad_id, dtype=batch["input_ids"].dtype),
+           "labels": torch.full(shape, -100, dtype=batch["labels"].dtype), "mm_token_type_ids": mm.new_zeros(shape),
+           "position_ids": pos.new_zeros((4, *shape))}
+    for r, idx in enumerate(rows):
+        at = 0
+        for i in idx:
+            n, keep, span = lengths[i], am[i], slice(at, at + lengths[i])
+            out["input_ids"][r, span], out["labels"][r, span] = batch["input_ids"][i, keep], batch["labels"][i, keep]
+            out["labels"][r, at] = -100                               # the previous sample never predicts this one
+            out["mm_token_type_ids"][r, span] = mm[i, keep]
+            out["position_ids"][0, r, span] = torch.arange(n)
+            out["position_ids"][1:, r, span] = pos[:, i, keep]
+            at += n
+        out["position_ids"][0, r, at:] = torch.arange(width - at)      # the row's padding: a sequence of its own
+    grid = batch.get("image_grid_thw")
+    if grid is not None:                                             # each image a run of image tokens
+        starts = (mm == 1) & (torch.nn.functional.pad(mm, (1, 0))[:, :-1] != 1) & am
+        per = starts.sum(1).tolist()
+        first = [sum(per[:i]) for i in range(len(per))]
+        imgs = [j for i in order for j in range(first[i], first[i] + per[i])]
+        patches = grid.prod(-1).tolist()
+        at = [sum(patches[:j]) for j in range(len(patches))]
+        out["image_grid_thw"] = grid[imgs]
+        out["pixel_values"] = torch.cat([batch["pixel_values"][at[j]:at[j] + patches[j]] for j in imgs])
+    out["packed_lengths"] = torch.tensor([lengths[i] for i in order])
+    return {**{k: v for k, v in batch.items() if k != "attention_mask"}, **out}
+
+# %% ../nbs/18_train.ipynb #768df515
+def uses_flash(model) -> bool:
+    "Whether the language model of `model` (a Qwen-VL model, PEFT-wrapped or not) runs flash attention."
+    from transformers.utils.generic import is_flash_attention_requested
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return is_flash_attention_requested(target.model.language_model.config)
+
+def varlen_kwargs(lengths) -> dict:
+    "flash-attn's variable-length arguments for samples of `lengths` tokens laid end to end in one row."
+    import torch
+    cu = torch.nn.functional.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
+    n = int(lengths.max())
+    return {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": n, "max_length_k": n}
+
+def patch_packed_forward(model, flash: bool | None = None):
+    """Make `model`'s forward take a packed batch's `packed_lengths`: dropped on sdpa and eager (the positions confine
+    attention), handed to the language model alone as `varlen_kwargs` under flash attention (`flash`, None: the
+    model's); PEFT: its base model."""
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if getattr(target, "_medvqa_packed", False): return model
+    flash = uses_flash(model) if flash is None else flash
+    original, lm = target.forward, target.model.language_model
+    @functools.wraps(original)
+    def forward(*args, packed_lengths=None, **kwargs):
+        if packed_lengths is None or not flash: return original(*args, **kwargs)
+        kw = varlen_kwargs(packed_lengths)
+        hook = lm.register_forward_pre_hook(lambda m, a, k: (a, {**k, **kw}), with_kwargs=True, prepend=True)
+        try: return original(*args, **kwargs)
+        finally: hook.remove()
+    target.forward, target._medvqa_packed = forward, True
+    return model
+
+# %% ../nbs/18_train.ipynb #0a2c8b76
+class PackingCollator:
+    """The batches of `collator` packed for `model` (`pack_batch`): rows of at most `max_length` tokens (None: one row,
+    the per-device batch x its longest sample at most); one row under flash attention, which takes samples, not rows."""
+    def __init__(self, collator, model, processor, max_length: int | None = None):
+        self.collator, self.rope = collator, RopeIndex(model)
+        self.budget = None if uses_flash(model) else max_length
+        self.pad_id = getattr(processor, "tokenizer", processor).pad_token_id or 0
+    def __call__(self, examples): return pack_batch(self.collator(examples), self.rope, self.budget, self.pad_id)
+
+def check_packing(packing: bool, backend: str) -> bool:
+    "`packing` if `backend` can pack; ConfigError naming the options otherwise."
+    if packing and backend != "hf":
+        raise ConfigError(f"packing (--packing) needs the hf backend (--backend hf), not {backend}: Unsloth's "
+                          "collator and its compiled model take one sample a row")
+    return bool(packing)
+
 # %% ../nbs/18_train.ipynb #8cf4440f
 def sample_lengths(conv: dict, processor, collator=None) -> tuple[int, int]:
     "(prompt tokens, images' included; answer tokens) of a `to_conversation` sample in TRL's vision collator."
@@ -404,9 +530,11 @@ def fit_stages(stages: list, processor, max_length: int, max_pixels: int) -> tup
 
 
 # %% ../nbs/18_train.ipynb #f532b632
-def _trainer(backend, model, processor, args, train_ds, callbacks, rates=None, loss: str = "answer_only"):
+def _trainer(backend, model, processor, args, train_ds, callbacks, rates=None, loss: str = "answer_only",
+             packing: bool = False, max_length: int | None = None):
     """TRL's `SFTTrainer` for `backend`, the loss computed as `loss` says (`TrainSettings.loss`): counting what it
-    trains on, keeping the stream's order (`medvqa.monitor`), resuming every weight or none (`medvqa.checkpoints`)."""
+    trains on, keeping the stream's order (`medvqa.monitor`), resuming every weight or none (`medvqa.checkpoints`);
+    `packing`: its batches packed in rows of up to `max_length` tokens (`PackingCollator`)."""
     if backend == "unsloth":
         from unsloth.trainer import UnslothVisionDataCollator
         collator = UnslothVisionDataCollator(model, processor, resize="max", completion_only_loss=True)
@@ -423,6 +551,9 @@ def _trainer(backend, model, processor, args, train_ds, callbacks, rates=None, l
     # text-only samples: a fake image the patched loss multiplies by 0
     if backend == "hf" and loss == "answer_only":
         trainer.data_collator = FakeImageCollator(trainer.data_collator, processor)
+    if check_packing(packing, backend):
+        patch_packed_forward(model)
+        trainer.data_collator = PackingCollator(trainer.data_collator, model, processor, max_length)
     return trainer
 
 # %% ../nbs/18_train.ipynb #9e3c5821
@@ -586,6 +717,7 @@ def train(settings: TrainSettings | str | None = None, /, **kw) -> dict:
         spec, has_cuda, s.load_in_4bit, s.gradient_checkpointing, batch_size, s.memory_bound_gib
     )
     check_part_settings(spec.frozen, backend, method, s.vision_lr, s.merger_lr)
+    check_packing(s.packing, backend)
     optim = pick_optimizer(s.optim or spec.optim, has_cuda, method, asked=s.optim is not None)
     run = replace(s, backend=backend, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, optim=optim,
                   learning_rate=spec.learning_rate, method=method, gradient_checkpointing=gradient_checkpointing,
@@ -629,6 +761,8 @@ def train(settings: TrainSettings | str | None = None, /, **kw) -> dict:
         [c for c in (curve, cb) if c is not None],
         rates if (s.vision_lr, s.merger_lr) != (None, None) else None,
         run.loss,
+        s.packing,
+        s.max_length,
     )
     ckpt = _resume_checkpoint(out, s.resume)
     if has_cuda:
@@ -696,6 +830,8 @@ def train(settings: TrainSettings | str | None = None, /, **kw) -> dict:
         "skipped": len(skipped),
         "dropped": dict(dropped),
         "max_length": s.max_length,
+        "packing": s.packing,
+        "padding_fraction": cn["padding_fraction"],                # padding tokens / all tokens of the batches
         "too_long": too_long,
         "seed": s.seed,
         "device": device_name(has_cuda),

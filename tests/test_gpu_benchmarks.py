@@ -45,3 +45,12 @@ def test_gpu_train_groups():
     assert [bool(c.get("gradient_checkpointing")) for c in first] == [True, False, False, True]   # offloaded: the original work, the earlier default
     assert [c["kind"] for c in groups[-1]] == ["e2e"]                                    # e2e alone: its own process
     assert len(g.group_runs(cfgs, share=False)) == len(cfgs)
+
+
+def test_gpu_train_packing_switch():
+    import subprocess
+    g = _load("gpu_train")
+    assert {"packing", "padding_fraction"} <= set(g.FIELDS)                 # printed and written with every row
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_train.py"), "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "--packing" in out and "padding_fraction" in out
