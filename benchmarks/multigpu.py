@@ -8,11 +8,15 @@ Plans (each a list of fresh processes, timed; one JSON object per run appended t
   eval      `medvqa evaluate` on 1 GPU against `torchrun --nproc_per_node N -m medvqa.cli evaluate` (sharded)
   run       `medvqa run --gpus 0` against `--gpus 0,1` (one model per GPU) for the four seed models, hf backend,
             a short step budget, then the report; wall time of the whole command
+  fsdp8b    (--fsdp) qwen8b fine-tuned in full, bf16, sharded with FSDP2 (`medvqa train --method full --fsdp`) on each
+            GPU count of --gpus-list from 2 up, per-device batch 1; peak GPU memory of every process
+            (train_summary.json's peak_memory_gib_per_process) beside tokens/s
 Models are random full-size builds (`medvqa.builders.build_random_full`), data a synthetic 448-px set.
 
   python benchmarks/multigpu.py --plans train,eval --gpus-list 1,2,4
   python benchmarks/multigpu.py --plans run --run-concurrent      # the 1- and 2-GPU runs side by side on GPUs 0 and 1,2
   python benchmarks/multigpu.py --tiny --plans train,eval,run --gpus-list 1,2   # CPU smoke test (gloo)
+  python benchmarks/multigpu.py --fsdp --plans "" --gpus-list 2,4,8              # only Qwen3-VL-8B in full, sharded
 """
 from __future__ import annotations
 import argparse, json, os, subprocess, sys, threading, time
@@ -77,20 +81,24 @@ def emit(row: dict, a):
     print(json.dumps({k: v for k, v in row.items() if k not in ("log_tail", "versions")}), flush=True)
 
 
-def plan_train(a, model: str, backends, gpus_list, quant: str):
+FSDP_ARGS = ["--method", "full", "--fsdp", "--no-load-in-4bit", "--gradient-checkpointing"]   # the fsdp8b plan's
+
+
+def plan_train(a, model: str, backends, gpus_list, quant: str, extra: list | None = None, kind: str = "train"):
     mdir = models([model], a)[model]; data = data_dir(a)
     for backend in backends:
         if a.tiny and backend == "unsloth": continue
         for n in gpus_list:
             key = TINY[model] if a.tiny else model
-            out = Path(a.work) / "runs" / f"train.{model}.{backend}.{n}gpu"
+            out = Path(a.work) / "runs" / f"{kind}.{model}.{backend}.{n}gpu"
             out.mkdir(parents=True, exist_ok=True)
             cmd = _launch(n, 29600 + n, a.tiny) + ["train", "--model", key, "--model-path", mdir, "--data", data,
                                           "--batch-size", str(a.batch), "--grad-accum", "1", "--backend", backend,
                                           "--max-steps", str(a.steps), "--save-steps", "1000000", "--output", str(out)]
+            cmd += list(extra or [])
             threads = "1" if a.tiny else str(a.threads)      # the same for every process count (torchrun would set 1 for n > 1)
             rc, wall, tail = _run(cmd, _env(None if a.tiny else list(range(n)), {"OMP_NUM_THREADS": threads}), out / "log.txt", a.timeout)
-            row = {"kind": "train", "model": model, "backend": backend, "quant": quant, "gpus": n, "wall_s": wall,
+            row = {"kind": kind, "fsdp": "--fsdp" in (extra or []), "model": model, "backend": backend, "quant": quant, "gpus": n, "wall_s": wall,
                    "omp_threads": int(threads), "steps_requested": a.steps,
                    "command": " ".join(["torchrun", "--nproc_per_node", str(n)] if n > 1 or not a.tiny else ["python"]) + " -m medvqa.cli "
                    + " ".join(cmd[cmd.index("medvqa.cli") + 1:])}
@@ -101,6 +109,7 @@ def plan_train(a, model: str, backends, gpus_list, quant: str):
                            tokens_per_s=s["tokens_per_s"], samples_per_s=s["samples_per_s"], world_size=s["world_size"],
                            per_device_batch=s["batch_size"], effective_batch=s["effective_batch"], steps=s["steps"],
                            first_step_s=s["first_step_s"], train_s=s["train_s"], peak_gib_rank0=s["peak_memory_gib"],
+                           peak_gib_per_process=s.get("peak_memory_gib_per_process"), method=s.get("method"),
                            steady_mfu=s.get("steady_mfu"), loss=s.get("loss"), dataloader_workers=s.get("dataloader_workers"),
                            final_loss=s["final_loss"], device=s["device"], versions=s["versions"])
             else: row.update(status="failed", rc=rc, log_tail=tail)
@@ -182,6 +191,8 @@ def main(argv=None):
     ap.add_argument("--run-concurrent", action="store_true", help="the 1- and 2-GPU runs side by side (GPU 0 | GPUs 1,2)")
     ap.add_argument("--threads", type=int, default=4, help="OMP_NUM_THREADS of every training process (GPU runs)")
     ap.add_argument("--tiny", action="store_true")
+    ap.add_argument("--fsdp", action="store_true", help="add the fsdp8b plan: qwen8b in full, bf16, sharded with FSDP2 over "
+                    "each GPU count >= 2 of --gpus-list, per-device batch 1 (see medvqa train --fsdp)")
     ap.add_argument("--work", default="/tmp/medvqa-multigpu")
     ap.add_argument("--out", default=None)
     ap.add_argument("--timeout", type=int, default=1200)
@@ -192,11 +203,16 @@ def main(argv=None):
     a.results = out / "multigpu.jsonl"
     gl = [int(g) for g in a.gpus_list.split(",") if a.tiny or int(g) <= a.n_gpus]
     print(f"{a.n_gpus} GPU(s); plans {a.plans}; GPU counts {gl} -> {a.results}", flush=True)
-    for p in a.plans.split(","):
+    plans = [p for p in a.plans.split(",") if p]
+    plans += ["fsdp8b"] if a.fsdp and "fsdp8b" not in plans else []
+    for p in plans:
         if p == "train": plan_train(a, "qwen3vl2b", a.backends.split(","), gl, "bf16")
         elif p == "train8b": plan_train(a, "qwen8b", ["hf"], sorted({1, max(gl)}), "4bit")
         elif p == "eval": plan_eval(a, gl)
         elif p == "run": plan_run(a)
+        elif p == "fsdp8b":
+            a.batch = 1
+            plan_train(a, "qwen8b", ["hf"], [n for n in gl if n >= 2], "bf16", FSDP_ARGS, kind="fsdp8b")
         else: raise SystemExit(f"unknown plan {p!r}")
 
 

@@ -11,25 +11,33 @@ from .core import ConfigError, MedVQAError, get_logger, read_json
 from .models import get_spec
 
 # %% auto #0
-__all__ = ['IMAGE_SIZES', 'DEMO_NOTE', 'last_checkpoint', 'CheckpointError', 'load_full_checkpoint', 'check_adapter_loaded',
-           'restore_cpu_index', 'cpu_index_locations', 'strict_resume_trainer', 'drop_checkpoints', 'finished_run',
-           'holds_run', 'check_output_dir', 'trained_for', 'check_trained_for', 'run_image_sizes', 'with_image_sizes',
-           'check_export', 'describe_data']
+__all__ = ['FSDP_WEIGHTS', 'IMAGE_SIZES', 'DEMO_NOTE', 'last_checkpoint', 'CheckpointError', 'load_full_checkpoint',
+           'check_adapter_loaded', 'restore_cpu_index', 'cpu_index_locations', 'check_sharded_checkpoint',
+           'strict_resume_trainer', 'drop_checkpoints', 'finished_run', 'holds_run', 'check_output_dir', 'trained_for',
+           'check_trained_for', 'run_image_sizes', 'with_image_sizes', 'check_export', 'describe_data']
 
 # %% ../nbs/11_checkpoints.ipynb #e443fe3a
 _CKPT_FILES = ("optimizer.pt", "scheduler.pt", "trainer_state.json")
-_WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json")   # LoRA | full
+# LoRA | full | FSDP's sharded weights (torch.distributed.checkpoint writes .metadata last)
+_WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json",
+                 "pytorch_model_fsdp_0/.metadata")
+_SHARDED_FILES = {"optimizer.pt": "optimizer_0/.metadata"}       # FSDP's sharded optimiser state in place of the file
+
+def _holds(p: Path, f: str) -> bool:
+    "Whether checkpoint folder `p` holds file `f`, or FSDP's sharded form of it."
+    return (p / f).exists() or (f in _SHARDED_FILES and (p / _SHARDED_FILES[f]).exists())
 
 def last_checkpoint(out_dir) -> Path | None:
     "The newest complete `checkpoint-N` folder in `out_dir`, or None."
     found = []
     for p in Path(out_dir).glob("checkpoint-*"):
         m = re.fullmatch(r"checkpoint-(\d+)", p.name)
-        if not m or not all((p / f).exists() for f in _CKPT_FILES) or not any((p / f).exists() for f in _WEIGHT_FILES):
+        if not m or not all(_holds(p, f) for f in _CKPT_FILES) or not any((p / f).exists() for f in _WEIGHT_FILES):
             continue
         state = read_json(p / "trainer_state.json", "skip", default={})
         if state.get("global_step") == int(m.group(1)): found.append((int(m.group(1)), p))
     return max(found)[1] if found else None
+
 
 # %% ../nbs/11_checkpoints.ipynb #371067f5
 class CheckpointError(MedVQAError):
@@ -83,16 +91,37 @@ def cpu_index_locations() -> None:
     if any(getattr(entry[2], "__name__", "") == "restore_cpu_index" for entry in registry): return
     torch.serialization.register_package(30, lambda obj: None, restore_cpu_index)
 
+# %% ../nbs/11_checkpoints.ipynb #7ca45c82
+FSDP_WEIGHTS = "pytorch_model_fsdp_0"          # where accelerate writes FSDP's sharded weights in a checkpoint folder
+
+def check_sharded_checkpoint(model, ckpt) -> None:
+    """CheckpointError unless the sharded weights in checkpoint folder `ckpt` (`FSDP_WEIGHTS`) name every weight of
+    `model` and no other."""
+    from torch.distributed.checkpoint import FileSystemReader
+    saved = {k.removeprefix("model.") for k in FileSystemReader(str(Path(ckpt) / FSDP_WEIGHTS)).read_metadata()
+             .state_dict_metadata}
+    current = set(model.state_dict())
+    problems = _key_problems(sorted(current - saved), sorted(saved - current))
+    if problems:
+        raise CheckpointError(f"{ckpt} does not restore {type(model).__name__}: {problems}; refusing to resume from it")
+
+
 # %% ../nbs/11_checkpoints.ipynb #258b63f7
 def strict_resume_trainer(trainer_cls):
-    """A subclass of `trainer_cls` whose resume restores every weight (`load_full_checkpoint`, `check_adapter_loaded`)
+    """A subclass of `trainer_cls` whose resume restores every weight (`load_full_checkpoint`, `check_adapter_loaded`,
+    `check_sharded_checkpoint`)
     or raises."""
     cpu_index_locations()                        # several CPU processes resume their optimiser state onto 'cpu:0'
     class StrictResumeTrainer(trainer_cls):
         def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
             model = self.model if model is None else model
-            if getattr(self, "is_fsdp_enabled", False) or getattr(self, "is_deepspeed_enabled", False):
+            if getattr(self, "is_deepspeed_enabled", False):
                 return super()._load_from_checkpoint(resume_from_checkpoint, model)
+            if getattr(self, "is_fsdp_enabled", False):                # DCP fails on a weight the folder lacks
+                if (Path(resume_from_checkpoint) / FSDP_WEIGHTS).is_dir():
+                    check_sharded_checkpoint(model, resume_from_checkpoint)
+                super()._load_from_checkpoint(resume_from_checkpoint, model)
+                return get_logger().info(f"resumed every weight from {resume_from_checkpoint}")
             if hasattr(model, "peft_config"):
                 super()._load_from_checkpoint(resume_from_checkpoint, model)
                 check_adapter_loaded(model, resume_from_checkpoint)

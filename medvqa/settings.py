@@ -265,6 +265,9 @@ class TrainSettings(DataOptions):
     loss: str | None = setting(None, ("answer_only", "chunked_nll", "full"), what="loss")
     # on a CPU, keep freed memory in the process (no page faults at every step); False: the C library's own settings
     keep_freed_memory: bool = True
+    # shard every weight, gradient and optimiser state over the training processes (FSDP2, torch's fully_shard;
+    # method full, hf backend, several processes under torchrun): for models whose optimiser state fits no one GPU
+    fsdp: bool = False
 
 TrainSettings.__delwrap__ = DataOptions    # fastcore's docments reads the data options' comments from their own class
 

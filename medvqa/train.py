@@ -25,11 +25,11 @@ from .settings import TrainSettings, keyword_signature, train_settings
 # %% auto #0
 __all__ = ['FAKE_IMAGE_SIZE', 'usable', 'to_conversation', 'conversation_stream', 'lora_settings', 'trainable_params',
            'freeze_parts', 'trainable_by_part', 'check_part_settings', 'part_rates', 'part_param_groups',
-           'part_rates_trainer', 'check_method', 'trainable_model', 'answer_only_loss', 'patch_answer_only_loss',
-           'fake_image_inputs', 'FakeImageCollator', 'vision_zero', 'first_fit', 'RopeIndex', 'pack_batch',
-           'uses_flash', 'varlen_kwargs', 'patch_packed_forward', 'PackingCollator', 'check_packing', 'sample_lengths',
-           'fit_length', 'fit_stages', 'agreed', 'stop_loader_workers', 'world_size', 'device_name', 'train',
-           'export_merged']
+           'part_rates_trainer', 'check_method', 'check_fsdp', 'fsdp_config', 'trainable_model', 'answer_only_loss',
+           'patch_answer_only_loss', 'fake_image_inputs', 'FakeImageCollator', 'vision_zero', 'first_fit', 'RopeIndex',
+           'pack_batch', 'uses_flash', 'varlen_kwargs', 'patch_packed_forward', 'PackingCollator', 'check_packing',
+           'sample_lengths', 'fit_length', 'fit_stages', 'fsdp_trainer', 'full_state_dict', 'agreed', 'per_process',
+           'stop_loader_workers', 'world_size', 'device_name', 'train', 'export_merged']
 
 # %% ../nbs/18_train.ipynb #d91e472b
 def usable(ds, name="data"):
@@ -218,6 +218,30 @@ def check_method(method: str, load_in_4bit: bool = False) -> str:
         )
     return method
 
+# %% ../nbs/18_train.ipynb #f07de448
+def check_fsdp(backend: str, method: str, world: int) -> None:
+    "Refuse FSDP (`TrainSettings.fsdp`) where it cannot, before loading a weight; ConfigError says what to change."
+    if backend == "unsloth":
+        raise ConfigError("fsdp needs the hf backend (--backend hf): Unsloth trains one whole model per process")
+    if method != "full":
+        raise ConfigError(f"fsdp shards a full fine-tuning (--method full), not method {method!r}: a LoRA adapter's "
+                          "weights and optimiser state are small and the frozen base fits each GPU (in 4-bit if need "
+                          "be), so plain data-parallel training (torchrun without --fsdp) serves it")
+    if world < 2:
+        raise ConfigError("fsdp shards the model over several training processes, and this is one: launch it with "
+                          "torchrun --nproc_per_node N (N >= 2), or drop --fsdp")
+
+def fsdp_config(model) -> dict:
+    """transformers' `fsdp_config` for FSDP2 over `model`: each layer class the model keeps whole (`_no_split_modules`:
+    Qwen-VL's decoder layers and vision blocks) a unit of its own; checkpoints sharded."""
+    present = {type(m).__name__ for m in model.modules()}
+    names = sorted(n for n in getattr(model, "_no_split_modules", None) or () if n in present)   # may be a set
+    if not names:
+        raise ConfigError(f"fsdp: {type(model).__name__} names no layer class to shard by (_no_split_modules)")
+    return {"version": 2, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP", "transformer_layer_cls_to_wrap": names,
+            "reshard_after_forward": True, "state_dict_type": "SHARDED_STATE_DICT"}
+
+
 # %% ../nbs/18_train.ipynb #df930098
 def trainable_model(spec, backend, method="lora", model_path=None, load_in_4bit=None, seed=0,
                     gradient_checkpointing=None,
@@ -245,9 +269,9 @@ def trainable_model(spec, backend, method="lora", model_path=None, load_in_4bit=
     return model, processor, time.time() - t0
 
 # %% ../nbs/18_train.ipynb #c158d1fe
-def _sft_config(spec, run: TrainSettings, has_cuda: bool):
+def _sft_config(spec, run: TrainSettings, has_cuda: bool, fsdp: dict | None = None):
     """TRL's settings for a run whose `TrainSettings` are `run`, every choice left open resolved: batches, schedule,
-    checkpoints, DataLoader, precision and loss."""
+    checkpoints, DataLoader, precision and loss; `fsdp`: `fsdp_config`'s settings when sharded."""
     from trl import SFTConfig
     import torch
     kw = dict(
@@ -286,6 +310,7 @@ def _sft_config(spec, run: TrainSettings, has_cuda: bool):
             "decay_type": "linear",
         }
     if run.backend == "unsloth": kw["dataset_text_field"] = ""
+    if fsdp: kw.update(fsdp=True, fsdp_config=dict(fsdp))
     # answer_only: medvqa's loss (`patch_answer_only_loss`) on TRL's plain path; chunked_nll: TRL's (Unsloth's) chunked
     # loss
     kw["loss_type"] = "chunked_nll" if run.loss == "chunked_nll" else "nll"
@@ -545,6 +570,7 @@ def _trainer(backend, model, processor, args, train_ds, callbacks, rates=None, l
     base = part_rates_trainer(SFTTrainer, rates) if rates else SFTTrainer    # per-part learning rates (hf)
     window = profile_window()
     if window: callbacks = list(callbacks) + [profile_callback(args.output_dir, *window)]
+    if args.fsdp: base = fsdp_trainer(base)                                # sharded: on a CPU too
     trainer_cls = counting_trainer(ordered_trainer(strict_resume_trainer(base), answer_only=loss == "answer_only"))
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, processing_class=processor,
                           data_collator=collator, callbacks=callbacks)
@@ -555,6 +581,34 @@ def _trainer(backend, model, processor, args, train_ds, callbacks, rates=None, l
         patch_packed_forward(model)
         trainer.data_collator = PackingCollator(trainer.data_collator, model, processor, max_length)
     return trainer
+
+# %% ../nbs/18_train.ipynb #ba06bd08
+def fsdp_trainer(trainer_cls):
+    """A subclass of the transformers Trainer `trainer_cls` whose FSDP settings (`fsdp_config`) shard the model on a CPU
+    too (gloo), where accelerate would silently train every process's whole model."""
+    class FSDPTrainer(trainer_cls):
+        def create_accelerator_and_postprocess(self):
+            super().create_accelerator_and_postprocess()
+            from accelerate.state import PartialState
+            from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+            state = self.accelerator.state
+            if self.args.fsdp_plugin_args is None or state.distributed_type != DistributedType.MULTI_CPU: return
+            # what accelerate does for GPUs; in the process's state too, which every later AcceleratorState() copies
+            PartialState._shared_state["distributed_type"] = state.distributed_type = DistributedType.FSDP
+            state.fsdp_plugin = FullyShardedDataParallelPlugin(**self.args.fsdp_plugin_args)
+            self.is_fsdp_enabled = True
+    FSDPTrainer.__name__ = FSDPTrainer.__qualname__ = f"FSDP{trainer_cls.__name__}"
+    return FSDPTrainer
+
+def full_state_dict(trainer) -> dict | None:
+    """The trained model's whole state dict on rank 0 of a sharded (FSDP) run, gathered from every process (call it on
+    each: a collective), tied weights one tensor again as `save_pretrained` expects; None when not sharded."""
+    if not getattr(trainer, "is_fsdp_enabled", False): return None
+    whole, first = trainer.accelerator.get_state_dict(trainer.model), {}
+    for n, p in trainer.model.named_parameters(remove_duplicate=False):    # Qwen's embeddings and output head
+        if n in whole: whole[n] = whole[first.setdefault(id(p), n)]
+    return whole
+
 
 # %% ../nbs/18_train.ipynb #9e3c5821
 def _run_folder(spec, output_dir, resume: bool, overwrite: bool) -> Path:
@@ -629,6 +683,16 @@ def _resume_checkpoint(out: Path, resume: bool) -> Path | None:
         f"resuming from {ckpt}" if ckpt else f"resume: no complete checkpoint in {out} yet, starting fresh"
     )
     return ckpt
+
+# %% ../nbs/18_train.ipynb #2513ed59
+def per_process(value) -> list:
+    "`value` of every training process, in rank order (a collective; one process: `[value]`)."
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2: return [value]
+    seen = [None] * dist.get_world_size()
+    dist.all_gather_object(seen, value)
+    return seen
+
 
 # %% ../nbs/18_train.ipynb #4171e3bc
 def _fit(trainer, ckpt, key: str, batch_size: int, grad_accum: int) -> None:
@@ -718,6 +782,7 @@ def train(settings: TrainSettings | str | None = None, /, **kw) -> dict:
     )
     check_part_settings(spec.frozen, backend, method, s.vision_lr, s.merger_lr)
     check_packing(s.packing, backend)
+    if s.fsdp: check_fsdp(backend, method, world_size())
     optim = pick_optimizer(s.optim or spec.optim, has_cuda, method, asked=s.optim is not None)
     run = replace(s, backend=backend, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, optim=optim,
                   learning_rate=spec.learning_rate, method=method, gradient_checkpointing=gradient_checkpointing,
@@ -746,7 +811,8 @@ def train(settings: TrainSettings | str | None = None, /, **kw) -> dict:
     peft_model, processor, load_s = trainable_model(spec, backend, method, s.model_path, s.load_in_4bit, s.seed,
                                                     gradient_checkpointing, s.modules_to_save)
     rates = part_rates(peft_model, spec.learning_rate, s.vision_lr, s.merger_lr)
-    args = _sft_config(spec, replace(run, output_dir=str(out)), has_cuda)
+    sharding = fsdp_config(peft_model) if s.fsdp else None
+    args = _sft_config(spec, replace(run, output_dir=str(out)), has_cuda, sharding)
     cb, curve = stage_callback(bounds, out), None
     if s.eval_every:           # first in line, so that its evaluations stay out of the stage callback's step timing
         curve = curve_callback(
@@ -773,11 +839,13 @@ def train(settings: TrainSettings | str | None = None, /, **kw) -> dict:
     train_s = time.time() - t0 - curve_s                 # learning-curve evaluations are not training time
     loader_stop_s = stop_loader_workers(trainer)
     cn = counts(trainer.counter, skip=2 * grad_accum, world=world)     # every rank's batches (a collective)
+    peaks = [round(g, 3) for g in per_process(peak_memory_gib(has_cuda))]   # collectives: every rank
+    whole = full_state_dict(trainer)                             # FSDP: the weights gathered onto rank 0
     # outputs: written once, by the main process, when several run under torchrun / accelerate launch
     if not trainer.is_world_process_zero():        # back once rank 0 has written the run folder (a notebook reads it)
         trainer.accelerator.wait_for_everyone()
         return {"rank": int(os.environ.get("RANK", 0)), "steps": trainer.state.global_step}
-    trainer.model.save_pretrained(str(out), safe_serialization=True)
+    trainer.accelerator.unwrap_model(trainer.model).save_pretrained(str(out), state_dict=whole, safe_serialization=True)
     # a complete model folder: loadable as model_path, and by transformers alone
     if method == "full":
         from medvqa.chat import save_model_folder; save_model_folder(trainer.model, processor, out)
@@ -817,7 +885,10 @@ def train(settings: TrainSettings | str | None = None, /, **kw) -> dict:
         "loss": loss_impl(peft_model, args),
         "dataloader_workers": args.dataloader_num_workers,
         "loader_stop_s": loader_stop_s,
-        "peak_memory_gib": round(peak_memory_gib(has_cuda), 3),
+        "peak_memory_gib": peaks[0],
+        "peak_memory_gib_per_process": peaks,
+        "fsdp": bool(s.fsdp),
+        "fsdp_units": sharding["transformer_layer_cls_to_wrap"] if sharding else None,
         "wall_s": round(time.time() - t_start, 2),
         "load_s": round(load_s, 2),
         "train_s": round(train_s, 2),

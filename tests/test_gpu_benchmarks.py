@@ -32,6 +32,13 @@ def test_multigpu_launch():
     cmd = m._launch(4, 29604)
     assert cmd[cmd.index("--nproc_per_node") + 1] == "4" and cmd[-2:] == ["-m", "medvqa.cli"]
     assert m._env([0, 1])["CUDA_VISIBLE_DEVICES"] == "0,1"
+    assert {"--method", "full", "--fsdp"} <= set(m.FSDP_ARGS)                         # the fsdp8b plan: sharded, in full
+
+
+def test_multigpu_help_names_fsdp():
+    import subprocess
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "multigpu.py"), "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--fsdp" in r.stdout and "fsdp8b" in r.stdout, r.stderr[-2000:]
 
 
 def test_gpu_train_groups():
