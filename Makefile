@@ -53,7 +53,7 @@ install: $(STAMP)
 ## what needs a process of its own, a launcher or a browser, and the export in sync)
 test: install
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/nbdev_test --n_workers 2 --timing --flags slow
-	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -p no:cacheprovider tests
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -p no:cacheprovider --durations=8 tests
 
 ## only the notebooks' fast tests (`#| slow` cells skipped)
 test-fast: install
