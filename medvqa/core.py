@@ -26,18 +26,8 @@ class ConfigError(MedVQAError, ValueError):
     "A bad parameter: unknown model key or curriculum, impossible setting."
 
 # %% ../nbs/00_core.ipynb #38b03735
-FORMATS = (
-    "medvqa",
-    "vqa-rad-hf",
-    "vqa-rad-json",
-    "slake",
-    "pathvqa",
-    "imageclef2019",
-    "pubmedvision",
-    "imagefolder",
-    "generic",
-    "hub",
-)
+FORMATS = ("medvqa", "vqa-rad-hf", "vqa-rad-json", "slake", "pathvqa", "imageclef2019", "pubmedvision", "imagefolder",
+           "generic", "hub")
 "Data layouts `medvqa.data.load_vqa` reads (`--format`)."
 
 LANGS = ("en", "zh", "all")

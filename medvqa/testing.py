@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .core import (DEFAULT_CURRICULUM, ConfigError, DataError, MedVQAError, atomic_write_json, atomic_write_text,
-                         infer_answer_type)
+from .core import (DEFAULT_CURRICULUM, FORMATS, ConfigError, DataError, MedVQAError, atomic_write_json,
+                         atomic_write_text, infer_answer_type)
 from .images import image_bytes, open_image
 
 # %% auto #0
@@ -52,17 +52,7 @@ def sixteen_bit_png(seed: int = 0, size: int = 32) -> bytes:
     return image_bytes(Image.fromarray(a.astype(np.uint16)))
 
 # %% ../nbs/23_testing.ipynb #6c191a5a
-FIXTURE_KINDS = (
-    "medvqa",
-    "vqa-rad-hf",
-    "vqa-rad-json",
-    "slake",
-    "pathvqa",
-    "imageclef2019",
-    "pubmedvision",
-    "imagefolder",
-    "generic",
-)
+FIXTURE_KINDS = tuple(f for f in FORMATS if f != "hub")   # every local layout medvqa reads (a hub id needs the hub)
 
 def _fixture_images(d: Path, n: int = 6, fmt: str = "png") -> list[Path]:
     "Write CT, MR (from pydicom's files) and n-2 synthetic images into d; returns their paths."
