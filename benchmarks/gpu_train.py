@@ -23,6 +23,7 @@ One JSON object per run is printed and appended to OUT/gpu_train.jsonl (OUT: --o
   python benchmarks/gpu_train.py --plans sweep,e2e --gpus 0,1,2,3
   python benchmarks/gpu_train.py --tiny --plans recipe --steps 4        # CPU smoke test (tiny models, hf backend)
   python benchmarks/gpu_train.py --plans backends --packing             # the hf runs with packed batches
+  python benchmarks/gpu_train.py --plans backends --models qwen3vl2b --mix realistic [--packing]   # issue 26's mix
 With --packing the hf runs pack their batches (several samples a row, medvqa's `packing`; Unsloth's runs stay as they
 are: it cannot pack); every row records "packing" and the batches' "padding_fraction" (padding tokens / all tokens),
 so a packed and an unpacked call compare.
@@ -82,9 +83,22 @@ def group_runs(cfgs: list[dict], share: bool = True) -> list[list[dict]]:
     return list(groups.values())
 
 
-def records(n: int, size: int):
+_WORDS = ("the lesion shows a well defined margin with surrounding oedema and no calcification in the adjacent "
+          "parenchyma while the contralateral side appears normal on this axial slice of the scan").split()
+
+def records(n: int, size: int, mix: str = "synthetic"):
+    """`n` training records: the synthetic demo set as it is (`mix="synthetic"`), or a realistic mix of lengths
+    (`mix="realistic"`): as VQA-RAD, short answers to one image; every third record a PubMedVision-style explanation
+    of 80-320 words; every fifth two or three images."""
+    import random
     from medvqa.synthetic import make_synthetic
-    return make_synthetic(n, seed=0, size=size, split="train")
+    recs = make_synthetic(n, seed=0, size=size, split="train")
+    if mix == "synthetic": return recs
+    rng = random.Random(0)
+    for i, r in enumerate(recs):
+        r["explanation"] = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(80, 320))) if i % 3 == 0 else ""
+        if i % 5 == 0: r["images"] = r["images"] * rng.choice((2, 3))
+    return recs
 
 
 def run_one(cfg: dict) -> dict:
@@ -104,7 +118,7 @@ def run_one(cfg: dict) -> dict:
     saved_env = dict(os.environ)
     os.environ.update(cfg.get("env", {}))
     t_call = time.time()
-    try: s = train(key, data=records(cfg["samples"], cfg["image_size"]), curriculum="open_then_closed", output_dir=run_dir,
+    try: s = train(key, data=records(cfg["samples"], cfg["image_size"], cfg.get("mix", "synthetic")), curriculum="open_then_closed", output_dir=run_dir,
               max_steps=cfg["steps"], backend=cfg["backend"], batch_size=cfg["batch"], grad_accum=cfg["grad_accum"],
               model_path=str(model_dir), save_steps=10**6, load_in_4bit=cfg["quant"] == "4bit", seed=0, overwrite=True, method="lora",
               optim=cfg.get("optim"), gradient_checkpointing=cfg.get("gradient_checkpointing"),
@@ -124,7 +138,7 @@ def run_one(cfg: dict) -> dict:
                loader_stop_s=s.get("loader_stop_s"), first_loss=s["first_loss"], final_loss=s["final_loss"], loss_finite=s["loss_finite"], params=s["params"],
                linear4bit=s["linear4bit"], max_seq_len=s["max_seq_len"], image_size=cfg["image_size"], optimizer=s["optimizer"],
                variant=cfg.get("variant"), kind=cfg.get("kind", "train"), versions=s["versions"],
-               packing=s.get("packing", False), padding_fraction=s.get("padding_fraction"))
+               packing=s.get("packing", False), padding_fraction=s.get("padding_fraction"), mix=cfg.get("mix", "synthetic"))
     row["e2e_samples_per_s"] = round(s["samples_seen"] / row["wall_s"], 4)
     prof = run_dir / "profile" / "profile.json"
     if prof.exists():
@@ -219,6 +233,9 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=4, help="steps of an unmeasured first run in each process (0: none)")
     ap.add_argument("--packing", action="store_true",
                     help="pack each batch's samples into rows (medvqa's packing; hf backend): rows record padding_fraction")
+    ap.add_argument("--mix", default="synthetic", choices=("synthetic", "realistic"),
+                    help="the training records: the synthetic demo set, or a realistic mix of lengths (short answers, "
+                         "long explanations, some samples with 2-3 images)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.one:                              # child: the runs of one group, in order, in this process
@@ -252,6 +269,7 @@ def main(argv=None):
         tag = f"{i:02d}.{r['model']}.{r['backend']}.{r['quant']}.{r['recipe']}.{r['batch']}x{r['grad_accum']}.{r.get('variant') or ''}"
         if a.packing and r["backend"] == "hf": r["packing"] = True; tag += ".packed"
         cfgs.append(dict(r, key=key, tiny=a.tiny, steps=a.steps, image_size=a.image_size, samples=a.samples, work=a.work, out=str(out),
+                         mix=a.mix,
                          run_dir=str(Path(a.work) / "runs" / tag)))
     groups = group_runs(cfgs, not a.process_per_run)
     if a.models:                                     # processes in the order of --models, Unsloth's before hf's
