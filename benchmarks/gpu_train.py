@@ -122,7 +122,7 @@ def run_one(cfg: dict) -> dict:
               max_steps=cfg["steps"], backend=cfg["backend"], batch_size=cfg["batch"], grad_accum=cfg["grad_accum"],
               model_path=str(model_dir), save_steps=10**6, load_in_4bit=cfg["quant"] == "4bit", seed=0, overwrite=True, method="lora",
               optim=cfg.get("optim"), gradient_checkpointing=cfg.get("gradient_checkpointing"),
-              packing=bool(cfg.get("packing")))
+              packing=bool(cfg.get("packing")), max_length=cfg.get("max_length"))
     finally:
         os.environ.clear(); os.environ.update(saved_env)
     row = {k: cfg[k] for k in ("model", "backend", "quant", "recipe")}
@@ -138,7 +138,8 @@ def run_one(cfg: dict) -> dict:
                loader_stop_s=s.get("loader_stop_s"), first_loss=s["first_loss"], final_loss=s["final_loss"], loss_finite=s["loss_finite"], params=s["params"],
                linear4bit=s["linear4bit"], max_seq_len=s["max_seq_len"], image_size=cfg["image_size"], optimizer=s["optimizer"],
                variant=cfg.get("variant"), kind=cfg.get("kind", "train"), versions=s["versions"],
-               packing=s.get("packing", False), padding_fraction=s.get("padding_fraction"), mix=cfg.get("mix", "synthetic"))
+               packing=s.get("packing", False), padding_fraction=s.get("padding_fraction"), mix=cfg.get("mix", "synthetic"),
+               max_length=cfg.get("max_length"))
     row["e2e_samples_per_s"] = round(s["samples_seen"] / row["wall_s"], 4)
     prof = run_dir / "profile" / "profile.json"
     if prof.exists():
@@ -236,6 +237,8 @@ def main(argv=None):
     ap.add_argument("--mix", default="synthetic", choices=("synthetic", "realistic"),
                     help="the training records: the synthetic demo set, or a realistic mix of lengths (short answers, "
                          "long explanations, some samples with 2-3 images)")
+    ap.add_argument("--max-length", type=int, default=None,
+                    help="medvqa's max_length: with --packing, rows of at most this many tokens (default: one row a batch)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.one:                              # child: the runs of one group, in order, in this process
@@ -269,7 +272,7 @@ def main(argv=None):
         tag = f"{i:02d}.{r['model']}.{r['backend']}.{r['quant']}.{r['recipe']}.{r['batch']}x{r['grad_accum']}.{r.get('variant') or ''}"
         if a.packing and r["backend"] == "hf": r["packing"] = True; tag += ".packed"
         cfgs.append(dict(r, key=key, tiny=a.tiny, steps=a.steps, image_size=a.image_size, samples=a.samples, work=a.work, out=str(out),
-                         mix=a.mix,
+                         mix=a.mix, max_length=a.max_length,
                          run_dir=str(Path(a.work) / "runs" / tag)))
     groups = group_runs(cfgs, not a.process_per_run)
     if a.models:                                     # processes in the order of --models, Unsloth's before hf's
