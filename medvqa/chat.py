@@ -122,23 +122,19 @@ def processor_class(family: str):
     it is used)."""
     if family not in _PROCESSOR_CLASSES:
         from transformers import Qwen2VLProcessor, Qwen3VLProcessor
-        class MedQwen2VLProcessor(Qwen2VLProcessor):
-            "Qwen2-VL processor without a video processor (no torchvision needed); saved as transformers' own."
-            def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-                super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
-            def save_pretrained(self, save_directory, **kwargs):
-                out = super().save_pretrained(save_directory, **kwargs)
-                stock_processor_files(self, save_directory)
-                return out
-        class MedQwen3VLProcessor(Qwen3VLProcessor):
-            "Qwen3-VL processor without a video processor (no torchvision needed); saved as transformers' own."
-            def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-                super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
-            def save_pretrained(self, save_directory, **kwargs):
-                out = super().save_pretrained(save_directory, **kwargs)
-                stock_processor_files(self, save_directory)
-                return out
-        _PROCESSOR_CLASSES.update(qwen2_vl=MedQwen2VLProcessor, qwen3_vl=MedQwen3VLProcessor)
+        def no_video(base):                         # one subclass per family, the same two changes in each
+            class Processor(base):
+                def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+                    super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+                def save_pretrained(self, save_directory, **kwargs):
+                    out = super().save_pretrained(save_directory, **kwargs)
+                    stock_processor_files(self, save_directory)
+                    return out
+            Processor.__name__ = Processor.__qualname__ = "Med" + base.__name__
+            Processor.__doc__ = (f"{base.__name__} without a video processor (no torchvision needed); "
+                                 "saved as transformers' own.")
+            return Processor
+        _PROCESSOR_CLASSES.update(qwen2_vl=no_video(Qwen2VLProcessor), qwen3_vl=no_video(Qwen3VLProcessor))
     return _PROCESSOR_CLASSES[family]
 
 _PATCH = {"qwen2_vl": 14, "qwen3_vl": 16}
