@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_evaluate.ipynb #fe58708f
 from __future__ import annotations
-import json, time, warnings
+import gc, json, time, warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -12,13 +12,14 @@ from .core import (ConfigError, DataError, append_jsonl, atomic_write_json, atom
                          environment_digest, library_versions, read_jsonl)
 from .metrics import score
 from .chat import render_prompt
-from .models import get_spec, load_model, REGISTRY
+from .models import cuda_available, get_spec, load_model, REGISTRY
 from .checkpoints import with_image_sizes
+from .sizing import free_gpu_bytes, pick_eval_batch
 
 # %% auto #0
 __all__ = ['BLANK_GREY', 'to_images', 'blank_like', 'answer_part', 'generate_batch', 'is_model_folder', 'check_adapter',
-           'load_adapter', 'Specialist', 'eval_file', 'shard_of', 'merge_parts', 'predict_rows', 'score_in_memory',
-           'evaluate']
+           'load_adapter', 'quantized_linear_bytes', 'dequantize_if_room', 'fold_adapter', 'Specialist', 'eval_file',
+           'shard_of', 'merge_parts', 'predict_rows', 'score_in_memory', 'eval_batch', 'evaluate']
 
 # %% ../nbs/15_evaluate.ipynb #e0be1aae
 def to_images(images: Any, max_pixels: int) -> list:
@@ -153,20 +154,46 @@ def load_adapter(model, adapter, key: str):
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return out.eval()
 
+# %% ../nbs/15_evaluate.ipynb #214e491a
+def quantized_linear_bytes(model) -> int:
+    "Bytes the 4-bit (bitsandbytes) linear layers of `model` would take in 16 bits; 0 for a model that is not 4-bit."
+    return sum(2 * m.in_features * m.out_features for m in model.modules() if type(m).__name__ == "Linear4bit")
+
+def dequantize_if_room(model, headroom: float = 0.5) -> bool:
+    """Dequantize a bitsandbytes 4-bit `model` (not yet wrapped by PEFT) to its compute dtype, in place, when the 16-bit
+    weights take at most `headroom` of the GPU's free memory (the rest is for generation); True if it did."""
+    import torch
+    need = quantized_linear_bytes(model)
+    if not need or getattr(model, "hf_quantizer", None) is None or not torch.cuda.is_available(): return False
+    if need > headroom * free_gpu_bytes(model.device): return False
+    model.dequantize(dtype=getattr(model.config, "dtype", None) or torch.bfloat16)
+    return True
+
+def fold_adapter(model):
+    """`model` with its LoRA adapter merged into the weights (PEFT's `merge_and_unload`); a model without one, or
+    still 4-bit (whose merge would round the adapter away), as it is."""
+    if not hasattr(model, "merge_and_unload") or quantized_linear_bytes(model): return model
+    return model.merge_and_unload().eval()
+
 # %% ../nbs/15_evaluate.ipynb #b301d36c
 class Specialist:
     "A loaded model (+ LoRA adapter, or a fully fine-tuned model folder) that answers questions about medical images."
     def __init__(self, model: str, adapter=None, model_path=None, max_new_tokens: int = 32, backend: str = "hf",
-                 dtype=None, device=None, max_pixels=None, min_pixels=None):
+                 dtype=None, device=None, max_pixels=None, min_pixels=None, merge: bool = True):
         self.spec = get_spec(model)
         if adapter is not None: check_adapter(adapter, self.spec.key)      # fail before a long model load
         # image sizes: given, else the run's, else the model's
         self.spec = with_image_sizes(self.spec, adapter, max_pixels, min_pixels)
         # a fully fine-tuned model: load it as the model
         full = adapter is not None and is_model_folder(adapter)
+        if cuda_available(): gc.collect()          # a training run just finished: its GPU memory back before loading
         self.model, self.processor = load_model(self.spec, model_path=adapter if full else model_path, backend=backend,
                                                 dtype=dtype, device=device)
-        if adapter is not None and not full: self.model = load_adapter(self.model, adapter, self.spec.key)
+        # `merge`: generate from one set of 16-bit weights (adapter folded in, 4-bit dequantized where the GPU has room)
+        self.dequantized = merge and dequantize_if_room(self.model)
+        self.lora = adapter is not None and not full
+        if self.lora: self.model = load_adapter(self.model, adapter, self.spec.key)
+        if merge: self.model = fold_adapter(self.model)
         self.model.eval()
         self.adapter, self.max_new_tokens = (str(adapter) if adapter else None), max_new_tokens
 
@@ -174,7 +201,8 @@ class Specialist:
     def wrap(cls, model, processor, key: str, adapter=None, max_new_tokens: int = 32) -> "Specialist":
         "A Specialist around a model already in memory (e.g. right after training)."
         self = cls.__new__(cls)
-        self.spec, self.model, self.processor = get_spec(key), model, processor
+        self.spec, self.model, self.processor, self.dequantized = get_spec(key), model, processor, False
+        self.lora = hasattr(model, "peft_config")
         self.adapter, self.max_new_tokens = (str(adapter) if adapter else None), max_new_tokens
         return self
 
@@ -193,6 +221,14 @@ class Specialist:
         """The answer to `question` about `images` (a path, bytes, PIL image or list); `explain=True` keeps the
         explanation."""
         return self.answer_batch([images], [question], explain=explain, max_new_tokens=max_new_tokens)[0]
+
+    def weights(self) -> str:
+        "How the weights that generate are held, for the evaluation summary: e.g. 'bfloat16, adapter merged'."
+        out = ["4-bit" if quantized_linear_bytes(self.model) else str(self.model.dtype).replace("torch.", "")]
+        if self.dequantized: out.append("dequantized from 4-bit")
+        if hasattr(self.model, "peft_config"): out.append("LoRA adapter unmerged")
+        elif self.lora: out.append("LoRA adapter merged")
+        return ", ".join(out)
 
     def __repr__(self): return f"Specialist({self.spec.key!r}, adapter={self.adapter!r})"
 
@@ -290,6 +326,14 @@ def score_in_memory(model, processor, spec, ds, batch_size: int = 64, max_new_to
         model.train(was_training)
     return score(rows)
 
+# %% ../nbs/15_evaluate.ipynb #9d3e6bc1
+def eval_batch(sp: Specialist, max_new_tokens: int) -> int:
+    "The default evaluation batch of a loaded `Specialist` (`pick_eval_batch`): 16 on a CPU, by free memory on a GPU."
+    import torch
+    dev = sp.model.device
+    free = free_gpu_bytes(dev) if dev.type == "cuda" else None
+    return pick_eval_batch(sp.model.config, sp.spec.max_pixels, max_new_tokens, free_bytes=free)
+
 # %% ../nbs/15_evaluate.ipynb #44ebef3f
 def evaluate(model: str,                          # a registry model (see `medvqa models`)
              # evaluation data: a file or folder, or a hub id medvqa knows (None: the shipped demo data)
@@ -308,7 +352,8 @@ def evaluate(model: str,                          # a registry model (see `medvq
              split_column: str | None = None,
              explanation_column: str | None = None,   # the column holding an explanation of the answer (None: none)
              output_dir: str | None = None,       # where to write predictions.jsonl, metrics.json and eval_summary.json
-             batch_size: int = 16,                # questions answered per batch
+             # questions answered per batch (None: 16 on a CPU; on a GPU as many as its free memory holds, at most 256)
+             batch_size: int | None = None,
              max_new_tokens: int = 32,            # longest answer generated, in tokens
              resume: bool = False,                # continue the predictions already in output_dir
              model_path: str | None = None,       # a local folder with the model's weights
@@ -330,7 +375,7 @@ def evaluate(model: str,                          # a registry model (see `medvq
     log = get_logger()
     if output_dir is None:
         raise ConfigError("evaluate needs an output_dir (--output) for predictions.jsonl and metrics.json")
-    if batch_size < 1: raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if batch_size is not None and batch_size < 1: raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     out = Path(output_dir); out.mkdir(parents=True, exist_ok=True)
     pred_path = out / eval_file("predictions.jsonl", blind)
     if ((pred_path.exists() and pred_path.stat().st_size > 0) or _parts(out, blind)) and not resume:
@@ -368,6 +413,7 @@ def evaluate(model: str,                          # a registry model (see `medvq
         sp = model
     else:
         sp = Specialist(model, adapter=adapter, model_path=model_path, max_pixels=max_pixels, min_pixels=min_pixels)
+    if batch_size is None: batch_size = eval_batch(sp, max_new_tokens)
     t0, n_new = time.perf_counter(), 0
     bar = tqdm(total=len(todo), desc=f"evaluate {sp.spec.key}{' (blind)' if blind else ''}", unit="sample",
                disable=not progress or rank > 0)
@@ -410,6 +456,7 @@ def evaluate(model: str,                          # a registry model (see `medvq
             "wall_s": wall,
             "samples_per_s": n_new / wall if wall > 0 and n_new else None,
             "device": str(sp.model.device),
+            "weights": sp.weights(),
             "versions": library_versions(),
             "environment_digest": environment_digest(),
         },

@@ -12,7 +12,8 @@ from .models import cuda_available
 
 # %% auto #0
 __all__ = ['pick_backend', 'pick_optimizer', 'estimate_memory_gib', 'torch_total_memory_gib', 'pick_batch', 'activation_gib',
-           'pick_checkpointing', 'resolve_batch', 'loader_settings', 'keep_freed_memory']
+           'pick_checkpointing', 'resolve_batch', 'free_gpu_bytes', 'kv_cache_bytes', 'pick_eval_batch',
+           'loader_settings', 'keep_freed_memory']
 
 # %% ../nbs/12_sizing.ipynb #81d5ba2e
 def pick_backend(backend: str = "auto") -> str:
@@ -111,6 +112,37 @@ def resolve_batch(spec, batch_size=None, grad_accum=None, has_cuda=False, load_i
     q4 = bool(spec.load_in_4bit if load_in_4bit is None else load_in_4bit)
     return pick_batch(eff, has_cuda, params_b=spec.params_b or 2.0, load_in_4bit=q4, memory_bound_gib=memory_bound_gib,
                       cpu_batch=spec.batch_size)
+
+# %% ../nbs/12_sizing.ipynb #e591466d
+def _cfg(c, key, default=None):
+    return c.get(key, default) if isinstance(c, dict) else getattr(c, key, default)
+
+def free_gpu_bytes(device=None) -> int:
+    """Bytes this process can still have on a CUDA `device`: the GPU's free memory and what torch's allocator holds
+    unused (a finished training run's blocks, kept for reuse)."""
+    import torch
+    return torch.cuda.mem_get_info(device)[0] + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+
+def kv_cache_bytes(config, tokens: int, dtype_bytes: int = 2) -> int:
+    """Bytes of the key/value cache of `tokens` tokens of a Qwen-VL model `config` (a config or its dict): keys and
+    values of every layer's key/value heads."""
+    t = _cfg(config, "text_config") or config
+    heads = _cfg(t, "num_attention_heads")
+    head_dim = _cfg(t, "head_dim") or _cfg(t, "hidden_size") // heads
+    kv_heads = _cfg(t, "num_key_value_heads") or heads
+    return 2 * _cfg(t, "num_hidden_layers") * kv_heads * head_dim * dtype_bytes * tokens
+
+def pick_eval_batch(config, max_pixels: int, max_new_tokens: int, free_bytes: int | None = None, cpu_batch: int = 16,
+                    max_batch: int = 256, share: float = 0.5, margin: float = 3.0) -> int:
+    """Questions per generation batch: `cpu_batch` without a GPU (`free_bytes` None); on one, the largest power of two
+    whose key/value caches (a one-image sample: its image tokens at `max_pixels`, 64 of text, `max_new_tokens`),
+    `margin` times over, fit `share` of `free_bytes`; at most `max_batch`."""
+    if free_bytes is None: return cpu_batch
+    v = _cfg(config, "vision_config")
+    side = _cfg(v, "patch_size") * _cfg(v, "spatial_merge_size")               # pixels per image token, each way
+    per = margin * kv_cache_bytes(config, max_pixels // side**2 + 64 + max_new_tokens)
+    fit = int(share * free_bytes // per)
+    return 1 if fit < 1 else min(max_batch, 1 << (fit.bit_length() - 1))
 
 # %% ../nbs/12_sizing.ipynb #a782c68c
 def loader_settings(has_cuda: bool, cpus: int | None = None, procs: int | None = None, max_workers: int = 8) -> dict:

@@ -61,3 +61,21 @@ def test_gpu_train_packing_switch():
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_train.py"), "--help"], capture_output=True,
                          text=True, check=True).stdout
     assert "--packing" in out and "padding_fraction" in out
+
+
+def test_design_command_phases():
+    d = _load("design_command")
+    nb = {"cells": [{"cell_type": "markdown", "source": ["# train"]},
+                    {"cell_type": "code", "source": ["model = 'qwen8b'"], "metadata": {"papermill": {"duration": 0.1}}},
+                    {"cell_type": "code", "source": ["P = check_params({})"], "metadata": {"papermill": {"duration": 2.0}}},
+                    {"cell_type": "code", "source": ["summary = train(**arguments(P, 'train'))"],
+                     "metadata": {"papermill": {"duration": 100.0}}},
+                    {"cell_type": "code", "source": ["fig = plot_loss([])"], "metadata": {"papermill": {"duration": 1.0}}},
+                    {"cell_type": "code", "source": ["metrics = evaluate(sp, data=None)"],
+                     "metadata": {"papermill": {"duration": 30.0}}},
+                    {"cell_type": "code", "source": ["record_run(out)"], "metadata": {"papermill": {"duration": 2.0}}}]}
+    train = {"load_s": 20.0, "first_step_s": 41.0, "train_s": 60.0, "steps": 20}     # steady steps of 1 s
+    p = d.phases(nb, 140.0, train, {"wall_s": 12.0}, {"wall_s": 8.0})
+    assert p == {"start": 7.0, "load": 20.0, "compile": 40.0, "training": 20.0, "save": 20.0, "eval_load": 10.0,
+                 "evaluate": 20.0, "report": 3.0}
+    assert abs(sum(p.values()) - 140.0) < 1e-6                       # the phases add up to the wall time
