@@ -25,8 +25,9 @@ One JSON object per run is printed and appended to OUT/gpu_train.jsonl (OUT: --o
   python benchmarks/gpu_train.py --plans backends --packing             # the hf runs with packed batches
   python benchmarks/gpu_train.py --plans backends --models qwen3vl2b --mix realistic [--packing]   # issue 26's mix
 With --packing the hf runs pack their batches (several samples a row, medvqa's `packing`; Unsloth's runs stay as they
-are: it cannot pack); every row records "packing" and the batches' "padding_fraction" (padding tokens / all tokens),
-so a packed and an unpacked call compare.
+are: it cannot pack), one row a batch whose samples medvqa's variable-length attention keeps apart (torch's flash
+kernel); every row records "packing", the batches' "padding_fraction" (padding tokens / all tokens) and the language
+model's "attn_implementation", so a packed and an unpacked call compare.
 """
 from __future__ import annotations
 import argparse, json, os, queue, subprocess, sys, threading, time
@@ -38,7 +39,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TINY = {"qwen2vl2b-4bit": "tiny-qwen2vl", "qwen3vl2b": "tiny-qwen3vl", "qwen8b": "tiny-qwen3vl"}
 FIELDS = ("model", "backend", "quant", "batch", "grad_accum", "recipe", "steady_samples_per_s", "steady_tokens_per_s",
-          "mfu", "peak_gib", "first_step_s", "wall_s", "device", "status", "packing", "padding_fraction")
+          "mfu", "peak_gib", "first_step_s", "wall_s", "device", "status", "packing", "padding_fraction",
+          "attn_implementation")
 
 
 def plan_runs(plans: list[str]) -> list[dict]:
@@ -139,6 +141,7 @@ def run_one(cfg: dict) -> dict:
                linear4bit=s["linear4bit"], max_seq_len=s["max_seq_len"], image_size=cfg["image_size"], optimizer=s["optimizer"],
                variant=cfg.get("variant"), kind=cfg.get("kind", "train"), versions=s["versions"],
                packing=s.get("packing", False), padding_fraction=s.get("padding_fraction"), mix=cfg.get("mix", "synthetic"),
+               attn_implementation=s.get("attn_implementation"),
                max_length=cfg.get("max_length"))
     row["e2e_samples_per_s"] = round(s["samples_seen"] / row["wall_s"], 4)
     prof = run_dir / "profile" / "profile.json"
@@ -238,7 +241,7 @@ def main(argv=None):
                     help="the training records: the synthetic demo set, or a realistic mix of lengths (short answers, "
                          "long explanations, some samples with 2-3 images)")
     ap.add_argument("--max-length", type=int, default=None,
-                    help="medvqa's max_length: with --packing, rows of at most this many tokens (default: one row a batch)")
+                    help="medvqa's max_length: tokens a sample may have (packed batches stay one row each)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.one:                              # child: the runs of one group, in order, in this process

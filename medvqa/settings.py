@@ -247,7 +247,7 @@ class TrainSettings(DataOptions):
     min_pixels: int | None = None
     max_length: int | None = None                             # tokens a sample may have, images kept whole (None: any)
     # several samples in one row, each with its own M-RoPE positions and attention; the same samples per step (hf
-    # backend; rows of up to max_length tokens when set, else one row per batch)
+    # backend; one row per batch, its samples attended one by one: variable-length attention)
     packing: bool = False
     # held-out data for eval_every (None: the eval_split of the training data)
     eval_data: str | None = None

@@ -23,12 +23,14 @@ from .checkpoints import (check_export, check_output_dir, check_trained_for, des
 from .settings import TrainSettings, keyword_signature, train_settings
 
 # %% auto #0
-__all__ = ['FAKE_IMAGE_SIZE', 'usable', 'to_conversation', 'conversation_stream', 'lora_settings', 'trainable_params',
-           'freeze_parts', 'trainable_by_part', 'check_part_settings', 'part_rates', 'part_param_groups',
-           'part_rates_trainer', 'check_method', 'check_fsdp', 'fsdp_config', 'trainable_model', 'answer_only_loss',
-           'patch_answer_only_loss', 'fake_image_inputs', 'FakeImageCollator', 'vision_zero', 'first_fit', 'RopeIndex',
-           'pack_batch', 'uses_flash', 'varlen_kwargs', 'patch_packed_forward', 'PackingCollator', 'check_packing',
-           'sample_lengths', 'fit_length', 'fit_stages', 'fsdp_trainer', 'full_state_dict', 'agreed', 'per_process',
+__all__ = ['FAKE_IMAGE_SIZE', 'VARLEN_ATTENTION', 'usable', 'to_conversation', 'conversation_stream', 'lora_settings',
+           'trainable_params', 'freeze_parts', 'trainable_by_part', 'check_part_settings', 'part_rates',
+           'part_param_groups', 'part_rates_trainer', 'check_method', 'check_fsdp', 'fsdp_config', 'trainable_model',
+           'answer_only_loss', 'patch_answer_only_loss', 'fake_image_inputs', 'FakeImageCollator', 'vision_zero',
+           'first_fit', 'RopeIndex', 'pack_batch', 'uses_flash', 'varlen_kwargs', 'patch_packed_forward',
+           'PackingCollator', 'check_packing', 'use_varlen_kernel', 'torch_varlen', 'per_sample_attention',
+           'packed_bounds', 'varlen_attention', 'attn_implementation', 'use_varlen_attention', 'sample_lengths',
+           'fit_length', 'fit_stages', 'fsdp_trainer', 'full_state_dict', 'agreed', 'per_process',
            'stop_loader_workers', 'world_size', 'device_name', 'train', 'export_merged']
 
 # %% ../nbs/18_train.ipynb #d91e472b
@@ -505,6 +507,119 @@ def check_packing(packing: bool, backend: str) -> bool:
                           "collator and its compiled model take one sample a row")
     return bool(packing)
 
+# %% ../nbs/18_train.ipynb #8c5ccc60
+def use_varlen_kernel(t) -> bool:
+    "Whether torch's variable-length flash kernel takes `t`: on a CUDA device, in half precision, heads of <= 256."
+    import torch
+    return t.device.type == "cuda" and t.dtype in (torch.float16, torch.bfloat16) and t.shape[-1] <= 256
+
+def torch_varlen(q, k, v, cu_q, cu_k, max_q: int, max_k: int, causal: bool, scale: float | None = None):
+    """torch's `varlen_attn` on (tokens, heads, dim) tensors, called as the installed torch takes it: causal as
+    `window_size=(-1, 0)` (or `is_causal`), fewer key/value heads than query heads as `enable_gqa` (or repeated)."""
+    import inspect, torch
+    from torch.nn.attention import varlen
+    params = inspect.signature(varlen.varlen_attn).parameters
+    kw = {"is_causal": causal} if "is_causal" in params else {"window_size": (-1, 0) if causal else (-1, -1)}
+    if q.shape[1] != k.shape[1]:
+        if "enable_gqa" in params: kw["enable_gqa"] = True
+        else: k, v = (t.repeat_interleave(q.shape[1] // t.shape[1], dim=1) for t in (k, v))
+    if "scale" in params: kw["scale"] = scale
+    elif scale is not None and not math.isclose(scale, q.shape[-1] ** -0.5):
+        raise ConfigError(f"torch {torch.__version__}'s varlen_attn takes no scale, and this attention scales by "
+                          f"{scale}, not 1/sqrt(head dim): a newer torch is needed")
+    return varlen.varlen_attn(q, k, v, cu_q, cu_k, max_q, max_k, **kw)
+
+def per_sample_attention(q, k, v, cu_q, cu_k, causal: bool, scale: float | None = None, dropout: float = 0.0):
+    """What `torch_varlen` computes, on any device: each sample's attention alone (sdpa), the samples laid end to end
+    in (tokens, heads, dim) tensors between the bounds `cu_q` (queries) and `cu_k` (keys); causal as flash-attn's."""
+    import torch
+    out = []
+    for a, b, c, d in zip(cu_q[:-1].tolist(), cu_q[1:].tolist(), cu_k[:-1].tolist(), cu_k[1:].tolist()):
+        qi, ki, vi = (t.transpose(0, 1)[None] for t in (q[a:b], k[c:d], v[c:d]))
+        mask = None                                       # causal, more keys than queries: the last query sees all
+        if causal and b - a != d - c:
+            mask = torch.ones(b - a, d - c, dtype=torch.bool, device=q.device).tril(d - c - b + a)
+        o = torch.nn.functional.scaled_dot_product_attention(qi, ki, vi, attn_mask=mask, dropout_p=dropout, scale=scale,
+                                                             is_causal=causal and mask is None,
+                                                             enable_gqa=qi.shape[1] != ki.shape[1])
+        out.append(o[0].transpose(0, 1))
+    return torch.cat(out)
+
+# %% ../nbs/18_train.ipynb #7d06ecb3
+def packed_bounds(position_ids):
+    """The samples' bounds (int32, as `varlen_kwargs`) in rows of text positions (batch, length) that restart at each
+    sample, the rows laid end to end; None when no row restarts (no packed sample)."""
+    import torch
+    if position_ids is None or position_ids.ndim != 2: return None
+    starts = torch.ones_like(position_ids, dtype=torch.bool)
+    starts[:, 1:] = position_ids[:, 1:] - position_ids[:, :-1] != 1
+    at = starts.flatten().nonzero().flatten()
+    if len(at) == len(position_ids): return None
+    return torch.cat([at, at.new_tensor([position_ids.numel()])]).to(torch.int32)
+
+def varlen_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None,
+                     is_causal: bool | None = None, cu_seq_lens_q=None, cu_seq_lens_k=None, max_length_q=None,
+                     max_length_k=None, **kwargs):
+    """A transformers attention function (`VARLEN_ATTENTION`): given samples' bounds (`cu_seq_lens_q`/`_k`, else read
+    from restarting `position_ids` when there is no mask), each sample attends within itself alone and no work is done
+    across samples: torch's kernel on a GPU in half precision (`torch_varlen`), `per_sample_attention` elsewhere;
+    without bounds (padded rows, generation), sdpa with the padding mask."""
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    causal = getattr(module, "is_causal", True) if is_causal is None else is_causal
+    if cu_seq_lens_q is None and attention_mask is None and query.shape[2] == key.shape[2]:
+        cu_seq_lens_q = packed_bounds(kwargs.get("position_ids"))
+    if cu_seq_lens_q is None:
+        if attention_mask is not None and attention_mask.ndim == 2:       # flash's mask: 2-D padding, made sdpa's 4-D
+            from transformers.masking_utils import bidirectional_mask_function, causal_mask_function, sdpa_mask
+            n, kv = query.shape[2], key.shape[2]
+            attention_mask = sdpa_mask(batch_size=query.shape[0], q_length=n, kv_length=kv, q_offset=kv - n,
+                                       mask_function=causal_mask_function if causal else bidirectional_mask_function,
+                                       attention_mask=attention_mask, allow_is_causal_skip=causal,
+                                       allow_is_bidirectional_skip=not causal, device=query.device)
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      is_causal=causal, **kwargs)
+    if attention_mask is not None:
+        raise ValueError("variable-length attention takes samples' bounds (cu_seq_lens_q) or a padding mask, not both")
+    b, heads, n, _ = query.shape
+    q, k, v = (t.transpose(1, 2).reshape(b * t.shape[2], t.shape[1], t.shape[3]) for t in (query, key, value))
+    cu_q = cu_seq_lens_q.to(q.device, torch.int32)
+    cu_k = cu_q if cu_seq_lens_k is None else cu_seq_lens_k.to(q.device, torch.int32)
+    dtype = q.dtype
+    if q.is_cuda and dtype == torch.float32:          # flash attention's rule: autocast's or the weights' precision
+        from transformers.integrations.flash_attention import get_target_dtype
+        if (target := get_target_dtype(q, module)) in (torch.float16, torch.bfloat16):
+            q, k, v = q.to(target), k.to(target), v.to(target)
+    if use_varlen_kernel(q):
+        if dropout: raise ConfigError(f"attention dropout {dropout}: torch's variable-length kernel has none (packing "
+                                      "on a GPU); set the model's attention_dropout to 0")
+        longest = lambda cu, m: int(cu.diff().max()) if m is None else int(m)
+        out = torch_varlen(q, k, v, cu_q, cu_k, longest(cu_q, max_length_q), longest(cu_k, max_length_k), causal,
+                           scaling)
+    else: out = per_sample_attention(q, k, v, cu_q, cu_k, causal, scaling, dropout)
+    return out.to(dtype).reshape(b, n, heads, -1), None
+
+# %% ../nbs/18_train.ipynb #3d0d9b17
+VARLEN_ATTENTION = "medvqa_flash_varlen"       # named "flash": Qwen-VL then hands it bounds, as it would flash-attn
+
+def attn_implementation(model) -> str:
+    "The attention implementation of the language model of `model` (PEFT-wrapped or not)."
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return target.config.get_text_config()._attn_implementation
+
+def use_varlen_attention(model) -> str:
+    """Run the language model and vision tower of `model` (a Qwen-VL model, PEFT-wrapped or not) on `varlen_attention`,
+    registered with transformers as `VARLEN_ATTENTION`, unless its language model runs flash attention already;
+    returns its language model's attention implementation."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, flash_attention_mask
+    AttentionInterface.register(VARLEN_ATTENTION, varlen_attention)
+    AttentionMaskInterface.register(VARLEN_ATTENTION, flash_attention_mask)   # no 4-D mask: a 2-D padding one or none
+    if not uses_flash(model):        # per part: for the whole model, a name with "flash" sends transformers to the hub
+        target = model.get_base_model() if hasattr(model, "get_base_model") else model
+        target.set_attn_implementation({"text_config": VARLEN_ATTENTION, "vision_config": VARLEN_ATTENTION})
+    return attn_implementation(model)
+
 # %% ../nbs/18_train.ipynb #8cf4440f
 def sample_lengths(conv: dict, processor, collator=None) -> tuple[int, int]:
     "(prompt tokens, images' included; answer tokens) of a `to_conversation` sample in TRL's vision collator."
@@ -559,7 +674,7 @@ def _trainer(backend, model, processor, args, train_ds, callbacks, rates=None, l
              packing: bool = False, max_length: int | None = None):
     """TRL's `SFTTrainer` for `backend`, the loss computed as `loss` says (`TrainSettings.loss`): counting what it
     trains on, keeping the stream's order (`medvqa.monitor`), resuming every weight or none (`medvqa.checkpoints`);
-    `packing`: its batches packed in rows of up to `max_length` tokens (`PackingCollator`)."""
+    `packing`: its batches packed (`PackingCollator`), each sample attended alone (`use_varlen_attention`)."""
     if backend == "unsloth":
         from unsloth.trainer import UnslothVisionDataCollator
         collator = UnslothVisionDataCollator(model, processor, resize="max", completion_only_loss=True)
@@ -578,6 +693,7 @@ def _trainer(backend, model, processor, args, train_ds, callbacks, rates=None, l
     if backend == "hf" and loss == "answer_only":
         trainer.data_collator = FakeImageCollator(trainer.data_collator, processor)
     if check_packing(packing, backend):
+        use_varlen_attention(model)                    # before the two below, which read the attention it runs
         patch_packed_forward(model)
         trainer.data_collator = PackingCollator(trainer.data_collator, model, processor, max_length)
     return trainer
@@ -902,6 +1018,7 @@ def train(settings: TrainSettings | str | None = None, /, **kw) -> dict:
         "dropped": dict(dropped),
         "max_length": s.max_length,
         "packing": s.packing,
+        "attn_implementation": attn_implementation(peft_model),    # the language model's (varlen_attention when packed)
         "padding_fraction": cn["padding_fraction"],                # padding tokens / all tokens of the batches
         "too_long": too_long,
         "seed": s.seed,

@@ -57,7 +57,7 @@ def test_gpu_train_groups():
 def test_gpu_train_packing_switch():
     import subprocess
     g = _load("gpu_train")
-    assert {"packing", "padding_fraction"} <= set(g.FIELDS)                 # printed and written with every row
+    assert {"packing", "padding_fraction", "attn_implementation"} <= set(g.FIELDS)   # printed and written with every row
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_train.py"), "--help"], capture_output=True,
                          text=True, check=True).stdout
     assert "--packing" in out and "padding_fraction" in out
@@ -79,3 +79,10 @@ def test_design_command_phases():
     assert p == {"start": 7.0, "load": 20.0, "compile": 40.0, "training": 20.0, "save": 20.0, "eval_load": 10.0,
                  "evaluate": 20.0, "report": 3.0}
     assert abs(sum(p.values()) - 140.0) < 1e-6                       # the phases add up to the wall time
+
+
+def test_varlen_check_needs_a_gpu():
+    import subprocess, torch
+    if torch.cuda.is_available(): return                                  # on a GPU it runs (minutes): not here
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "varlen_check.py")], capture_output=True, text=True)
+    assert r.returncode == 1 and "needs a CUDA GPU" in r.stderr, r.stderr[-2000:]
