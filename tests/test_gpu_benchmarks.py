@@ -86,3 +86,99 @@ def test_varlen_check_needs_a_gpu():
     if torch.cuda.is_available(): return                                  # on a GPU it runs (minutes): not here
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "varlen_check.py")], capture_output=True, text=True)
     assert r.returncode == 1 and "needs a CUDA GPU" in r.stderr, r.stderr[-2000:]
+
+
+def test_gpu_train_quant_plan():
+    g = _load("gpu_train")
+    runs = g.plan_runs(["quant"])
+    assert sorted((r["model"], r["backend"], r["quant"]) for r in runs) == sorted(
+        (m, b, q) for m in ("qwen3vl2b", "qwen2vl2b-4bit") for b in ("unsloth", "hf") for q in ("bf16", "4bit"))
+    assert {(r["batch"], r["grad_accum"]) for r in runs} == {(8, 1)}                   # the same batch for every row
+    assert all(r["plan"] == "quant" and g.memory_step(r["env"][g.MEMORY_ENV]) == 2 for r in runs)
+    groups = g.group_runs(runs)                                                         # a process per model and backend
+    assert len(groups) == 4 and all({c["quant"] for c in grp} == {"bf16", "4bit"} for grp in groups)
+    assert g.memory_step("") is None and g.memory_step("3") == 3
+    for bad in ("0", "2-4", "on"):
+        try: g.memory_step(bad)
+        except ValueError as e: assert g.MEMORY_ENV in str(e)
+        else: raise AssertionError(f"{bad!r} accepted")
+
+
+def test_gpu_train_memory_breakdown_cpu():
+    "The breakdown on a CPU: parameters, gradients and AdamW's state counted from the tensors; no CUDA numbers."
+    import torch
+    g = _load("gpu_train")
+    gib = lambda n: round(n / 2**30, 6)
+    model = torch.nn.Sequential(torch.nn.Linear(512, 256), torch.nn.Linear(256, 64, bias=False)).to(torch.bfloat16)
+    model[1].weight.requires_grad_(False)
+    model.register_buffer("scale", torch.ones(1024))                        # float32 buffer
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+    model(torch.randn(4, 512, dtype=torch.bfloat16)).float().pow(2).sum().backward()
+    grads = g.grad_bytes(model)
+    opt.step()
+    m = g.memory_breakdown(model, opt, grads)
+    trainable, frozen = (512 * 256 + 256) * 2, 256 * 64 * 2                # bf16 bytes
+    assert grads == {"bfloat16": trainable} and m["grads_gib"] == gib(trainable)
+    assert m["params_gib_by_dtype"] == {"bfloat16": gib(trainable + frozen)} and m["trainable_gib"] == gib(trainable)
+    assert m["buffers_gib"] == gib(1024 * 4)
+    opt_bytes = sum(t.untyped_storage().nbytes() for st in opt.state.values() for t in st.values())
+    assert opt_bytes >= 2 * trainable and m["optimizer_state_gib"] == gib(opt_bytes)        # exp_avg, exp_avg_sq, step
+    assert m["linear4bit_gib"] == {} and m["linear4bit_layers"] == 0 and m["cuda"] is None and g.cuda_stats() is None
+    assert m["persistent_gib"] == gib(2 * trainable + frozen + 1024 * 4 + opt_bytes)
+    assert m["cpu_gib"] == gib(trainable + frozen + 1024 * 4 + opt_bytes)    # all but the gradients (counted apart)
+    assert g.memory_breakdown(model)["optimizer_state_gib"] == 0 and g.memory_breakdown(model)["grads_gib"] is None
+
+
+def test_gpu_train_memory_4bit_storage():
+    "bitsandbytes' packed weights and their quantisation state are counted apart from the 16-bit parameters."
+    import torch
+    g = _load("gpu_train")
+    Params4bit = type("Params4bit", (torch.nn.Parameter,), {})                # the names bitsandbytes uses
+    Linear4bit = type("Linear4bit", (torch.nn.Module,), {})
+    QuantState = type("QuantState", (), {})
+    lin = Linear4bit(); torch.nn.Module.__init__(lin)
+    lin.weight = Params4bit(torch.zeros(4096, 1, dtype=torch.uint8), requires_grad=False)
+    qs, nested = QuantState(), QuantState()
+    qs.absmax, qs.code, nested.absmax = torch.zeros(64, dtype=torch.uint8), torch.zeros(16), torch.zeros(2)
+    qs.state2 = nested; lin.weight.quant_state = qs
+    model = torch.nn.ModuleDict({"visual": torch.nn.Linear(4, 4), "layer": lin})
+    m = g.memory_breakdown(model)
+    assert m["linear4bit_layers"] == 1
+    assert m["linear4bit_gib"] == {"weight": round(4096 / 2**30, 6), "quant_state": round((64 + 64 + 8) / 2**30, 6)}
+    assert set(m["params_gib_by_dtype"]) == {"float32"} and m["grads_gib"] is None
+    assert m["params_gib_by_part"] == {"visual": round(20 * 4 / 2**30, 6), "language": round((4096 + 136) / 2**30, 6)}
+
+
+def test_gpu_train_trace_peak():
+    "The step's peak and what was live there, replayed from an allocator trace."
+    g = _load("gpu_train")
+    M = 2**20
+    fr = lambda f: [{"filename": "/x/torch/nn/functional.py", "line": 1, "name": "linear"},
+                    {"filename": f"/site-packages/{f}", "line": 7, "name": "forward"}]
+    trace = [{"action": "alloc", "addr": 1, "size": 100 * M, "frames": fr("transformers/models/m.py")},
+             {"action": "alloc", "addr": 2, "size": 300 * M, "frames": fr("bitsandbytes/functional.py")},
+             {"action": "free_requested", "addr": 2, "size": 300 * M},
+             {"action": "free_completed", "addr": 2, "size": 300 * M},
+             {"action": "alloc", "addr": 3, "size": 50 * M, "frames": []},
+             {"action": "free_requested", "addr": 9, "size": 1000 * M}]         # a block from before the step
+    res, lines = g.trace_peak(trace, start=2000 * M)
+    assert res["step_peak_gib"] == round(2400 / 1024, 6) and res["peak_event"] == "2 of 6"
+    assert res["live_at_peak_gib"] == round(400 / 1024, 6) and res["live_blocks"] == 2
+    assert res["peak_site"] == "bitsandbytes/functional.py:7 forward"
+    assert [s[0] for s in res["sites"]] == ["bitsandbytes/functional.py:7 forward", "transformers/models/m.py:7 forward"]
+    assert "300.0  bitsandbytes/functional.py:7 forward" in lines[1]
+    assert g.alloc_site([]).startswith("(no Python frame")
+    outermost_first = [{"filename": "/b/gpu_train.py", "line": 1, "name": "<module>"},
+                       {"filename": "/s/transformers/trainer.py", "line": 2, "name": "train"}] + fr("peft/tuners/lora/bnb.py")[::-1]
+    assert g.alloc_site(outermost_first) == "peft/tuners/lora/bnb.py:7 forward"
+    flat, _ = g.trace_peak([{"action": "free_requested", "addr": 9, "size": M}], start=5 * M)   # never above the start
+    assert flat["step_peak_gib"] == round(5 / 1024, 6) and flat["peak_site"] is None and flat["live_blocks"] == 0
+
+
+def test_gpu_train_quant_lines():
+    g = _load("gpu_train")
+    row = lambda b, q, peak, st="ok": dict(plan="quant", model="qwen2vl2b-4bit", backend=b, quant=q, peak_gib=peak, status=st)
+    lines = g.quant_lines([row("unsloth", "bf16", 10.0), row("unsloth", "4bit", 5.0), row("hf", "bf16", 10.0),
+                           row("hf", "4bit", None, "not run: 4-bit weights (bitsandbytes) need a CUDA GPU")])
+    assert len(lines) == 1 and "unsloth: 5.00 / 10.00 GiB = 0.50x (met" in lines[0]
+    assert "hf: no ratio (not run: 4-bit weights" in lines[0]
