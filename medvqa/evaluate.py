@@ -166,7 +166,7 @@ def dequantize_if_room(model, headroom: float = 0.5) -> bool:
     need = quantized_linear_bytes(model)
     if not need or getattr(model, "hf_quantizer", None) is None or not torch.cuda.is_available(): return False
     if need > headroom * free_gpu_bytes(model.device): return False
-    model.dequantize(dtype=getattr(model.config, "dtype", None) or torch.bfloat16)
+    model.dequantize()                                    # in place, to the dtype the model was loaded in
     return True
 
 def fold_adapter(model):
