@@ -352,7 +352,7 @@ def evaluate(model: str,                          # a registry model (see `medvq
              split_column: str | None = None,
              explanation_column: str | None = None,   # the column holding an explanation of the answer (None: none)
              output_dir: str | None = None,       # where to write predictions.jsonl, metrics.json and eval_summary.json
-             # questions answered per batch (None: 16 on a CPU; on a GPU as many as its free memory holds, at most 256)
+             # questions answered per batch (None: 16 on a CPU; on a GPU as many as its free memory holds, at most 512)
              batch_size: int | None = None,
              max_new_tokens: int = 32,            # longest answer generated, in tokens
              resume: bool = False,                # continue the predictions already in output_dir

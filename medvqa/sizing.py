@@ -133,7 +133,7 @@ def kv_cache_bytes(config, tokens: int, dtype_bytes: int = 2) -> int:
     return 2 * _cfg(t, "num_hidden_layers") * kv_heads * head_dim * dtype_bytes * tokens
 
 def pick_eval_batch(config, max_pixels: int, max_new_tokens: int, free_bytes: int | None = None, cpu_batch: int = 16,
-                    max_batch: int = 256, share: float = 0.5, margin: float = 3.0) -> int:
+                    max_batch: int = 512, share: float = 0.5, margin: float = 3.0) -> int:
     """Questions per generation batch: `cpu_batch` without a GPU (`free_bytes` None); on one, the largest power of two
     whose key/value caches (a one-image sample: its image tokens at `max_pixels`, 64 of text, `max_new_tokens`),
     `margin` times over, fit `share` of `free_bytes`; at most `max_batch`."""
