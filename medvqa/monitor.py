@@ -142,8 +142,9 @@ def count_params(model) -> int:
     return sum(p.numel() * (2 if p.__class__.__name__ == "Params4bit" else 1) for p in model.parameters())
 
 def count_4bit(model) -> dict:
-    "How many bitsandbytes 4-bit linear layers the model holds, in all and in the vision tower."
-    names = [n for n, m in model.named_modules() if m.__class__.__name__ == "Linear4bit"]
+    """How many bitsandbytes 4-bit linear layers the model holds, in all and in the vision tower; PEFT's LoRA wrapper of
+    one (also named Linear4bit, holding it as `base_layer`) is not another."""
+    names = [n for n, m in model.named_modules() if type(m).__name__ == "Linear4bit" and not hasattr(m, "base_layer")]
     return {"total": len(names), "visual": sum(".visual." in f".{n}." for n in names)}
 
 # %% ../nbs/17_monitor.ipynb #152c7a26
