@@ -182,3 +182,10 @@ def test_gpu_train_quant_lines():
                            row("hf", "4bit", None, "not run: 4-bit weights (bitsandbytes) need a CUDA GPU")])
     assert len(lines) == 1 and "unsloth: 5.00 / 10.00 GiB = 0.50x (met" in lines[0]
     assert "hf: no ratio (not run: 4-bit weights" in lines[0]
+
+
+def test_eval_profile_needs_a_gpu():
+    import subprocess, torch
+    if torch.cuda.is_available(): return                                  # on a GPU it runs (minutes): not here
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eval_profile.py")], capture_output=True, text=True)
+    assert r.returncode == 1 and "needs a CUDA GPU" in r.stderr, r.stderr[-2000:]

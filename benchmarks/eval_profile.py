@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Where the evaluation of VQA-RAD-sized test sets spends its time (issue 27 item 1: profile before optimising).
+
+The set-up of `eval_speed.py` (full-size random Qwen3-VL-2B in bf16, 451 synthetic 448-pixel questions, 32 tokens
+forced per answer, model load excluded), on a lent GPU:
+
+1. `medvqa.evaluate.evaluate` end to end at batch 256, at medvqa's default (`batch_size=None`: sized by free memory)
+   and at 128; one row each, in eval_speed.py's format, to OUT/eval_cuda_<model>_batched_<b256|auto|b128>.json;
+2. one batch of 128 taken apart: reading the images from the data set, `to_images`, the processor (on the CPU, and
+   its torchvision backend on the GPU for comparison), prefill alone (`max_new_tokens=1`), 32 tokens, the vision tower;
+3. a cProfile of one evaluation of 128 (Python's view) and a torch profile of one generation of 8 tokens (kernels);
+4. transformers' static cache, which compiles the decode step: first call (compilation), then steady, and whether its
+   greedy tokens equal the dynamic cache's.
+
+    python benchmarks/eval_profile.py            # OUT defaults to /tmp/medvqa-eval-profile
+
+Everything goes to OUT (eval_profile.json, cprofile_*.txt, torchprof_*.txt), written as it is measured, so a run cut
+short keeps what it measured.
+"""
+from __future__ import annotations
+import cProfile, io, json, os, pstats, sys, time, traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE)); sys.path.insert(0, str(HERE.parent))
+
+
+def main(model: str = "qwen3vl2b", samples: int = 451, size: int = 448, tokens: int = 32):
+    import torch
+    from eval_speed import synthetic_data, load, run
+    from medvqa.core import library_versions
+    from medvqa.evaluate import to_images
+    from medvqa.chat import render_prompt
+    if not torch.cuda.is_available(): sys.exit("eval_profile.py needs a CUDA GPU")
+    out = Path(os.environ.get("OUT") or "/tmp/medvqa-eval-profile"); out.mkdir(parents=True, exist_ok=True)
+    res: dict = {}
+    save = lambda: (out / "eval_profile.json").write_text(json.dumps(res, indent=1, default=str))
+    def T(): torch.cuda.synchronize(); return time.perf_counter()
+
+    t = time.perf_counter(); sp = load(model, "cuda", None); res["load_s"] = time.perf_counter() - t
+    m, p = sp.model, sp.processor
+    res.update(attn=str(m.config._attn_implementation), image_processor=type(p.image_processor).__name__)
+    ds = synthetic_data(samples, size)
+    run(sp, ds.select(range(4)), 4, tokens, Path("/tmp/medvqa-ep-warmup"))
+    for b in (256, None, 128):                                         # 1. end to end
+        torch.cuda.reset_peak_memory_stats()
+        wall, cpu = run(sp, ds, b, tokens, Path(f"/tmp/medvqa-ep-{b}"))
+        summ = json.loads(Path(f"/tmp/medvqa-ep-{b}/eval_summary.json").read_text())
+        res[f"evaluate_{b}"] = {"wall_s": wall, "cpu_s": cpu, "batch": summ["batch_size"]}
+        row = {"kind": "eval", "mode": "batched", "model": model, "device": "cuda", "device_name": torch.cuda.get_device_name(0),
+               "batch": summ["batch_size"], "batch_asked": b, "samples": samples, "samples_per_s": samples / wall,
+               "wall_s": wall, "cpu_s": cpu, "max_new_tokens": tokens, "forced_new_tokens": "eos_token_id=None",
+               "image_size": size, "dtype": str(m.dtype).replace("torch.", ""), "weights": summ.get("weights"),
+               "load_s": res["load_s"], "threads": torch.get_num_threads(), "load_average": os.getloadavg()[0],
+               "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+               "versions": {k: v for k, v in library_versions().items() if v},
+               "note": "random-init weights; every sample forced to generate max_new_tokens tokens (no end-of-sequence "
+                       "token); synthetic noise images and questions; timed through medvqa.evaluate.evaluate, model load excluded"}
+        (out / f"eval_cuda_{model}_batched_{'auto' if b is None else f'b{b}'}.json").write_text(json.dumps(row, indent=2))
+        print(f"batch {summ['batch_size']} ({'default' if b is None else 'asked'}): {samples} in {wall:.2f} s", flush=True)
+        save()
+
+    pr = cProfile.Profile(); pr.enable()                               # 3a. Python's view of one evaluation of 128
+    run(sp, ds.select(range(128)), 128, tokens, Path("/tmp/medvqa-ep-prof")); pr.disable()
+    for key in ("cumulative", "tottime"):
+        s = io.StringIO(); pstats.Stats(pr, stream=s).sort_stats(key).print_stats(50)
+        (out / f"cprofile_b128_{key}.txt").write_text(s.getvalue())
+
+    sel = ds.select(range(128))                                        # 2. one batch taken apart
+    t = T(); raw = sel["images"]; res["read_images_128"] = T() - t
+    t = T(); ims = [to_images(x, sp.spec.max_pixels) for x in raw]; res["to_images_128"] = T() - t
+    texts = [render_prompt(p, q, len(i)) for i, q in zip(ims, sel["question"])]
+    flat = [i for x in ims for i in x]
+    t = T(); inputs = p(text=texts, images=flat, return_tensors="pt", padding=True, padding_side="left")
+    res["processor_128"] = T() - t
+    inputs = inputs.to("cuda"); inputs["pixel_values"] = inputs["pixel_values"].to(m.dtype)
+    res["input_shape_128"] = list(inputs["input_ids"].shape)
+    kw = dict(do_sample=False, pad_token_id=p.tokenizer.pad_token_id, eos_token_id=None, temperature=None, top_p=None,
+              top_k=None)
+    with torch.inference_mode():
+        t = T(); m.generate(**inputs, max_new_tokens=1, **kw); res["prefill_128"] = T() - t
+        t = T(); ref = m.generate(**inputs, max_new_tokens=tokens, **kw); res[f"generate{tokens}_128"] = T() - t
+        try:
+            t = T(); m.model.visual(inputs["pixel_values"], grid_thw=inputs["image_grid_thw"]); res["vision_tower_128"] = T() - t
+        except Exception as e: res["vision_tower_error"] = repr(e)[:300]
+    save(); print({k: v for k, v in res.items() if k.endswith("_128")}, flush=True)
+
+    from torch.profiler import profile, ProfilerActivity              # 3b. kernels of 8 tokens
+    with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        m.generate(**inputs, max_new_tokens=8, **kw)
+    for key in ("cpu_time_total", "cuda_time_total"):
+        (out / f"torchprof_b128_{key}.txt").write_text(prof.key_averages().table(sort_by=key, row_limit=40))
+
+    try:                                                               # 4. static cache, compiled decode step
+        with torch.inference_mode():
+            for i in range(3):
+                t = T(); o = m.generate(**inputs, max_new_tokens=tokens, cache_implementation="static", **kw)
+                res[f"static_call{i + 1}_128"] = T() - t; save()
+        res["static_same_tokens"] = bool(torch.equal(o, ref))
+        res["static_token_agreement"] = float((o == ref).float().mean())
+    except Exception:
+        res["static_error"] = traceback.format_exc()[-1500:]
+    save(); print(json.dumps(res, indent=1, default=str))
+    return res
+
+
+if __name__ == "__main__":
+    main()
