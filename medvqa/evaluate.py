@@ -157,7 +157,8 @@ def load_adapter(model, adapter, key: str):
 # %% ../nbs/15_evaluate.ipynb #214e491a
 def quantized_linear_bytes(model) -> int:
     "Bytes the 4-bit (bitsandbytes) linear layers of `model` would take in 16 bits; 0 for a model that is not 4-bit."
-    return sum(2 * m.in_features * m.out_features for m in model.modules() if type(m).__name__ == "Linear4bit")
+    return sum(2 * m.in_features * m.out_features for m in model.modules()
+               if type(m).__name__ == "Linear4bit" and not hasattr(m, "base_layer"))     # not PEFT's wrapper of one
 
 def dequantize_if_room(model, headroom: float = 0.5) -> bool:
     """Dequantize a bitsandbytes 4-bit `model` (not yet wrapped by PEFT) to its compute dtype, in place, when the 16-bit
@@ -223,7 +224,7 @@ class Specialist:
         return self.answer_batch([images], [question], explain=explain, max_new_tokens=max_new_tokens)[0]
 
     def weights(self) -> str:
-        "How the weights that generate are held, for the evaluation summary: e.g. 'bfloat16, adapter merged'."
+        "How the weights that generate are held, for the evaluation summary: e.g. 'bfloat16, LoRA adapter merged'."
         out = ["4-bit" if quantized_linear_bytes(self.model) else str(self.model.dtype).replace("torch.", "")]
         if self.dequantized: out.append("dequantized from 4-bit")
         if hasattr(self.model, "peft_config"): out.append("LoRA adapter unmerged")
@@ -329,7 +330,6 @@ def score_in_memory(model, processor, spec, ds, batch_size: int = 64, max_new_to
 # %% ../nbs/15_evaluate.ipynb #9d3e6bc1
 def eval_batch(sp: Specialist, max_new_tokens: int) -> int:
     "The default evaluation batch of a loaded `Specialist` (`pick_eval_batch`): 16 on a CPU, by free memory on a GPU."
-    import torch
     dev = sp.model.device
     free = free_gpu_bytes(dev) if dev.type == "cuda" else None
     return pick_eval_batch(sp.model.config, sp.spec.max_pixels, max_new_tokens, free_bytes=free)
