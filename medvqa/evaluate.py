@@ -14,7 +14,7 @@ from .metrics import score
 from .chat import render_prompt
 from .models import cuda_available, get_spec, load_model, REGISTRY
 from .checkpoints import with_image_sizes
-from .sizing import free_gpu_bytes, pick_eval_batch
+from .sizing import free_gpu_bytes, linear4bit_layers, pick_eval_batch
 
 # %% auto #0
 __all__ = ['BLANK_GREY', 'to_images', 'blank_like', 'answer_part', 'generate_batch', 'is_model_folder', 'check_adapter',
@@ -157,8 +157,7 @@ def load_adapter(model, adapter, key: str):
 # %% ../nbs/15_evaluate.ipynb #214e491a
 def quantized_linear_bytes(model) -> int:
     "Bytes the 4-bit (bitsandbytes) linear layers of `model` would take in 16 bits; 0 for a model that is not 4-bit."
-    return sum(2 * m.in_features * m.out_features for m in model.modules()
-               if type(m).__name__ == "Linear4bit" and not hasattr(m, "base_layer"))     # not PEFT's wrapper of one
+    return sum(2 * m.in_features * m.out_features for _, m in linear4bit_layers(model))
 
 def dequantize_if_room(model, headroom: float = 0.5) -> bool:
     """Dequantize a bitsandbytes 4-bit `model` (not yet wrapped by PEFT) to its compute dtype, in place, when the 16-bit

@@ -8,6 +8,7 @@ import json, os, resource, time
 from pathlib import Path
 
 from .core import ConfigError, atomic_write_json, get_logger
+from .sizing import linear4bit_layers
 
 # %% auto #0
 __all__ = ['H100_BF16_FLOPS', 'stage_of', 'ordered_trainer', 'stage_callback', 'write_log_history', 'curve_point',
@@ -142,9 +143,8 @@ def count_params(model) -> int:
     return sum(p.numel() * (2 if p.__class__.__name__ == "Params4bit" else 1) for p in model.parameters())
 
 def count_4bit(model) -> dict:
-    """How many bitsandbytes 4-bit linear layers the model holds, in all and in the vision tower; PEFT's LoRA wrapper of
-    one (also named Linear4bit, holding it as `base_layer`) is not another."""
-    names = [n for n, m in model.named_modules() if type(m).__name__ == "Linear4bit" and not hasattr(m, "base_layer")]
+    "How many bitsandbytes 4-bit linear layers (`linear4bit_layers`) the model holds, in all and in the vision tower."
+    names = [n for n, _ in linear4bit_layers(model)]
     return {"total": len(names), "visual": sum(".visual." in f".{n}." for n in names)}
 
 # %% ../nbs/17_monitor.ipynb #152c7a26

@@ -12,8 +12,8 @@ from .models import cuda_available
 
 # %% auto #0
 __all__ = ['pick_backend', 'pick_optimizer', 'estimate_memory_gib', 'torch_total_memory_gib', 'pick_batch', 'activation_gib',
-           'pick_checkpointing', 'resolve_batch', 'free_gpu_bytes', 'kv_cache_bytes', 'pick_eval_batch',
-           'loader_settings', 'keep_freed_memory']
+           'pick_checkpointing', 'resolve_batch', 'linear4bit_layers', 'free_gpu_bytes', 'kv_cache_bytes',
+           'pick_eval_batch', 'loader_settings', 'keep_freed_memory']
 
 # %% ../nbs/12_sizing.ipynb #81d5ba2e
 def pick_backend(backend: str = "auto") -> str:
@@ -113,15 +113,22 @@ def resolve_batch(spec, batch_size=None, grad_accum=None, has_cuda=False, load_i
     return pick_batch(eff, has_cuda, params_b=spec.params_b or 2.0, load_in_4bit=q4, memory_bound_gib=memory_bound_gib,
                       cpu_batch=spec.batch_size)
 
-# %% ../nbs/12_sizing.ipynb #e591466d
-def _cfg(c, key, default=None):
-    return c.get(key, default) if isinstance(c, dict) else getattr(c, key, default)
+# %% ../nbs/12_sizing.ipynb #fa11345d
+def linear4bit_layers(model) -> list:
+    """(name, module) of each bitsandbytes 4-bit linear layer of `model`; PEFT's LoRA wrapper of one (also named
+    Linear4bit, holding it as `base_layer`) is not another."""
+    return [(n, m) for n, m in model.named_modules()
+            if type(m).__name__ == "Linear4bit" and not hasattr(m, "base_layer")]
 
 def free_gpu_bytes(device=None) -> int:
     """Bytes this process can still have on a CUDA `device`: the GPU's free memory and what torch's allocator holds
     unused (a finished training run's blocks, kept for reuse)."""
     import torch
     return torch.cuda.mem_get_info(device)[0] + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+
+# %% ../nbs/12_sizing.ipynb #e591466d
+def _cfg(c, key, default=None):
+    return c.get(key, default) if isinstance(c, dict) else getattr(c, key, default)
 
 def kv_cache_bytes(config, tokens: int, dtype_bytes: int = 2) -> int:
     """Bytes of the key/value cache of `tokens` tokens of a Qwen-VL model `config` (a config or its dict): keys and
