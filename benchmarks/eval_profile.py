@@ -4,11 +4,15 @@
 The set-up of `eval_speed.py` (full-size random Qwen3-VL-2B in bf16, 451 synthetic 448-pixel questions, 32 tokens
 forced per answer, model load excluded), on a lent GPU:
 
-1. `medvqa.evaluate.evaluate` end to end at batch 256, at medvqa's default (`batch_size=None`: sized by free memory)
-   and at 128; one row each, in eval_speed.py's format, to OUT/eval_cuda_<model>_batched_<b256|auto|b128>.json;
-2. one batch of 128 taken apart: reading the images from the data set, `to_images`, the processor (on the CPU, and
-   its torchvision backend on the GPU for comparison), prefill alone (`max_new_tokens=1`), 32 tokens, the vision tower;
-3. a cProfile of one evaluation of 128 (Python's view) and a torch profile of one generation of 8 tokens (kernels);
+1. `medvqa.evaluate.evaluate` end to end at medvqa's default batch (`batch_size=None`: sized by free memory) with
+   images prepared on one thread (`image_workers=1`) and on the default threads (`image_workers=None`: every core, up
+   to 16, a batch ahead of generation), then at batch 256 and 128 on the default threads; one row each, in
+   eval_speed.py's format, to OUT/eval_cuda_<model>_batched_<auto|b256|b128>[_w1].json (`_w1`: one thread);
+2. one batch of 128 taken apart: reading the images from the data set, `to_images`, the processor (on the CPU), the
+   same two on the default threads (`to_image_lists`, `chunked_processor`; their inputs compared with the plain ones),
+   prefill alone (`max_new_tokens=1`), 32 tokens, the vision tower;
+3. a cProfile of one evaluation of 128 with images on one thread (Python's view: a profile sees its own thread only)
+   and a torch profile of one generation of 8 tokens (kernels);
 4. transformers' static cache, which compiles the decode step: first call (compilation), then steady, and whether its
    greedy tokens equal the dynamic cache's.
 
@@ -29,7 +33,7 @@ def main(model: str = "qwen3vl2b", samples: int = 451, size: int = 448, tokens: 
     import torch
     from eval_speed import synthetic_data, load, run
     from medvqa.core import library_versions
-    from medvqa.evaluate import to_images
+    from medvqa.evaluate import to_images, to_image_lists, chunked_processor, default_image_workers
     from medvqa.chat import render_prompt
     if not torch.cuda.is_available(): sys.exit("eval_profile.py needs a CUDA GPU")
     out = Path(os.environ.get("OUT") or "/tmp/medvqa-eval-profile"); out.mkdir(parents=True, exist_ok=True)
@@ -42,13 +46,16 @@ def main(model: str = "qwen3vl2b", samples: int = 451, size: int = 448, tokens: 
     res.update(attn=str(m.config._attn_implementation), image_processor=type(p.image_processor).__name__)
     ds = synthetic_data(samples, size)
     run(sp, ds.select(range(4)), 4, tokens, Path("/tmp/medvqa-ep-warmup"))
-    for b in (256, None, 128):                                         # 1. end to end
+    for b, w in ((None, 1), (None, None), (256, None), (128, None)):   # 1. end to end
         torch.cuda.reset_peak_memory_stats()
-        wall, cpu = run(sp, ds, b, tokens, Path(f"/tmp/medvqa-ep-{b}"))
-        summ = json.loads(Path(f"/tmp/medvqa-ep-{b}/eval_summary.json").read_text())
-        res[f"evaluate_{b}"] = {"wall_s": wall, "cpu_s": cpu, "batch": summ["batch_size"]}
+        name = f"{'auto' if b is None else f'b{b}'}{'' if w is None else f'_w{w}'}"
+        wall, cpu = run(sp, ds, b, tokens, Path(f"/tmp/medvqa-ep-{name}"), image_workers=w)
+        summ = json.loads(Path(f"/tmp/medvqa-ep-{name}/eval_summary.json").read_text())
+        res[f"evaluate_{b}" + ("" if w is None else f"_w{w}")] = {
+            "wall_s": wall, "cpu_s": cpu, "batch": summ["batch_size"], "image_workers": summ["image_workers"]}
         row = {"kind": "eval", "mode": "batched", "model": model, "device": "cuda", "device_name": torch.cuda.get_device_name(0),
-               "batch": summ["batch_size"], "batch_asked": b, "samples": samples, "samples_per_s": samples / wall,
+               "batch": summ["batch_size"], "batch_asked": b, "image_workers": summ["image_workers"],
+               "image_workers_asked": w, "samples": samples, "samples_per_s": samples / wall,
                "wall_s": wall, "cpu_s": cpu, "max_new_tokens": tokens, "forced_new_tokens": "eos_token_id=None",
                "image_size": size, "dtype": str(m.dtype).replace("torch.", ""), "weights": summ.get("weights"),
                "load_s": res["load_s"], "threads": torch.get_num_threads(), "load_average": os.getloadavg()[0],
@@ -56,12 +63,13 @@ def main(model: str = "qwen3vl2b", samples: int = 451, size: int = 448, tokens: 
                "versions": {k: v for k, v in library_versions().items() if v},
                "note": "random-init weights; every sample forced to generate max_new_tokens tokens (no end-of-sequence "
                        "token); synthetic noise images and questions; timed through medvqa.evaluate.evaluate, model load excluded"}
-        (out / f"eval_cuda_{model}_batched_{'auto' if b is None else f'b{b}'}.json").write_text(json.dumps(row, indent=2))
-        print(f"batch {summ['batch_size']} ({'default' if b is None else 'asked'}): {samples} in {wall:.2f} s", flush=True)
+        (out / f"eval_cuda_{model}_batched_{name}.json").write_text(json.dumps(row, indent=2))
+        print(f"batch {summ['batch_size']} ({'default' if b is None else 'asked'}), {summ['image_workers']} image threads: "
+              f"{samples} in {wall:.2f} s", flush=True)
         save()
 
     pr = cProfile.Profile(); pr.enable()                               # 3a. Python's view of one evaluation of 128
-    run(sp, ds.select(range(128)), 128, tokens, Path("/tmp/medvqa-ep-prof")); pr.disable()
+    run(sp, ds.select(range(128)), 128, tokens, Path("/tmp/medvqa-ep-prof"), image_workers=1); pr.disable()
     for key in ("cumulative", "tottime"):
         s = io.StringIO(); pstats.Stats(pr, stream=s).sort_stats(key).print_stats(50)
         (out / f"cprofile_b128_{key}.txt").write_text(s.getvalue())
@@ -73,6 +81,12 @@ def main(model: str = "qwen3vl2b", samples: int = 451, size: int = 448, tokens: 
     flat = [i for x in ims for i in x]
     t = T(); inputs = p(text=texts, images=flat, return_tensors="pt", padding=True, padding_side="left")
     res["processor_128"] = T() - t
+    w = res["image_workers"] = default_image_workers("cuda")          # the same two on evaluate's default threads
+    t = T(); ims_w = to_image_lists(raw, sp.spec.max_pixels, w); res["to_images_parallel_128"] = T() - t
+    t = T(); inputs_w = chunked_processor(p, w)(text=texts, images=[i for x in ims_w for i in x], return_tensors="pt",
+                                                padding=True, padding_side="left")
+    res["processor_parallel_128"] = T() - t
+    res["parallel_same_inputs"] = set(inputs_w) == set(inputs) and all(torch.equal(inputs_w[k], inputs[k]) for k in inputs)
     inputs = inputs.to("cuda"); inputs["pixel_values"] = inputs["pixel_values"].to(m.dtype)
     res["input_shape_128"] = list(inputs["input_ids"].shape)
     kw = dict(do_sample=False, pad_token_id=p.tokenizer.pad_token_id, eos_token_id=None, temperature=None, top_p=None,

@@ -67,14 +67,15 @@ def load(model: str, device: str, model_dir: str | None):
     return Specialist.wrap(m, p, model)
 
 
-def run(sp, ds, batch: int, tokens: int, out_dir: Path) -> tuple[float, float]:
-    "(wall seconds, process CPU seconds) of one evaluation."
+def run(sp, ds, batch: int, tokens: int, out_dir: Path, image_workers: int | None = None) -> tuple[float, float]:
+    "(wall seconds, process CPU seconds) of one evaluation (`image_workers`: evaluate's, None its default)."
     import torch
     from medvqa.evaluate import evaluate
     if out_dir.exists(): shutil.rmtree(out_dir)
     if torch.cuda.is_available(): torch.cuda.synchronize()
     t, c = time.perf_counter(), time.process_time()
-    evaluate(sp, data=ds, output_dir=out_dir, batch_size=batch, max_new_tokens=tokens, eos_token_id=None, progress=False)
+    evaluate(sp, data=ds, output_dir=out_dir, batch_size=batch, max_new_tokens=tokens, eos_token_id=None, progress=False,
+             image_workers=image_workers)
     if torch.cuda.is_available(): torch.cuda.synchronize()
     return time.perf_counter() - t, time.process_time() - c
 

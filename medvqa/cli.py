@@ -142,7 +142,8 @@ def cmd_evaluate(a):
     from medvqa.evaluate import evaluate
     m = evaluate(a.model, data=a.data, adapter=a.adapter, split=a.split, output_dir=a.output,
                  batch_size=a.batch_size, max_new_tokens=a.max_new_tokens, resume=a.resume,
-                 model_path=a.model_path, max_samples=a.max_samples, blind=a.blind, **_data_args(a), **_image_args(a))
+                 model_path=a.model_path, max_samples=a.max_samples, blind=a.blind, image_workers=a.image_workers,
+                 **_data_args(a), **_image_args(a))
     _print(m)
 
 def cmd_score(a):
@@ -439,8 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from medvqa.checkpoints import IMAGE_SIZES
     from medvqa.evaluate import evaluate
-    # --max-pixels, --min-pixels: evaluate()'s own docs
-    add_options(e, [q for q in signature_params(evaluate) if q.name in IMAGE_SIZES])
+    # --max-pixels, --min-pixels, --image-workers: evaluate()'s own docs
+    add_options(e, [q for q in signature_params(evaluate) if q.name in (*IMAGE_SIZES, "image_workers")])
     e.set_defaults(func=cmd_evaluate)
 
     sc = sub.add_parser(

@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_evaluate.ipynb #fe58708f
 from __future__ import annotations
-import gc, json, time, warnings
+import contextlib, copy, gc, json, time, warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -17,9 +17,11 @@ from .checkpoints import with_image_sizes
 from .sizing import free_gpu_bytes, linear4bit_layers, pick_eval_batch
 
 # %% auto #0
-__all__ = ['BLANK_GREY', 'to_images', 'blank_like', 'answer_part', 'generate_batch', 'is_model_folder', 'check_adapter',
+__all__ = ['BLANK_GREY', 'to_images', 'blank_like', 'answer_part', 'default_image_workers', 'to_image_lists', 'ChunkedImages',
+           'chunked_processor', 'batch_inputs', 'generate_from', 'generate_batch', 'is_model_folder', 'check_adapter',
            'load_adapter', 'quantized_linear_bytes', 'dequantize_if_room', 'fold_adapter', 'Specialist', 'eval_file',
-           'shard_of', 'merge_parts', 'predict_rows', 'score_in_memory', 'eval_batch', 'evaluate']
+           'shard_of', 'merge_parts', 'prepare_rows', 'predict_prepared', 'predict_rows', 'score_in_memory',
+           'prefetched', 'own_tokenizer', 'eval_batch', 'evaluate']
 
 # %% ../nbs/15_evaluate.ipynb #e0be1aae
 def to_images(images: Any, max_pixels: int) -> list:
@@ -43,15 +45,81 @@ def answer_part(text: str) -> str:
     "The answer in a generated text: everything before the first blank line, stripped."
     return str(text).strip().split("\n\n", 1)[0].strip()
 
+# %% ../nbs/15_evaluate.ipynb #7e24fd2a
+def default_image_workers(device) -> int:
+    """Threads that prepare images when none are asked for: the usable cores (at most 16) beside a GPU; 1 beside a CPU,
+    whose cores generate."""
+    import os
+    if getattr(device, "type", str(device).split(":")[0]) != "cuda": return 1
+    try: n = len(os.sched_getaffinity(0))             # the cores this process may use (its container's, its job's)
+    except AttributeError: n = os.cpu_count() or 1    # no affinity on macOS and Windows
+    return max(1, min(16, n))
+
+# %% ../nbs/15_evaluate.ipynb #d72576a8
+def _spans(n: int, parts: int) -> list[tuple[int, int]]:
+    "`parts` contiguous (start, stop) ranges that cover range(n) in order, their sizes differing by one at most."
+    return [(n * i // parts, n * (i + 1) // parts) for i in range(parts)]
+
+def to_image_lists(images: Sequence, max_pixels: int, workers: int = 1) -> list[list]:
+    """`to_images` of each sample's entry of `images` (a list, or a `datasets` column, which decodes what is read), in
+    order, on `workers` threads that each take a contiguous run of samples."""
+    workers = min(workers, len(images))
+    if workers <= 1: return [to_images(x, max_pixels) for x in images]
+    from concurrent.futures import ThreadPoolExecutor
+    run = lambda span: [to_images(x, max_pixels) for x in images[span[0]:span[1]]]
+    with ThreadPoolExecutor(workers, thread_name_prefix="medvqa-images") as ex:
+        return [ims for part in ex.map(run, _spans(len(images), workers)) for ims in part]
+
+# %% ../nbs/15_evaluate.ipynb #8361210f
+def _joined(values: list):
+    "The chunks' values of one output joined in order: tensors and arrays along their first axis, lists end to end."
+    import numpy as np, torch
+    if isinstance(values[0], torch.Tensor): return torch.cat(values)
+    if isinstance(values[0], np.ndarray): return np.concatenate(values)
+    if isinstance(values[0], list): return [v for vs in values for v in vs]
+    raise TypeError(f"image processor output of type {type(values[0]).__name__}: medvqa cannot join its chunks")
+
+class ChunkedImages:
+    """Stands in for a processor's image processor: a list of images in `workers` contiguous chunks (two images a
+    chunk at least), each processed on a thread by the real one, joined in order; every other attribute is the real
+    one's."""
+    def __init__(self, image_processor, workers: int): self.image_processor, self.workers = image_processor, workers
+
+    def __call__(self, images, *args, **kwargs):
+        from concurrent.futures import ThreadPoolExecutor
+        from transformers import BatchFeature
+        ip = self.image_processor
+        parts = min(self.workers, len(images) // 2) if isinstance(images, (list, tuple)) else 1
+        if parts < 2: return ip(images, *args, **kwargs)
+        with ThreadPoolExecutor(parts, thread_name_prefix="medvqa-images") as ex:
+            outs = list(ex.map(lambda s: ip(list(images[s[0]:s[1]]), *args, **kwargs), _spans(len(images), parts)))
+        return BatchFeature({k: _joined([o[k] for o in outs]) for k in outs[0]})
+
+    def __getattr__(self, name):
+        if name == "image_processor": raise AttributeError(name)        # not set yet (a copy being made): no recursion
+        return getattr(self.image_processor, name)
+
+def chunked_processor(processor, workers: int):
+    """`processor` with its image processor on `workers` threads (`ChunkedImages`): a shallow copy, the caller's
+    processor untouched; `processor` itself for one thread or a processor without images."""
+    if workers <= 1 or getattr(processor, "image_processor", None) is None: return processor
+    out = copy.copy(processor)
+    out.image_processor = ChunkedImages(processor.image_processor, workers)
+    return out
+
 # %% ../nbs/15_evaluate.ipynb #70f2ae20
-def generate_batch(model, processor, images: Sequence[list], questions: Sequence[str], max_new_tokens: int = 32,
-                   **generate_kwargs) -> list[str]:
-    "Greedy answers (full generated text) for a batch: `images[i]` (list of PIL images) goes with `questions[i]`."
-    import torch
+def batch_inputs(processor, images: Sequence[list], questions: Sequence[str], workers: int = 1):
+    """The model's inputs for a batch, on the CPU (a `BatchFeature`): `images[i]` (list of PIL images) with
+    `questions[i]`, prompts rendered, images processed on `workers` threads (`chunked_processor`), left-padded."""
     texts = [render_prompt(processor, q, len(ims)) for ims, q in zip(images, questions)]
     flat = [im for ims in images for im in ims]
-    inputs = processor(text=texts, images=flat or None, return_tensors="pt", padding=True, padding_side="left")
-    inputs = inputs.to(model.device)
+    return chunked_processor(processor, workers)(text=texts, images=flat or None, return_tensors="pt", padding=True,
+                                                 padding_side="left")
+
+def generate_from(model, processor, inputs, max_new_tokens: int = 32, **generate_kwargs) -> list[str]:
+    "Greedy answers (full generated text) to the prepared `inputs` of a batch (`batch_inputs`, left untouched)."
+    import torch
+    inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
     if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
         inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
     tok = getattr(processor, "tokenizer", processor)
@@ -64,6 +132,12 @@ def generate_batch(model, processor, images: Sequence[list], questions: Sequence
     with torch.inference_mode():
         out = model.generate(**inputs, **kw)
     return [t.strip() for t in processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)]
+
+def generate_batch(model, processor, images: Sequence[list], questions: Sequence[str], max_new_tokens: int = 32,
+                   **generate_kwargs) -> list[str]:
+    "Greedy answers (full generated text) for a batch: `images[i]` (list of PIL images) goes with `questions[i]`."
+    return generate_from(model, processor, batch_inputs(processor, images, questions), max_new_tokens,
+                         **generate_kwargs)
 
 # %% ../nbs/15_evaluate.ipynb #c3c76af1
 _ARCH_KEYS = (
@@ -294,20 +368,32 @@ def _barrier(world: int):
 _ROW_KEYS = ("id", "question", "answer", "prediction", "output", "answer_type", "source")
 
 
-def predict_rows(
-    model, processor, spec, batch, max_new_tokens: int = 32, blind: bool = False, **generate_kwargs
-) -> list[dict]:
-    """Greedy predictions for a `datasets` batch of samples, as the rows `predictions.jsonl` holds; `blind`: every image
-    mid-grey."""
-    ims = [to_images(x, spec.max_pixels) for x in batch["images"]]
+def prepare_rows(processor, spec, batch, blind: bool = False, workers: int = 1):
+    """The model's inputs (`batch_inputs`) for a `datasets` batch of samples, images prepared on `workers` threads;
+    `blind`: every image mid-grey."""
+    ims = to_image_lists(batch["images"], spec.max_pixels, workers)
     if blind: ims = [blank_like(x) for x in ims]
-    outs = generate_batch(model, processor, ims, batch["question"], max_new_tokens, **generate_kwargs)
+    return batch_inputs(processor, ims, batch["question"], workers)
+
+
+def predict_prepared(model, processor, batch, inputs, max_new_tokens: int = 32, **generate_kwargs) -> list[dict]:
+    "Greedy predictions for a `datasets` batch from its prepared `inputs` (`prepare_rows`): `predictions.jsonl` rows."
+    outs = generate_from(model, processor, inputs, max_new_tokens, **generate_kwargs)
     cols = [c for c in ("id", "question", "answer", "answer_type", "source", "categories") if c in batch.column_names]
     return [{"id": str(r.get("id", "")), "question": r["question"], "answer": r["answer"], "prediction": answer_part(o),
              "output": o, "answer_type": r.get("answer_type") or None, "source": r.get("source") or "unknown",
              # the source's labels
              **{k: v for k, v in json.loads(r.get("categories") or "{}").items() if k not in _ROW_KEYS}}
             for r, o in zip(batch.select_columns(cols), outs)]
+
+
+def predict_rows(
+    model, processor, spec, batch, max_new_tokens: int = 32, blind: bool = False, **generate_kwargs
+) -> list[dict]:
+    """Greedy predictions for a `datasets` batch of samples, as the rows `predictions.jsonl` holds; `blind`: every image
+    mid-grey."""
+    return predict_prepared(model, processor, batch, prepare_rows(processor, spec, batch, blind), max_new_tokens,
+                            **generate_kwargs)
 
 
 def score_in_memory(model, processor, spec, ds, batch_size: int = 64, max_new_tokens: int = 8) -> dict:
@@ -325,6 +411,32 @@ def score_in_memory(model, processor, spec, ds, batch_size: int = 64, max_new_to
     finally:
         model.train(was_training)
     return score(rows)
+
+# %% ../nbs/15_evaluate.ipynb #5def9d2e
+def prefetched(fn: Callable, items: Iterable, ahead: bool = True):
+    """`fn(item)` for each of `items`, in order; with `ahead`, `fn` of the next item runs on a background thread while
+    the caller works on this one's result (an error of `fn` is raised where its result is taken)."""
+    items = list(items)
+    if not ahead:
+        yield from map(fn, items)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+    ex = ThreadPoolExecutor(1, thread_name_prefix="medvqa-prepare")
+    try:
+        nxt = ex.submit(fn, items[0]) if items else None
+        for i in range(len(items)):
+            out = nxt.result()
+            if i + 1 < len(items): nxt = ex.submit(fn, items[i + 1])
+            yield out
+    finally:
+        ex.shutdown(wait=False, cancel_futures=True)              # stopped early: nothing more is started
+
+def own_tokenizer(processor):
+    """A shallow copy of `processor` with a deep copy of its tokenizer, for another thread: a fast tokenizer used by two
+    threads at once fails ("Already borrowed")."""
+    out = copy.copy(processor)
+    out.tokenizer = copy.deepcopy(processor.tokenizer)
+    return out
 
 # %% ../nbs/15_evaluate.ipynb #9d3e6bc1
 def eval_batch(sp: Specialist, max_new_tokens: int) -> int:
@@ -367,6 +479,8 @@ def evaluate(model: str,                          # a registry model (see `medvq
              max_pixels: int | None = None,
              # smallest image area in pixels, smaller images scaled up (None: the run's, else the model's own)
              min_pixels: int | None = None,
+             # threads preparing images, a batch ahead of generation (None: every core, up to 16, on a GPU; 1 on a CPU)
+             image_workers: int | None = None,
              **generate_kwargs) -> dict:
     """Batched greedy evaluation -> metrics dict; writes output_dir/predictions.jsonl (batch by batch), metrics.json,
     eval_summary.json."""
@@ -375,6 +489,8 @@ def evaluate(model: str,                          # a registry model (see `medvq
     if output_dir is None:
         raise ConfigError("evaluate needs an output_dir (--output) for predictions.jsonl and metrics.json")
     if batch_size is not None and batch_size < 1: raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if image_workers is not None and image_workers < 1:
+        raise ConfigError(f"image_workers must be >= 1, got {image_workers}")
     out = Path(output_dir); out.mkdir(parents=True, exist_ok=True)
     pred_path = out / eval_file("predictions.jsonl", blind)
     if ((pred_path.exists() and pred_path.stat().st_size > 0) or _parts(out, blind)) and not resume:
@@ -413,14 +529,21 @@ def evaluate(model: str,                          # a registry model (see `medvq
     else:
         sp = Specialist(model, adapter=adapter, model_path=model_path, max_pixels=max_pixels, min_pixels=min_pixels)
     if batch_size is None: batch_size = eval_batch(sp, max_new_tokens)
+    workers = default_image_workers(sp.model.device) if image_workers is None else image_workers
+    # several threads: each batch is prepared (with a tokenizer of its own) while the one before generates
+    prep = own_tokenizer(sp.processor) if workers > 1 else sp.processor
+    def prepare(idx):
+        batch = ds.select(idx)
+        return batch, prepare_rows(prep, sp.spec, batch, blind=blind, workers=workers)
     t0, n_new = time.perf_counter(), 0
     bar = tqdm(total=len(todo), desc=f"evaluate {sp.spec.key}{' (blind)' if blind else ''}", unit="sample",
                disable=not progress or rank > 0)
-    for b, start in enumerate(range(0, len(todo), batch_size)):
-        rows = predict_rows(sp.model, sp.processor, sp.spec, ds.select(todo[start:start + batch_size]), max_new_tokens,
-                            blind=blind, **generate_kwargs)
-        append_jsonl(write_path, rows); n_new += len(rows); bar.update(len(rows))
-        if on_batch is not None: on_batch(b, rows)
+    batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
+    with contextlib.closing(prefetched(prepare, batches, ahead=workers > 1)) as prepared:
+        for b, (batch, inputs) in enumerate(prepared):
+            rows = predict_prepared(sp.model, sp.processor, batch, inputs, max_new_tokens, **generate_kwargs)
+            append_jsonl(write_path, rows); n_new += len(rows); bar.update(len(rows))
+            if on_batch is not None: on_batch(b, rows)
     bar.close()
     _barrier(world)
     wall = time.perf_counter() - t0
@@ -447,6 +570,7 @@ def evaluate(model: str,                          # a registry model (see `medvq
             "generated": n_new,
             "resumed": len(done),
             "batch_size": batch_size,
+            "image_workers": workers,
             "max_new_tokens": max_new_tokens,
             "processes": world,
             "blind": blind,
