@@ -99,6 +99,25 @@ def main(model: str = "qwen3vl2b", samples: int = 451, size: int = 448, tokens: 
         except Exception as e: res["vision_tower_error"] = repr(e)[:300]
     save(); print({k: v for k, v in res.items() if k.endswith("_128")}, flush=True)
 
+    try:                                                               # 2b. the vision tower on variable-length attention
+        from medvqa.train import use_varlen_attention
+        use_varlen_attention(m)                                        # registers it (and sets both parts) ...
+        m.set_attn_implementation({"text_config": "sdpa"})             # ... the language model back on sdpa
+        res["varlen_vision_attn"] = (m.config.vision_config._attn_implementation, m.config.text_config._attn_implementation)
+        with torch.inference_mode():
+            t = T(); m.model.visual(inputs["pixel_values"], grid_thw=inputs["image_grid_thw"]); res["vision_tower_varlen_128"] = T() - t
+            t = T(); m.model.visual(inputs["pixel_values"], grid_thw=inputs["image_grid_thw"]); res["vision_tower_varlen_128"] = T() - t
+            t = T(); m.generate(**inputs, max_new_tokens=1, **kw); res["prefill_varlen_128"] = T() - t
+            t = T(); o = m.generate(**inputs, max_new_tokens=tokens, **kw); res[f"generate{tokens}_varlen_128"] = T() - t
+        res["varlen_same_tokens"] = bool(torch.equal(o, ref))
+        res["varlen_token_agreement"] = float((o == ref).float().mean())
+        wall, cpu = run(sp, ds, None, tokens, Path("/tmp/medvqa-ep-varlen"))    # end to end, default batch and threads
+        res["evaluate_None_varlen_vision"] = {"wall_s": wall, "cpu_s": cpu}
+        m.set_attn_implementation({"vision_config": "sdpa"})
+    except Exception:
+        res["varlen_error"] = traceback.format_exc()[-1500:]
+    save(); print({k: v for k, v in res.items() if "varlen" in k}, flush=True)
+
     from torch.profiler import profile, ProfilerActivity              # 3b. kernels of 8 tokens
     with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         m.generate(**inputs, max_new_tokens=8, **kw)
