@@ -84,6 +84,7 @@ def main(argv=None):
         torch.cuda.empty_cache()
         env[f"MEDVQA_MODEL_PATH_{spec.key.upper().replace('-', '_')}"] = path
     work = Path(a.work or tempfile.mkdtemp(prefix="medvqa-design-"))
+    work.mkdir(parents=True, exist_ok=True)
     run_dir, nb_out = work / spec.key, work / f"{spec.key}.ipynb"
     cmd = [sys.executable, "-m", "papermill", str(ROOT / "nbs" / "train.ipynb"), str(nb_out), "-p", "model", spec.key,
            "-p", "output_dir", str(run_dir)] + [x for kv in a.p for x in ("-p", *kv)]

@@ -18,10 +18,10 @@ from .sizing import free_gpu_bytes, linear4bit_layers, pick_eval_batch
 
 # %% auto #0
 __all__ = ['BLANK_GREY', 'to_images', 'blank_like', 'answer_part', 'default_image_workers', 'to_image_lists', 'ChunkedImages',
-           'chunked_processor', 'batch_inputs', 'generate_from', 'generate_batch', 'is_model_folder', 'check_adapter',
-           'load_adapter', 'quantized_linear_bytes', 'dequantize_if_room', 'fold_adapter', 'Specialist', 'eval_file',
-           'shard_of', 'merge_parts', 'prepare_rows', 'predict_prepared', 'predict_rows', 'score_in_memory',
-           'prefetched', 'own_tokenizer', 'eval_batch', 'evaluate']
+           'chunked_processor', 'eager', 'batch_inputs', 'generate_from', 'generate_batch', 'is_model_folder',
+           'check_adapter', 'load_adapter', 'quantized_linear_bytes', 'dequantize_if_room', 'fold_adapter',
+           'Specialist', 'eval_file', 'shard_of', 'merge_parts', 'prepare_rows', 'predict_prepared', 'predict_rows',
+           'score_in_memory', 'prefetched', 'own_tokenizer', 'eval_batch', 'evaluate']
 
 # %% ../nbs/15_evaluate.ipynb #e0be1aae
 def to_images(images: Any, max_pixels: int) -> list:
@@ -107,6 +107,14 @@ def chunked_processor(processor, workers: int):
     out.image_processor = ChunkedImages(processor.image_processor, workers)
     return out
 
+# %% ../nbs/15_evaluate.ipynb #de98d728
+def eager():
+    """A context in which code that `torch.compile` wrapped runs eagerly (`torch.compiler.set_stance("force_eager")`;
+    no change where torch has no stances)."""
+    import torch
+    stance = getattr(torch.compiler, "set_stance", None)
+    return stance("force_eager") if stance is not None else contextlib.nullcontext()
+
 # %% ../nbs/15_evaluate.ipynb #70f2ae20
 def batch_inputs(processor, images: Sequence[list], questions: Sequence[str], workers: int = 1):
     """The model's inputs for a batch, on the CPU (a `BatchFeature`): `images[i]` (list of PIL images) with
@@ -129,7 +137,7 @@ def generate_from(model, processor, inputs, max_new_tokens: int = 32, **generate
     for k in ("temperature", "top_p", "top_k"):
         if gc is not None and getattr(gc, k, None) is not None: kw[k] = None
     kw.update(generate_kwargs)
-    with torch.inference_mode():
+    with torch.inference_mode(), eager():          # compiled blocks of a training library: not recompiled
         out = model.generate(**inputs, **kw)
     return [t.strip() for t in processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)]
 

@@ -189,3 +189,10 @@ def test_eval_profile_needs_a_gpu():
     if torch.cuda.is_available(): return                                  # on a GPU it runs (minutes): not here
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eval_profile.py")], capture_output=True, text=True)
     assert r.returncode == 1 and "needs a CUDA GPU" in r.stderr, r.stderr[-2000:]
+
+
+def test_eval_after_training_needs_a_gpu():
+    import subprocess, torch
+    if torch.cuda.is_available(): return                                  # on a GPU it trains qwen8b (minutes): not here
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eval_after_training.py")], capture_output=True, text=True)
+    assert r.returncode == 1 and "needs a CUDA GPU" in r.stderr, r.stderr[-2000:]
