@@ -47,13 +47,13 @@ def answer_part(text: str) -> str:
 
 # %% ../nbs/15_evaluate.ipynb #7e24fd2a
 def default_image_workers(device) -> int:
-    """Threads that prepare images when none are asked for: the usable cores (at most 16) beside a GPU; 1 beside a CPU,
-    whose cores generate."""
+    """Threads that prepare images when none are asked for: beside a GPU, the usable cores shared among this node's
+    processes (`LOCAL_WORLD_SIZE` under torchrun), at most 16; 1 beside a CPU, whose cores generate."""
     import os
     if getattr(device, "type", str(device).split(":")[0]) != "cuda": return 1
     try: n = len(os.sched_getaffinity(0))             # the cores this process may use (its container's, its job's)
     except AttributeError: n = os.cpu_count() or 1    # no affinity on macOS and Windows
-    return max(1, min(16, n))
+    return max(1, min(16, n // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))))
 
 # %% ../nbs/15_evaluate.ipynb #d72576a8
 def _spans(n: int, parts: int) -> list[tuple[int, int]]:
