@@ -31,8 +31,7 @@ sys.path.insert(0, str(HERE)); sys.path.insert(0, str(HERE.parent))
 
 def main(model: str = "qwen3vl2b", samples: int = 451, size: int = 448, tokens: int = 32):
     import torch
-    from eval_speed import synthetic_data, load, run
-    from medvqa.core import library_versions
+    from eval_speed import eval_row, synthetic_data, load, run
     from medvqa.evaluate import to_images, to_image_lists, chunked_processor, default_image_workers
     from medvqa.chat import render_prompt
     if not torch.cuda.is_available(): sys.exit("eval_profile.py needs a CUDA GPU")
@@ -53,16 +52,9 @@ def main(model: str = "qwen3vl2b", samples: int = 451, size: int = 448, tokens: 
         summ = json.loads(Path(f"/tmp/medvqa-ep-{name}/eval_summary.json").read_text())
         res[f"evaluate_{b}" + ("" if w is None else f"_w{w}")] = {
             "wall_s": wall, "cpu_s": cpu, "batch": summ["batch_size"], "image_workers": summ["image_workers"]}
-        row = {"kind": "eval", "mode": "batched", "model": model, "device": "cuda", "device_name": torch.cuda.get_device_name(0),
-               "batch": summ["batch_size"], "batch_asked": b, "image_workers": summ["image_workers"],
-               "image_workers_asked": w, "samples": samples, "samples_per_s": samples / wall,
-               "wall_s": wall, "cpu_s": cpu, "max_new_tokens": tokens, "forced_new_tokens": "eos_token_id=None",
-               "image_size": size, "dtype": str(m.dtype).replace("torch.", ""), "weights": summ.get("weights"),
-               "load_s": res["load_s"], "threads": torch.get_num_threads(), "load_average": os.getloadavg()[0],
-               "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
-               "versions": {k: v for k, v in library_versions().items() if v},
-               "note": "random-init weights; every sample forced to generate max_new_tokens tokens (no end-of-sequence "
-                       "token); synthetic noise images and questions; timed through medvqa.evaluate.evaluate, model load excluded"}
+        row = eval_row(sp, "batched", model, torch.cuda.get_device_name(0), summ["batch_size"], samples, wall, cpu,
+                       tokens, size, res["load_s"], batch_asked=b, image_workers=summ["image_workers"],
+                       image_workers_asked=w, weights=summ.get("weights"))
         (out / f"eval_cuda_{model}_batched_{name}.json").write_text(json.dumps(row, indent=2))
         print(f"batch {summ['batch_size']} ({'default' if b is None else 'asked'}), {summ['image_workers']} image threads: "
               f"{samples} in {wall:.2f} s", flush=True)

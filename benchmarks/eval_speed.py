@@ -80,6 +80,24 @@ def run(sp, ds, batch: int, tokens: int, out_dir: Path, image_workers: int | Non
     return time.perf_counter() - t, time.process_time() - c
 
 
+def eval_row(sp, mode: str, model: str, device_name: str, batch: int, samples: int, wall: float, cpu_s: float,
+             tokens: int, size: int, load_s: float, **extra) -> dict:
+    "One result row (`kind: eval`) of an evaluation timed by `run`; `extra` fields are added (eval_profile.py's)."
+    import torch
+    from medvqa.core import library_versions
+    cuda = sp.model.device.type == "cuda"
+    return {"kind": "eval", "mode": mode, "model": model, "device": sp.model.device.type, "device_name": device_name,
+            "batch": batch, **extra, "samples": samples, "samples_per_s": samples / wall, "wall_s": wall, "cpu_s": cpu_s,
+            "max_new_tokens": tokens, "forced_new_tokens": "eos_token_id=None", "image_size": size,
+            "dtype": str(sp.model.dtype).replace("torch.", ""), "load_s": load_s,
+            "threads": torch.get_num_threads(), "load_average": os.getloadavg()[0],
+            "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+            "versions": {k: v for k, v in library_versions().items() if v},
+            "note": "random-init weights; every sample forced to generate max_new_tokens tokens (no end-of-sequence "
+                    "token); synthetic noise images and questions; timed through medvqa.evaluate.evaluate, model load "
+                    "excluded"}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -111,7 +129,7 @@ def main(argv=None):
 
 def _bench(a, cuda, model, samples, seq_samples, tokens, size):
     import torch
-    from medvqa.core import atomic_write_json, library_versions
+    from medvqa.core import atomic_write_json
     t = time.perf_counter(); sp = load(model, a.device, a.model_dir); load_s = time.perf_counter() - t
     ds = synthetic_data(max(samples, seq_samples), size)
     work = Path(tempfile.mkdtemp(prefix="medvqa-evalspeed-"))
@@ -122,15 +140,7 @@ def _bench(a, cuda, model, samples, seq_samples, tokens, size):
     for mode, batch, n in [("batched", b, samples) for b in a.batch] + [("sequential", 1, seq_samples)]:
         if cuda: torch.cuda.reset_peak_memory_stats()
         wall, cpu_s = run(sp, ds.select(range(n)), batch, tokens, work / f"{mode}-{batch}")
-        r = {"kind": "eval", "mode": mode, "model": model, "device": a.device, "device_name": device_name,
-             "batch": batch, "samples": n, "samples_per_s": n / wall, "wall_s": wall, "cpu_s": cpu_s,
-             "max_new_tokens": tokens, "forced_new_tokens": "eos_token_id=None", "image_size": size,
-             "dtype": str(sp.model.dtype).replace("torch.", ""), "load_s": load_s,
-             "threads": torch.get_num_threads(), "load_average": os.getloadavg()[0],
-             "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
-             "versions": {k: v for k, v in library_versions().items() if v},
-             "note": "random-init weights; every sample forced to generate max_new_tokens tokens (no end-of-sequence token); "
-                     "synthetic noise images and questions; timed through medvqa.evaluate.evaluate, model load excluded"}
+        r = eval_row(sp, mode, model, device_name, batch, n, wall, cpu_s, tokens, size, load_s)
         results.append(r)
         name = f"eval_{a.device}_{model}_{mode}_b{batch}.json"
         for d in [a.results] + ([os.environ["OUT"]] if os.environ.get("OUT") else []):
