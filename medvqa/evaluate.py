@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .core import (ConfigError, DataError, append_jsonl, atomic_write_json, atomic_write_text, get_logger,
-                         environment_digest, library_versions, read_jsonl)
+                         environment_digest, library_versions, read_jsonl, thread_map)
 from .metrics import score
 from .chat import render_prompt
 from .models import cuda_available, get_spec, load_model, REGISTRY
 from .checkpoints import with_image_sizes
-from .sizing import free_gpu_bytes, linear4bit_layers, pick_eval_batch
+from .sizing import cores_per_process, free_gpu_bytes, linear4bit_layers, pick_eval_batch
 
 # %% auto #0
 __all__ = ['BLANK_GREY', 'to_images', 'blank_like', 'answer_part', 'default_image_workers', 'to_image_lists', 'ChunkedImages',
@@ -47,13 +47,10 @@ def answer_part(text: str) -> str:
 
 # %% ../nbs/15_evaluate.ipynb #7e24fd2a
 def default_image_workers(device) -> int:
-    """Threads that prepare images when none are asked for: beside a GPU, the usable cores shared among this node's
-    processes (`LOCAL_WORLD_SIZE` under torchrun), at most 16; 1 beside a CPU, whose cores generate."""
-    import os
+    """Threads that prepare images when none are asked for: beside a GPU, this process's share of the node's cores
+    (`sizing.cores_per_process`), at most 16; 1 beside a CPU, whose cores generate."""
     if getattr(device, "type", str(device).split(":")[0]) != "cuda": return 1
-    try: n = len(os.sched_getaffinity(0))             # the cores this process may use (its container's, its job's)
-    except AttributeError: n = os.cpu_count() or 1    # no affinity on macOS and Windows
-    return max(1, min(16, n // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))))
+    return min(16, cores_per_process())
 
 # %% ../nbs/15_evaluate.ipynb #d72576a8
 def _spans(n: int, parts: int) -> list[tuple[int, int]]:
@@ -65,10 +62,8 @@ def to_image_lists(images: Sequence, max_pixels: int, workers: int = 1) -> list[
     order, on `workers` threads that each take a contiguous run of samples."""
     workers = min(workers, len(images))
     if workers <= 1: return [to_images(x, max_pixels) for x in images]
-    from concurrent.futures import ThreadPoolExecutor
     run = lambda span: [to_images(x, max_pixels) for x in images[span[0]:span[1]]]
-    with ThreadPoolExecutor(workers, thread_name_prefix="medvqa-images") as ex:
-        return [ims for part in ex.map(run, _spans(len(images), workers)) for ims in part]
+    return [ims for part in thread_map(run, _spans(len(images), workers), workers=workers) for ims in part]
 
 # %% ../nbs/15_evaluate.ipynb #8361210f
 def _joined(values: list):
@@ -86,13 +81,12 @@ class ChunkedImages:
     def __init__(self, image_processor, workers: int): self.image_processor, self.workers = image_processor, workers
 
     def __call__(self, images, *args, **kwargs):
-        from concurrent.futures import ThreadPoolExecutor
         from transformers import BatchFeature
         ip = self.image_processor
         parts = min(self.workers, len(images) // 2) if isinstance(images, (list, tuple)) else 1
         if parts < 2: return ip(images, *args, **kwargs)
-        with ThreadPoolExecutor(parts, thread_name_prefix="medvqa-images") as ex:
-            outs = list(ex.map(lambda s: ip(list(images[s[0]:s[1]]), *args, **kwargs), _spans(len(images), parts)))
+        outs = thread_map(lambda s: ip(list(images[s[0]:s[1]]), *args, **kwargs), _spans(len(images), parts),
+                          workers=parts)
         return BatchFeature({k: _joined([o[k] for o in outs]) for k in outs[0]})
 
     def __getattr__(self, name):
@@ -538,16 +532,17 @@ def evaluate(model: str,                          # a registry model (see `medvq
         sp = Specialist(model, adapter=adapter, model_path=model_path, max_pixels=max_pixels, min_pixels=min_pixels)
     if batch_size is None: batch_size = eval_batch(sp, max_new_tokens)
     workers = default_image_workers(sp.model.device) if image_workers is None else image_workers
-    # several threads: each batch is prepared (with a tokenizer of its own) while the one before generates
-    prep = own_tokenizer(sp.processor) if workers > 1 else sp.processor
+    batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
+    # several threads and batches: each batch is prepared (with a tokenizer of its own) while the one before generates
+    ahead = workers > 1 and len(batches) > 1
+    prep = own_tokenizer(sp.processor) if ahead else sp.processor
     def prepare(idx):
         batch = ds.select(idx)
         return batch, prepare_rows(prep, sp.spec, batch, blind=blind, workers=workers)
     t0, n_new = time.perf_counter(), 0
     bar = tqdm(total=len(todo), desc=f"evaluate {sp.spec.key}{' (blind)' if blind else ''}", unit="sample",
                disable=not progress or rank > 0)
-    batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
-    with contextlib.closing(prefetched(prepare, batches, ahead=workers > 1)) as prepared:
+    with contextlib.closing(prefetched(prepare, batches, ahead=ahead)) as prepared:
         for b, (batch, inputs) in enumerate(prepared):
             rows = predict_prepared(sp.model, sp.processor, batch, inputs, max_new_tokens, **generate_kwargs)
             append_jsonl(write_path, rows); n_new += len(rows); bar.update(len(rows))

@@ -13,7 +13,7 @@ from .models import cuda_available
 # %% auto #0
 __all__ = ['pick_backend', 'pick_optimizer', 'estimate_memory_gib', 'torch_total_memory_gib', 'pick_batch', 'activation_gib',
            'pick_checkpointing', 'resolve_batch', 'linear4bit_layers', 'free_gpu_bytes', 'kv_cache_bytes',
-           'pick_eval_batch', 'loader_settings', 'keep_freed_memory']
+           'pick_eval_batch', 'cores_per_process', 'loader_settings', 'keep_freed_memory']
 
 # %% ../nbs/12_sizing.ipynb #81d5ba2e
 def pick_backend(backend: str = "auto") -> str:
@@ -151,6 +151,14 @@ def pick_eval_batch(config, max_pixels: int, max_new_tokens: int, free_bytes: in
     fit = int(share * free_bytes // per)
     return 1 if fit < 1 else min(max_batch, 1 << (fit.bit_length() - 1))
 
+# %% ../nbs/12_sizing.ipynb #41e4047e
+def cores_per_process(cpus: int | None = None, procs: int | None = None) -> int:
+    """CPU cores for each of this node's processes (at least 1): the cores this process may use (its container's, its
+    job's; `cpus`) shared among the node's processes (`LOCAL_WORLD_SIZE` under torchrun; `procs`)."""
+    cpus = cpus or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    procs = procs or int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, cpus // max(1, procs))
+
 # %% ../nbs/12_sizing.ipynb #a782c68c
 def loader_settings(has_cuda: bool, cpus: int | None = None, procs: int | None = None, max_workers: int = 8) -> dict:
     "SFTConfig's DataLoader settings: on a GPU, persistent prefetching workers sized to the machine; on a CPU, none."
@@ -158,9 +166,7 @@ def loader_settings(has_cuda: bool, cpus: int | None = None, procs: int | None =
     if env is not None: n = int(env)
     elif not has_cuda: n = 0
     else:
-        cpus = cpus or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-        procs = procs or int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        n = max(0, min(max_workers, cpus // max(1, procs) - 1))
+        n = max(0, min(max_workers, cores_per_process(cpus, procs) - 1))
     d = dict(dataloader_num_workers=n, dataloader_pin_memory=has_cuda)
     if n: d.update(dataloader_persistent_workers=True, dataloader_prefetch_factor=4)
     return d
