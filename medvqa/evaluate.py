@@ -18,10 +18,11 @@ from .sizing import cores_per_process, free_gpu_bytes, linear4bit_layers, pick_e
 
 # %% auto #0
 __all__ = ['BLANK_GREY', 'to_images', 'blank_like', 'answer_part', 'default_image_workers', 'to_image_lists', 'ChunkedImages',
-           'chunked_processor', 'eager', 'batch_inputs', 'generate_from', 'generate_batch', 'is_model_folder',
-           'check_adapter', 'load_adapter', 'quantized_linear_bytes', 'dequantize_if_room', 'fold_adapter',
-           'Specialist', 'eval_file', 'shard_of', 'merge_parts', 'prepare_rows', 'predict_prepared', 'predict_rows',
-           'score_in_memory', 'prefetched', 'own_tokenizer', 'eval_batch', 'evaluate']
+           'chunked_processor', 'eager', 'batch_inputs', 'generate_ids', 'decode_answers', 'generate_from',
+           'generate_batch', 'is_model_folder', 'check_adapter', 'load_adapter', 'quantized_linear_bytes',
+           'dequantize_if_room', 'fold_adapter', 'Specialist', 'eval_file', 'shard_of', 'merge_parts', 'prepare_rows',
+           'prediction_rows', 'predict_prepared', 'predict_rows', 'score_in_memory', 'pipelined', 'eval_batch',
+           'evaluate']
 
 # %% ../nbs/15_evaluate.ipynb #e0be1aae
 def to_images(images: Any, max_pixels: int) -> list:
@@ -118,8 +119,8 @@ def batch_inputs(processor, images: Sequence[list], questions: Sequence[str], wo
     return chunked_processor(processor, workers)(text=texts, images=flat or None, return_tensors="pt", padding=True,
                                                  padding_side="left")
 
-def generate_from(model, processor, inputs, max_new_tokens: int = 32, **generate_kwargs) -> list[str]:
-    "Greedy answers (full generated text) to the prepared `inputs` of a batch (`batch_inputs`, left untouched)."
+def generate_ids(model, processor, inputs, max_new_tokens: int = 32, **generate_kwargs):
+    "The greedily generated token ids (a tensor on the CPU, prompt removed) for the prepared `inputs` of a batch (`batch_inputs`, left untouched)."
     import torch
     inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
     if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
@@ -133,7 +134,15 @@ def generate_from(model, processor, inputs, max_new_tokens: int = 32, **generate
     kw.update(generate_kwargs)
     with torch.inference_mode(), eager():          # compiled blocks of a training library: not recompiled
         out = model.generate(**inputs, **kw)
-    return [t.strip() for t in processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)]
+    return out[:, inputs["input_ids"].shape[1]:].cpu()
+
+def decode_answers(processor, ids) -> list[str]:
+    "The answers (full generated text, stripped) in generated token `ids` (`generate_ids`)."
+    return [t.strip() for t in processor.batch_decode(ids, skip_special_tokens=True)]
+
+def generate_from(model, processor, inputs, max_new_tokens: int = 32, **generate_kwargs) -> list[str]:
+    "Greedy answers (full generated text) to the prepared `inputs` of a batch (`batch_inputs`, left untouched)."
+    return decode_answers(processor, generate_ids(model, processor, inputs, max_new_tokens, **generate_kwargs))
 
 def generate_batch(model, processor, images: Sequence[list], questions: Sequence[str], max_new_tokens: int = 32,
                    **generate_kwargs) -> list[str]:
@@ -378,15 +387,19 @@ def prepare_rows(processor, spec, batch, blind: bool = False, workers: int = 1):
     return batch_inputs(processor, ims, batch["question"], workers)
 
 
-def predict_prepared(model, processor, batch, inputs, max_new_tokens: int = 32, **generate_kwargs) -> list[dict]:
-    "Greedy predictions for a `datasets` batch from its prepared `inputs` (`prepare_rows`): `predictions.jsonl` rows."
-    outs = generate_from(model, processor, inputs, max_new_tokens, **generate_kwargs)
+def prediction_rows(batch, outs: Sequence[str]) -> list[dict]:
+    "The `predictions.jsonl` rows of a `datasets` batch from the model's answers `outs` (full generated text)."
     cols = [c for c in ("id", "question", "answer", "answer_type", "source", "categories") if c in batch.column_names]
     return [{"id": str(r.get("id", "")), "question": r["question"], "answer": r["answer"], "prediction": answer_part(o),
              "output": o, "answer_type": r.get("answer_type") or None, "source": r.get("source") or "unknown",
              # the source's labels
              **{k: v for k, v in json.loads(r.get("categories") or "{}").items() if k not in _ROW_KEYS}}
             for r, o in zip(batch.select_columns(cols), outs)]
+
+
+def predict_prepared(model, processor, batch, inputs, max_new_tokens: int = 32, **generate_kwargs) -> list[dict]:
+    "Greedy predictions for a `datasets` batch from its prepared `inputs` (`prepare_rows`): `predictions.jsonl` rows."
+    return prediction_rows(batch, generate_from(model, processor, inputs, max_new_tokens, **generate_kwargs))
 
 
 def predict_rows(
@@ -415,30 +428,27 @@ def score_in_memory(model, processor, spec, ds, batch_size: int = 64, max_new_to
     return score(rows)
 
 # %% ../nbs/15_evaluate.ipynb #5def9d2e
-def prefetched(fn: Callable, items: Iterable, ahead: bool = True):
-    """`fn(item)` for each of `items`, in order; with `ahead`, `fn` of the next item runs on a background thread while
-    the caller works on this one's result (an error of `fn` is raised where its result is taken)."""
+def pipelined(prepare: Callable, work: Callable, finish: Callable, items: Iterable, ahead: bool = True):
+    """`finish(work(prepare(item)))` for each of `items`, in order. With `ahead`, `prepare` and `finish` run on one
+    background thread and `work` on the caller's: the next item is prepared, and the one before finished, while this
+    one works (an error of `prepare` or `finish` is raised where its result is taken)."""
     items = list(items)
     if not ahead:
-        yield from map(fn, items)
+        for it in items: yield finish(work(prepare(it)))
         return
     from concurrent.futures import ThreadPoolExecutor
     ex = ThreadPoolExecutor(1, thread_name_prefix="medvqa-prepare")
     try:
-        nxt = ex.submit(fn, items[0]) if items else None
+        nxt, done = (ex.submit(prepare, items[0]) if items else None), None
         for i in range(len(items)):
-            out = nxt.result()
-            if i + 1 < len(items): nxt = ex.submit(fn, items[i + 1])
-            yield out
+            prepared = nxt.result()
+            if i + 1 < len(items): nxt = ex.submit(prepare, items[i + 1])
+            out = work(prepared)
+            if done is not None: yield done.result()
+            done = ex.submit(finish, out)
+        if done is not None: yield done.result()
     finally:
         ex.shutdown(wait=False, cancel_futures=True)              # stopped early: nothing more is started
-
-def own_tokenizer(processor):
-    """A shallow copy of `processor` with a deep copy of its tokenizer, for another thread: a fast tokenizer used by two
-    threads at once fails ("Already borrowed")."""
-    out = copy.copy(processor)
-    out.tokenizer = copy.deepcopy(processor.tokenizer)
-    return out
 
 # %% ../nbs/15_evaluate.ipynb #9d3e6bc1
 def eval_batch(sp: Specialist, max_new_tokens: int) -> int:
@@ -533,18 +543,21 @@ def evaluate(model: str,                          # a registry model (see `medvq
     if batch_size is None: batch_size = eval_batch(sp, max_new_tokens)
     workers = default_image_workers(sp.model.device) if image_workers is None else image_workers
     batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
-    # several threads and batches: each batch is prepared (with a tokenizer of its own) while the one before generates
-    ahead = workers > 1 and len(batches) > 1
-    prep = own_tokenizer(sp.processor) if ahead else sp.processor
     def prepare(idx):
         batch = ds.select(idx)
-        return batch, prepare_rows(prep, sp.spec, batch, blind=blind, workers=workers)
+        return batch, prepare_rows(sp.processor, sp.spec, batch, blind=blind, workers=workers)
+    def generate(prepared):
+        batch, inputs = prepared
+        return batch, generate_ids(sp.model, sp.processor, inputs, max_new_tokens, **generate_kwargs)
+    def finish(generated):
+        batch, ids = generated
+        return prediction_rows(batch, decode_answers(sp.processor, ids))
     t0, n_new = time.perf_counter(), 0
     bar = tqdm(total=len(todo), desc=f"evaluate {sp.spec.key}{' (blind)' if blind else ''}", unit="sample",
                disable=not progress or rank > 0)
-    with contextlib.closing(prefetched(prepare, batches, ahead=ahead)) as prepared:
-        for b, (batch, inputs) in enumerate(prepared):
-            rows = predict_prepared(sp.model, sp.processor, batch, inputs, max_new_tokens, **generate_kwargs)
+    # several threads and batches: each batch is prepared, and the one before decoded, while the GPU generates
+    with contextlib.closing(pipelined(prepare, generate, finish, batches, ahead=workers > 1 and len(batches) > 1)) as answered:
+        for b, rows in enumerate(answered):
             append_jsonl(write_path, rows); n_new += len(rows); bar.update(len(rows))
             if on_batch is not None: on_batch(b, rows)
     bar.close()
