@@ -14,23 +14,57 @@ forced per answer, model load excluded), on a lent GPU:
 3. a cProfile of one evaluation of 128 with images on one thread (Python's view: a profile sees its own thread only)
    and a torch profile of one generation of 8 tokens (kernels);
 4. transformers' static cache, which compiles the decode step: first call (compilation), then steady, and whether its
-   greedy tokens equal the dynamic cache's.
+   greedy tokens equal the dynamic cache's;
+5. the vision tower's attention grouped by image size (`medvqa.evaluate.grouped_vision`, evaluate's default) against
+   transformers' loop of one sdpa call per image: the tower's output for 256 images compared bit for bit and timed,
+   and the end-to-end evaluation at the default batch without grouping, its predictions compared with the default's
+   (`--repeat N`: N runs of each, taking turns).
 
-    python benchmarks/eval_profile.py            # OUT defaults to /tmp/medvqa-eval-profile
+0. (first when asked: `--sections cudnn`) the end-to-end evaluation at the default batch with sdpa's cuDNN kernels
+   turned off, twice, then on, twice: what the first use of each costs in a process.
+
+Each end-to-end evaluation also records its timeline (when each batch's preparation and generation ran).
+
+    python benchmarks/eval_profile.py                           # OUT defaults to /tmp/medvqa-eval-profile
+    python benchmarks/eval_profile.py --sections e2e,grouped    # some sections only
 
 Everything goes to OUT (eval_profile.json, cprofile_*.txt, torchprof_*.txt), written as it is measured, so a run cut
 short keeps what it measured.
 """
 from __future__ import annotations
-import cProfile, io, json, os, pstats, sys, time, traceback
+import argparse, contextlib, cProfile, io, json, os, pstats, sys, threading, time, traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE)); sys.path.insert(0, str(HERE.parent))
 
 
-def main(model: str = "qwen3vl2b", samples: int = 451, size: int = 448, tokens: int = 32):
+SECTIONS = ("cudnn", "e2e", "cprofile", "parts", "varlen", "torchprof", "static", "grouped")
+
+
+@contextlib.contextmanager
+def timeline(into: list, t0: float):
+    "Record (step, batch rows or thread, start s, end s) of evaluate's preparation and generation while inside."
     import torch
+    import medvqa.evaluate as ev
+    prep, gen = ev.prepare_rows, ev.generate_ids
+    def p(*a, **k):
+        s = time.perf_counter(); r = prep(*a, **k)
+        into.append(("prepare", threading.current_thread().name, round(s - t0, 3), round(time.perf_counter() - t0, 3)))
+        return r
+    def g(*a, **k):
+        s = time.perf_counter(); r = gen(*a, **k); torch.cuda.synchronize()
+        into.append(("generate", len(r), round(s - t0, 3), round(time.perf_counter() - t0, 3)))
+        return r
+    ev.prepare_rows, ev.generate_ids = p, g
+    try: yield into
+    finally: ev.prepare_rows, ev.generate_ids = prep, gen
+
+
+def main(model: str = "qwen3vl2b", samples: int = 451, size: int = 448, tokens: int = 32, sections=SECTIONS,
+         repeat: int = 1):
+    import torch
+    import medvqa.evaluate as ev
     from eval_speed import eval_row, synthetic_data, load, run
     from medvqa.evaluate import to_images, to_image_lists, chunked_processor, default_image_workers
     from medvqa.chat import render_prompt
@@ -45,13 +79,21 @@ def main(model: str = "qwen3vl2b", samples: int = 451, size: int = 448, tokens: 
     res.update(attn=str(m.config._attn_implementation), image_processor=type(p.image_processor).__name__)
     ds = synthetic_data(samples, size)
     run(sp, ds.select(range(4)), 4, tokens, Path("/tmp/medvqa-ep-warmup"))
-    for b, w in ((None, 1), (None, None), (256, None), (128, None)):   # 1. end to end
+    for i, on in enumerate((False, False, True, True) if "cudnn" in sections else ()):   # 0. sdpa's cuDNN kernels
+        torch.backends.cuda.enable_cudnn_sdp(on)                       # off twice, then on twice: each one's first use
+        with timeline([], time.perf_counter()) as tl:
+            wall, cpu = run(sp, ds, None, tokens, Path(f"/tmp/medvqa-ep-cudnn-{i}"))
+        res.setdefault(f"evaluate_None_cudnn_{'on' if on else 'off'}", []).append({"wall_s": wall, "cpu_s": cpu, "timeline": tl})
+        print(f"cuDNN attention {'on' if on else 'off'}: {samples} in {wall:.2f} s", flush=True); save()
+    for b, w in ((None, 1), (None, None), (256, None), (128, None)) if "e2e" in sections else ():   # 1. end to end
         torch.cuda.reset_peak_memory_stats()
         name = f"{'auto' if b is None else f'b{b}'}{'' if w is None else f'_w{w}'}"
-        wall, cpu = run(sp, ds, b, tokens, Path(f"/tmp/medvqa-ep-{name}"), image_workers=w)
+        with timeline([], time.perf_counter()) as tl:
+            wall, cpu = run(sp, ds, b, tokens, Path(f"/tmp/medvqa-ep-{name}"), image_workers=w)
         summ = json.loads(Path(f"/tmp/medvqa-ep-{name}/eval_summary.json").read_text())
         res[f"evaluate_{b}" + ("" if w is None else f"_w{w}")] = {
-            "wall_s": wall, "cpu_s": cpu, "batch": summ["batch_size"], "image_workers": summ["image_workers"]}
+            "wall_s": wall, "cpu_s": cpu, "batch": summ["batch_size"], "image_workers": summ["image_workers"],
+            "timeline": tl}
         row = eval_row(sp, "batched", model, torch.cuda.get_device_name(0), summ["batch_size"], samples, wall, cpu,
                        tokens, size, res["load_s"], batch_asked=b, image_workers=summ["image_workers"],
                        image_workers_asked=w, weights=summ.get("weights"))
@@ -60,11 +102,12 @@ def main(model: str = "qwen3vl2b", samples: int = 451, size: int = 448, tokens: 
               f"{samples} in {wall:.2f} s", flush=True)
         save()
 
-    pr = cProfile.Profile(); pr.enable()                               # 3a. Python's view of one evaluation of 128
-    run(sp, ds.select(range(128)), 128, tokens, Path("/tmp/medvqa-ep-prof"), image_workers=1); pr.disable()
-    for key in ("cumulative", "tottime"):
-        s = io.StringIO(); pstats.Stats(pr, stream=s).sort_stats(key).print_stats(50)
-        (out / f"cprofile_b128_{key}.txt").write_text(s.getvalue())
+    if "cprofile" in sections:                                         # 3a. Python's view of one evaluation of 128
+        pr = cProfile.Profile(); pr.enable()
+        run(sp, ds.select(range(128)), 128, tokens, Path("/tmp/medvqa-ep-prof"), image_workers=1); pr.disable()
+        for key in ("cumulative", "tottime"):
+            s = io.StringIO(); pstats.Stats(pr, stream=s).sort_stats(key).print_stats(50)
+            (out / f"cprofile_b128_{key}.txt").write_text(s.getvalue())
 
     sel = ds.select(range(128))                                        # 2. one batch taken apart
     t = T(); raw = sel["images"]; res["read_images_128"] = T() - t
@@ -91,43 +134,84 @@ def main(model: str = "qwen3vl2b", samples: int = 451, size: int = 448, tokens: 
         except Exception as e: res["vision_tower_error"] = repr(e)[:300]
     save(); print({k: v for k, v in res.items() if k.endswith("_128")}, flush=True)
 
-    try:                                                               # 2b. the vision tower on variable-length attention
-        from medvqa.train import use_varlen_attention
-        use_varlen_attention(m)                                        # registers it (and sets both parts) ...
-        m.set_attn_implementation({"text_config": "sdpa"})             # ... the language model back on sdpa
-        res["varlen_vision_attn"] = (m.config.vision_config._attn_implementation, m.config.text_config._attn_implementation)
-        with torch.inference_mode():
-            t = T(); m.model.visual(inputs["pixel_values"], grid_thw=inputs["image_grid_thw"]); res["vision_tower_varlen_128"] = T() - t
-            t = T(); m.model.visual(inputs["pixel_values"], grid_thw=inputs["image_grid_thw"]); res["vision_tower_varlen_128"] = T() - t
-            t = T(); m.generate(**inputs, max_new_tokens=1, **kw); res["prefill_varlen_128"] = T() - t
-            t = T(); o = m.generate(**inputs, max_new_tokens=tokens, **kw); res[f"generate{tokens}_varlen_128"] = T() - t
-        res["varlen_same_tokens"] = bool(torch.equal(o, ref))
-        res["varlen_token_agreement"] = float((o == ref).float().mean())
-        wall, cpu = run(sp, ds, None, tokens, Path("/tmp/medvqa-ep-varlen"))    # end to end, default batch and threads
-        res["evaluate_None_varlen_vision"] = {"wall_s": wall, "cpu_s": cpu}
-        m.set_attn_implementation({"vision_config": "sdpa"})
-    except Exception:
-        res["varlen_error"] = traceback.format_exc()[-1500:]
-    save(); print({k: v for k, v in res.items() if "varlen" in k}, flush=True)
+    if "varlen" in sections:
+        try:                                                               # 2b. the vision tower on variable-length attention
+            from medvqa.train import use_varlen_attention
+            use_varlen_attention(m)                                        # registers it (and sets both parts) ...
+            m.set_attn_implementation({"text_config": "sdpa"})             # ... the language model back on sdpa
+            res["varlen_vision_attn"] = (m.config.vision_config._attn_implementation, m.config.text_config._attn_implementation)
+            with torch.inference_mode():
+                t = T(); m.model.visual(inputs["pixel_values"], grid_thw=inputs["image_grid_thw"]); res["vision_tower_varlen_128"] = T() - t
+                t = T(); m.model.visual(inputs["pixel_values"], grid_thw=inputs["image_grid_thw"]); res["vision_tower_varlen_128"] = T() - t
+                t = T(); m.generate(**inputs, max_new_tokens=1, **kw); res["prefill_varlen_128"] = T() - t
+                t = T(); o = m.generate(**inputs, max_new_tokens=tokens, **kw); res[f"generate{tokens}_varlen_128"] = T() - t
+            res["varlen_same_tokens"] = bool(torch.equal(o, ref))
+            res["varlen_token_agreement"] = float((o == ref).float().mean())
+            wall, cpu = run(sp, ds, None, tokens, Path("/tmp/medvqa-ep-varlen"))    # end to end, default batch and threads
+            res["evaluate_None_varlen_vision"] = {"wall_s": wall, "cpu_s": cpu}
+            m.set_attn_implementation({"vision_config": "sdpa"})
+        except Exception:
+            res["varlen_error"] = traceback.format_exc()[-1500:]
+        save(); print({k: v for k, v in res.items() if "varlen" in k}, flush=True)
 
-    from torch.profiler import profile, ProfilerActivity              # 3b. kernels of 8 tokens
-    with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        m.generate(**inputs, max_new_tokens=8, **kw)
-    for key in ("cpu_time_total", "cuda_time_total"):
-        (out / f"torchprof_b128_{key}.txt").write_text(prof.key_averages().table(sort_by=key, row_limit=40))
+    if "torchprof" in sections:
+        from torch.profiler import profile, ProfilerActivity              # 3b. kernels of 8 tokens
+        with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            m.generate(**inputs, max_new_tokens=8, **kw)
+        for key in ("cpu_time_total", "cuda_time_total"):
+            (out / f"torchprof_b128_{key}.txt").write_text(prof.key_averages().table(sort_by=key, row_limit=40))
 
-    try:                                                               # 4. static cache, compiled decode step
+    if "static" in sections:
+        try:                                                               # 4. static cache, compiled decode step
+            with torch.inference_mode():
+                for i in range(3):
+                    t = T(); o = m.generate(**inputs, max_new_tokens=tokens, cache_implementation="static", **kw)
+                    res[f"static_call{i + 1}_128"] = T() - t; save()
+            res["static_same_tokens"] = bool(torch.equal(o, ref))
+            res["static_token_agreement"] = float((o == ref).float().mean())
+        except Exception:
+            res["static_error"] = traceback.format_exc()[-1500:]
+    if "grouped" in sections:                                          # 5. the vision tower's attention grouped by size
+        sel = ds.select(range(256))
+        g = {k: v.to("cuda") for k, v in ev.prepare_rows(p, sp.spec, sel, workers=w).items()}
+        pv = g["pixel_values"].to(m.dtype)
+        flat = lambda o: torch.cat([t.flatten() for t in (o if isinstance(o, (list, tuple)) else [getattr(o, "pooler_output", o)])])
         with torch.inference_mode():
-            for i in range(3):
-                t = T(); o = m.generate(**inputs, max_new_tokens=tokens, cache_implementation="static", **kw)
-                res[f"static_call{i + 1}_128"] = T() - t; save()
-        res["static_same_tokens"] = bool(torch.equal(o, ref))
-        res["static_token_agreement"] = float((o == ref).float().mean())
-    except Exception:
-        res["static_error"] = traceback.format_exc()[-1500:]
+            for name, ctx in (("plain", contextlib.nullcontext), ("grouped", lambda: ev.grouped_vision(m))) * 2:
+                with ctx():
+                    t = T(); o = m.model.visual(pv, grid_thw=g["image_grid_thw"]); res[f"vision_tower_{name}_256"] = T() - t
+                res[f"_vision_{name}"] = flat(o)
+        res["grouped_vision_same"] = bool(torch.equal(res.pop("_vision_plain"), res.pop("_vision_grouped")))
+        save()
+        grouped = ev.grouped_vision                                    # end to end, transformers' per-image loop ...
+        for i in range(repeat):                                        # ... and grouped, taking turns
+            ev.grouped_vision = lambda model: contextlib.nullcontext()
+            try:
+                with timeline([], time.perf_counter()) as tl:
+                    wall, cpu = run(sp, ds, None, tokens, Path("/tmp/medvqa-ep-plain-vision"))
+            finally: ev.grouped_vision = grouped
+            res.setdefault("evaluate_None_plain_vision", []).append({"wall_s": wall, "cpu_s": cpu, "timeline": tl})
+            if repeat > 1:
+                wall, cpu = run(sp, ds, None, tokens, Path("/tmp/medvqa-ep-grouped-vision"))
+                res.setdefault("evaluate_None_grouped_vision", []).append({"wall_s": wall, "cpu_s": cpu})
+            save()
+        outs = lambda d: [json.loads(l)["output"] for l in Path(d, "predictions.jsonl").read_text().splitlines()]
+        differ = lambda a, b: sum(x != y for x, y in zip(outs(a), outs(b)))
+        if Path("/tmp/medvqa-ep-auto/predictions.jsonl").exists():
+            res["grouped_same_predictions"] = outs("/tmp/medvqa-ep-auto") == outs("/tmp/medvqa-ep-plain-vision")
+            res["answers_differing_grouped_vs_plain"] = differ("/tmp/medvqa-ep-auto", "/tmp/medvqa-ep-plain-vision")
+        if Path("/tmp/medvqa-ep-b256/predictions.jsonl").exists():   # the control: the same code twice (auto is 256 on an H100)
+            res["answers_differing_auto_vs_b256"] = differ("/tmp/medvqa-ep-auto", "/tmp/medvqa-ep-b256")
+        print({k: v for k, v in res.items() if "grouped" in k or "plain" in k}, flush=True)
     save(); print(json.dumps(res, indent=1, default=str))
     return res
 
 
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
+    ap.add_argument("--repeat", type=int, default=1, help="section grouped: end-to-end runs of each, taking turns")
+    a = ap.parse_args()
+    bad = set(a.sections.split(",")) - set(SECTIONS)
+    if bad: ap.error(f"unknown sections {sorted(bad)}; known: {', '.join(SECTIONS)}")
+    main(sections=a.sections.split(","), repeat=a.repeat)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_evaluate.ipynb #fe58708f
 from __future__ import annotations
-import contextlib, copy, gc, json, time, warnings
+import contextlib, copy, gc, itertools, json, time, warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -17,12 +17,12 @@ from .checkpoints import with_image_sizes
 from .sizing import cores_per_process, free_gpu_bytes, linear4bit_layers, pick_eval_batch
 
 # %% auto #0
-__all__ = ['BLANK_GREY', 'to_images', 'blank_like', 'answer_part', 'default_image_workers', 'to_image_lists', 'ChunkedImages',
-           'chunked_processor', 'eager', 'batch_inputs', 'generate_ids', 'decode_answers', 'generate_from',
-           'generate_batch', 'is_model_folder', 'check_adapter', 'load_adapter', 'quantized_linear_bytes',
-           'dequantize_if_room', 'fold_adapter', 'Specialist', 'eval_file', 'shard_of', 'merge_parts', 'prepare_rows',
-           'prediction_rows', 'predict_prepared', 'predict_rows', 'score_in_memory', 'pipelined', 'eval_batch',
-           'evaluate']
+__all__ = ['BLANK_GREY', 'GROUPED_ATTENTION', 'to_images', 'blank_like', 'answer_part', 'default_image_workers', 'to_image_lists',
+           'ChunkedImages', 'chunked_processor', 'eager', 'without_cudnn_attention', 'grouped_attention',
+           'grouped_vision', 'batch_inputs', 'generate_ids', 'decode_answers', 'generate_from', 'generate_batch',
+           'is_model_folder', 'check_adapter', 'load_adapter', 'quantized_linear_bytes', 'dequantize_if_room',
+           'fold_adapter', 'Specialist', 'eval_file', 'shard_of', 'merge_parts', 'prepare_rows', 'prediction_rows',
+           'predict_prepared', 'predict_rows', 'score_in_memory', 'pipelined', 'eval_batch', 'evaluate']
 
 # %% ../nbs/15_evaluate.ipynb #e0be1aae
 def to_images(images: Any, max_pixels: int) -> list:
@@ -110,6 +110,57 @@ def eager():
     stance = getattr(torch.compiler, "set_stance", None)
     return stance("force_eager") if stance is not None else contextlib.nullcontext()
 
+def without_cudnn_attention():
+    "A context in which sdpa leaves out its cuDNN kernels (flash, memory-efficient and math attention stay)."
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    keep = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    return sdpa_kernel(keep + [b for b in [getattr(SDPBackend, "OVERRIDEABLE", None)] if b is not None])
+
+# %% ../nbs/15_evaluate.ipynb #e83e889b
+GROUPED_ATTENTION = "medvqa_flash_grouped"   # named "flash": a Qwen-VL vision tower then hands it each image's bounds
+
+def grouped_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None,
+                      is_causal: bool | None = None, cu_seq_lens_q=None, **kwargs):
+    """A transformers attention function (`GROUPED_ATTENTION`) for a vision tower: given the images' bounds
+    (`cu_seq_lens_q`), the images of each length attend in one batched sdpa call, where transformers makes one sdpa
+    call per image; without bounds, plain sdpa."""
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    kw = dict(dropout=dropout, scaling=scaling, is_causal=False if cu_seq_lens_q is not None else is_causal)
+    if cu_seq_lens_q is None: return sdpa_attention_forward(module, query, key, value, attention_mask, **kw)
+    if attention_mask is not None: raise ValueError("grouped attention takes the images' bounds or a mask, not both")
+    _, heads, n, dim = query.shape
+    lengths = cu_seq_lens_q.diff().tolist()
+    starts = {}                                                    # length -> where each image of that length starts
+    for s, l in zip([0, *itertools.accumulate(lengths)], lengths): starts.setdefault(l, []).append(s)
+    if len(starts) == 1:                                           # every image the same size: views, no copies
+        k = len(lengths)
+        view = lambda t: t[0].view(heads, k, lengths[0], dim).transpose(0, 1)
+        out = sdpa_attention_forward(module, view(query), view(key), view(value), None, **kw)[0]
+        return out.reshape(1, n, heads, dim), None
+    out = query.new_empty(1, n, heads, dim)
+    for l, ss in starts.items():
+        idx = torch.cat([torch.arange(s, s + l) for s in ss]).to(query.device)
+        pick = lambda t: t[0].index_select(1, idx).view(heads, len(ss), l, dim).transpose(0, 1)
+        part = sdpa_attention_forward(module, pick(query), pick(key), pick(value), None, **kw)[0]
+        out[0, idx] = part.reshape(-1, heads, dim)
+    return out, None
+
+@contextlib.contextmanager
+def grouped_vision(model):
+    """A context in which the vision tower of `model` (PEFT-wrapped or not) runs `grouped_attention` where it runs sdpa
+    (no change otherwise)."""
+    from transformers import AttentionInterface
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
+    vision = getattr(getattr(target, "config", None), "vision_config", None)
+    if getattr(vision, "_attn_implementation", None) != "sdpa":
+        yield
+        return
+    AttentionInterface.register(GROUPED_ATTENTION, grouped_attention)
+    target.set_attn_implementation({"vision_config": GROUPED_ATTENTION})
+    try: yield
+    finally: target.set_attn_implementation({"vision_config": "sdpa"})
+
 # %% ../nbs/15_evaluate.ipynb #70f2ae20
 def batch_inputs(processor, images: Sequence[list], questions: Sequence[str], workers: int = 1):
     """The model's inputs for a batch, on the CPU (a `BatchFeature`): `images[i]` (list of PIL images) with
@@ -119,8 +170,10 @@ def batch_inputs(processor, images: Sequence[list], questions: Sequence[str], wo
     return chunked_processor(processor, workers)(text=texts, images=flat or None, return_tensors="pt", padding=True,
                                                  padding_side="left")
 
+# %% ../nbs/15_evaluate.ipynb #df4ac671
 def generate_ids(model, processor, inputs, max_new_tokens: int = 32, **generate_kwargs):
-    "The greedily generated token ids (a tensor on the CPU, prompt removed) for the prepared `inputs` of a batch (`batch_inputs`, left untouched)."
+    """The greedily generated token ids (a tensor on the CPU, prompt removed) for the prepared `inputs` of a batch
+    (`batch_inputs`, left untouched)."""
     import torch
     inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
     if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
@@ -132,7 +185,9 @@ def generate_ids(model, processor, inputs, max_new_tokens: int = 32, **generate_
     for k in ("temperature", "top_p", "top_k"):
         if gc is not None and getattr(gc, k, None) is not None: kw[k] = None
     kw.update(generate_kwargs)
-    with torch.inference_mode(), eager():          # compiled blocks of a training library: not recompiled
+    # compiled blocks of a training library: not recompiled; no cuDNN plan built for each decoding step's shape; a
+    # vision tower on sdpa: one attention call per image size
+    with torch.inference_mode(), eager(), without_cudnn_attention(), grouped_vision(model):
         out = model.generate(**inputs, **kw)
     return out[:, inputs["input_ids"].shape[1]:].cpu()
 
@@ -386,7 +441,7 @@ def prepare_rows(processor, spec, batch, blind: bool = False, workers: int = 1):
     if blind: ims = [blank_like(x) for x in ims]
     return batch_inputs(processor, ims, batch["question"], workers)
 
-
+# %% ../nbs/15_evaluate.ipynb #3e6b01bf
 def prediction_rows(batch, outs: Sequence[str]) -> list[dict]:
     "The `predictions.jsonl` rows of a `datasets` batch from the model's answers `outs` (full generated text)."
     cols = [c for c in ("id", "question", "answer", "answer_type", "source", "categories") if c in batch.column_names]
@@ -556,7 +611,8 @@ def evaluate(model: str,                          # a registry model (see `medvq
     bar = tqdm(total=len(todo), desc=f"evaluate {sp.spec.key}{' (blind)' if blind else ''}", unit="sample",
                disable=not progress or rank > 0)
     # several threads and batches: each batch is prepared, and the one before decoded, while the GPU generates
-    with contextlib.closing(pipelined(prepare, generate, finish, batches, ahead=workers > 1 and len(batches) > 1)) as answered:
+    ahead = workers > 1 and len(batches) > 1
+    with contextlib.closing(pipelined(prepare, generate, finish, batches, ahead=ahead)) as answered:
         for b, rows in enumerate(answered):
             append_jsonl(write_path, rows); n_new += len(rows); bar.update(len(rows))
             if on_batch is not None: on_batch(b, rows)
