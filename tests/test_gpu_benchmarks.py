@@ -189,6 +189,9 @@ def test_eval_profile_needs_a_gpu():
     if torch.cuda.is_available(): return                                  # on a GPU it runs (minutes): not here
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eval_profile.py")], capture_output=True, text=True)
     assert r.returncode == 1 and "needs a CUDA GPU" in r.stderr, r.stderr[-2000:]
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eval_profile.py"), "--sections", "e2e,cudnnn"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown sections ['cudnnn']" in r.stderr, r.stderr[-2000:]   # a typo: named, before a GPU is sought
 
 
 def test_eval_after_training_needs_a_gpu():
