@@ -485,8 +485,9 @@ def score_in_memory(model, processor, spec, ds, batch_size: int = 64, max_new_to
 # %% ../nbs/15_evaluate.ipynb #5def9d2e
 def pipelined(prepare: Callable, work: Callable, finish: Callable, items: Iterable, ahead: bool = True):
     """`finish(work(prepare(item)))` for each of `items`, in order. With `ahead`, `prepare` and `finish` run on one
-    background thread and `work` on the caller's: the next item is prepared, and the one before finished, while this
-    one works (an error of `prepare` or `finish` is raised where its result is taken)."""
+    background thread and `work` on the caller's: the next item is prepared while this one works, and each result is
+    handed back before the next item's work starts (an error of `prepare` or `finish` is raised where its result is
+    taken)."""
     items = list(items)
     if not ahead:
         for it in items: yield finish(work(prepare(it)))
@@ -498,9 +499,8 @@ def pipelined(prepare: Callable, work: Callable, finish: Callable, items: Iterab
         for i in range(len(items)):
             prepared = nxt.result()
             if i + 1 < len(items): nxt = ex.submit(prepare, items[i + 1])
-            out = work(prepared)
-            if done is not None: yield done.result()
-            done = ex.submit(finish, out)
+            if done is not None: yield done.result()      # the one before: in the caller's hands before this one works
+            done = ex.submit(finish, work(prepared))
         if done is not None: yield done.result()
     finally:
         ex.shutdown(wait=False, cancel_futures=True)              # stopped early: nothing more is started
