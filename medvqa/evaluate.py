@@ -22,7 +22,7 @@ __all__ = ['BLANK_GREY', 'GROUPED_ATTENTION', 'to_images', 'blank_like', 'answer
            'grouped_vision', 'batch_inputs', 'generate_ids', 'decode_answers', 'generate_from', 'generate_batch',
            'is_model_folder', 'check_adapter', 'load_adapter', 'quantized_linear_bytes', 'dequantize_if_room',
            'fold_adapter', 'Specialist', 'eval_file', 'shard_of', 'merge_parts', 'prepare_rows', 'prediction_rows',
-           'predict_prepared', 'predict_rows', 'score_in_memory', 'pipelined', 'eval_batch', 'evaluate']
+           'predict_rows', 'score_in_memory', 'pipelined', 'eval_batch', 'evaluate']
 
 # %% ../nbs/15_evaluate.ipynb #e0be1aae
 def to_images(images: Any, max_pixels: int) -> list:
@@ -452,18 +452,13 @@ def prediction_rows(batch, outs: Sequence[str]) -> list[dict]:
             for r, o in zip(batch.select_columns(cols), outs)]
 
 
-def predict_prepared(model, processor, batch, inputs, max_new_tokens: int = 32, **generate_kwargs) -> list[dict]:
-    "Greedy predictions for a `datasets` batch from its prepared `inputs` (`prepare_rows`): `predictions.jsonl` rows."
-    return prediction_rows(batch, generate_from(model, processor, inputs, max_new_tokens, **generate_kwargs))
-
-
 def predict_rows(
     model, processor, spec, batch, max_new_tokens: int = 32, blind: bool = False, **generate_kwargs
 ) -> list[dict]:
     """Greedy predictions for a `datasets` batch of samples, as the rows `predictions.jsonl` holds; `blind`: every image
     mid-grey."""
-    return predict_prepared(model, processor, batch, prepare_rows(processor, spec, batch, blind), max_new_tokens,
-                            **generate_kwargs)
+    inputs = prepare_rows(processor, spec, batch, blind)
+    return prediction_rows(batch, generate_from(model, processor, inputs, max_new_tokens, **generate_kwargs))
 
 
 def score_in_memory(model, processor, spec, ds, batch_size: int = 64, max_new_tokens: int = 8) -> dict:
@@ -610,7 +605,7 @@ def evaluate(model: str,                          # a registry model (see `medvq
     t0, n_new = time.perf_counter(), 0
     bar = tqdm(total=len(todo), desc=f"evaluate {sp.spec.key}{' (blind)' if blind else ''}", unit="sample",
                disable=not progress or rank > 0)
-    # several threads and batches: each batch is prepared, and the one before decoded, while the GPU generates
+    # several threads and batches: each batch is prepared while the one before generates
     ahead = workers > 1 and len(batches) > 1
     with contextlib.closing(pipelined(prepare, generate, finish, batches, ahead=ahead)) as answered:
         for b, rows in enumerate(answered):
